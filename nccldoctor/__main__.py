@@ -1,0 +1,3 @@
+from nccldoctor.cli import main
+
+main()

@@ -1,0 +1,205 @@
+"""Command-line flags of `nccldoctor.bench` -> a typed, validated BenchConfig.
+
+Flags that nccl-tests also has keep its short names and meanings (-b -e -f -n -w -d -o -c -r),
+so a user can paste an nccl-tests command line. Every bad value raises UsageError with the
+value and what is allowed; nothing here prints or exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from nccldoctor.errors import UsageError
+from nccldoctor.units import parse_size
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "int32": torch.int32,
+    "int64": torch.int64,
+    "int8": torch.int8,
+    "uint8": torch.uint8,
+}
+# nccl-tests' spellings, accepted too.
+DTYPE_ALIASES = {
+    "float": "float32",
+    "double": "float64",
+    "half": "float16",
+    "int": "int32",
+    "bf16": "bfloat16",
+    "fp16": "float16",
+    "fp32": "float32",
+}
+
+REDUCE_OPS = ("sum", "prod", "min", "max", "avg")
+BACKENDS = ("auto", "nccl", "gloo")
+ALL_PROBES = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "sendrecv")
+
+
+@dataclass(kw_only=True)
+class BenchConfig:
+    probes: list[str] = field(default_factory=lambda: list(ALL_PROBES))
+    min_bytes: int = 8  # smallest total buffer size
+    max_bytes: int = 8 * 1024**2  # largest total buffer size
+    step_factor: int = 4  # multiply the size by this between rows
+    iters: int = 20  # timed iterations per size
+    warmup: int = 5  # untimed iterations per size, before the timed loop
+    dtype: str = "float32"
+    op: str = "sum"  # reduction op of all_reduce and reduce_scatter
+    check: bool = True  # verify every output element
+    root: int = 0  # broadcast root
+    backend: str = "auto"  # auto: NCCL when CUDA is usable, else Gloo on CPU
+    timeout: float = 300.0  # seconds for the whole run; every wait is bounded by it
+    out: Path | None = None  # report folder; None: ./nccldoctor-out/<timestamp>/
+    expect_busbw: dict[str, float] = field(default_factory=dict)  # probe -> GB/s
+    strict: bool = False  # warnings fail the run (exit 1)
+    quiet: bool = False  # terminal: verdict and findings only
+
+    def __post_init__(self) -> None:
+        self._check_numbers()
+        unknown = [p for p in self.probes if p not in ALL_PROBES]
+        if unknown:
+            raise UsageError(f"--probes: unknown probe {unknown[0]!r} (known: {', '.join(ALL_PROBES)})")
+        if not self.probes:
+            raise UsageError("--probes: name at least one probe")
+        if self.dtype not in DTYPES:
+            raise UsageError(f"--dtype: unknown dtype {self.dtype!r} (known: {', '.join(DTYPES)})")
+        if self.op not in REDUCE_OPS:
+            raise UsageError(f"--op: unknown op {self.op!r} (known: {', '.join(REDUCE_OPS)})")
+        if self.op == "avg" and not self.torch_dtype.is_floating_point:
+            raise UsageError(f"--op avg needs a floating dtype, not {self.dtype}")
+        if self.backend not in BACKENDS:
+            raise UsageError(f"--backend: {self.backend!r} is not one of {', '.join(BACKENDS)}")
+
+    def _check_numbers(self) -> None:
+        if self.min_bytes < 1 or self.max_bytes < 1:
+            raise UsageError("--min-bytes and --max-bytes must be at least 1 byte")
+        if self.min_bytes > self.max_bytes:
+            raise UsageError(f"--min-bytes ({self.min_bytes}) is larger than --max-bytes ({self.max_bytes})")
+        if self.step_factor < 2:
+            raise UsageError(f"--step-factor must be 2 or more, not {self.step_factor}")
+        if self.iters < 1:
+            raise UsageError(f"--iters must be 1 or more, not {self.iters}")
+        if self.warmup < 0:
+            raise UsageError(f"--warmup must be 0 or more, not {self.warmup}")
+        if not self.timeout > 0:
+            raise UsageError(f"--timeout must be a positive number of seconds, not {self.timeout}")
+        if self.root < 0:
+            raise UsageError(f"--root must be a rank (0 or more), not {self.root}")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    def sizes(self) -> list[int]:
+        """Total buffer sizes from min to max, multiplied by step_factor, as nccl-tests -f."""
+        sizes, size = [], self.min_bytes
+        while size <= self.max_bytes:
+            sizes.append(size)
+            size *= self.step_factor
+        return sizes
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError (one line) instead of printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+
+
+def _switch(text: str) -> bool:
+    if text not in ("0", "1"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not 0 or 1")
+    return text == "1"
+
+
+def parse_expect_busbw(text: str) -> dict[str, float]:
+    """'20' -> every probe 20 GB/s; 'all_reduce=20,all_gather=18' -> per probe."""
+
+    def gbps(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise UsageError(f"--expect-busbw: {value!r} is not a number of GB/s") from None
+        if number <= 0:
+            raise UsageError(f"--expect-busbw: {value!r} must be positive")
+        return number
+
+    if "=" not in text:
+        return dict.fromkeys(ALL_PROBES, gbps(text))
+    expectations = {}
+    for item in text.split(","):
+        probe, sep, value = item.partition("=")
+        if not sep or probe.strip() not in ALL_PROBES:
+            raise UsageError(f"--expect-busbw: {item!r} is not PROBE=GBPS (probes: {', '.join(ALL_PROBES)})")
+        expectations[probe.strip()] = gbps(value)
+    return expectations
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="nccldoctor.bench",
+        description="Measure and diagnose collective communication.",
+        allow_abbrev=False,
+    )
+    add = p.add_argument
+    add("-b", "--min-bytes", default="8", help="smallest total buffer size (8, 64K, 1M, 1G; default 8)")
+    add("-e", "--max-bytes", default="8M", help="largest total buffer size (default 8M)")
+    add("-f", "--step-factor", type=_int, default=4, help="size multiplier between rows (default 4)")
+    add("-n", "--iters", type=_int, default=20, help="timed iterations per size (default 20)")
+    add("-w", "--warmup", type=_int, default=5, help="untimed warm-up iterations per size (default 5)")
+    add("-d", "--dtype", default="float32", help=f"element type: {', '.join(DTYPES)} (default float32)")
+    add("-o", "--op", default="sum", help=f"reduction: {', '.join(REDUCE_OPS)} (default sum)")
+    add("-c", "--check", type=_switch, default=True, help="check every output element: 1 or 0 (default 1)")
+    add("-r", "--root", type=_int, default=0, help="broadcast root rank (default 0)")
+    add("--probes", default=",".join(ALL_PROBES), help="comma list of probes (default: all)")
+    add("--backend", default="auto", help="auto, nccl or gloo (auto: NCCL with CUDA, else Gloo)")
+    add("--timeout", type=_seconds, default=300.0, help="deadline for the whole run in seconds (default 300)")
+    add("--out", default=None, help="report folder (default ./nccldoctor-out/<timestamp>)")
+    add("--expect-busbw", default=None, help="GB/s expected at the largest size: 20, or all_reduce=20,...")
+    add("--strict", action="store_true", help="exit 1 on warnings too")
+    add("--quiet", action="store_true", help="print only findings and the verdict")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> BenchConfig:
+    args = build_parser().parse_args(argv)
+    dtype = DTYPE_ALIASES.get(args.dtype, args.dtype)
+    return BenchConfig(
+        probes=[name.strip() for name in args.probes.split(",") if name.strip()],
+        min_bytes=parse_size(args.min_bytes, "--min-bytes"),
+        max_bytes=parse_size(args.max_bytes, "--max-bytes"),
+        step_factor=args.step_factor,
+        iters=args.iters,
+        warmup=args.warmup,
+        dtype=dtype,
+        op=args.op,
+        check=args.check,
+        root=args.root,
+        backend=args.backend,
+        timeout=args.timeout,
+        out=Path(args.out) if args.out else None,
+        expect_busbw=parse_expect_busbw(args.expect_busbw) if args.expect_busbw else {},
+        strict=args.strict,
+        quiet=args.quiet,
+    )

@@ -1,0 +1,154 @@
+"""Findings: the catalogue of codes (stable API), the Finding record, verdict and exit code.
+
+Every code the tool can emit is listed in CATALOG with its default severity, what it means
+and the generic fix; README's table is checked against it by a test. A probe that emits a
+finding fills in the specifics: which ranks and nodes, the numbers, and a fix for this case.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class Severity(str, enum.Enum):
+    INFO = "info"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class CodeSpec:
+    code: str
+    severity: Severity
+    meaning: str
+    fix: str
+
+
+_SPECS = [
+    CodeSpec(
+        "wrong_data",
+        Severity.FAIL,
+        "A collective returned wrong values on the named ranks (checked element by element).",
+        "Suspect the named ranks' GPU or host memory and their links: run the bench again with "
+        "only those nodes, check dmesg / NVML for ECC and Xid errors, and drain the node if it "
+        "repeats.",
+    ),
+    CodeSpec(
+        "rank_timeout",
+        Severity.FAIL,
+        "The run's deadline passed and the named ranks had not arrived at the step the others "
+        "were waiting in (they were alive but late, or the collective never completed).",
+        "Look at what the named ranks were doing (py-spy dump, NCCL_DEBUG=INFO); if every rank "
+        "is named, the collective itself hung: check the network (interfaces, firewall) "
+        "between the named nodes, or raise --timeout if the run is just slow.",
+    ),
+    CodeSpec(
+        "rank_crashed",
+        Severity.FAIL,
+        "The named ranks died or stopped responding (no heartbeat) before the run finished.",
+        "Read the named ranks' stderr (torchrun prints it); check dmesg on their node for OOM "
+        "kills, segfaults or Xid errors.",
+    ),
+    CodeSpec(
+        "run_interrupted",
+        Severity.FAIL,
+        "The run was stopped by a signal (Ctrl-C, SIGTERM from the launcher or the scheduler) "
+        "before it finished.",
+        "Run it again; if a scheduler stopped it, give the job more time or lower --max-bytes.",
+    ),
+    CodeSpec(
+        "collective_error",
+        Severity.FAIL,
+        "A collective failed with a backend error on the named ranks while no rank crashed or "
+        "ran late: the connection between ranks broke.",
+        "Check the links and firewalls between the named nodes (NCCL_DEBUG=INFO shows the "
+        "failing connection); re-run to see whether it repeats.",
+    ),
+    CodeSpec(
+        "low_bandwidth",
+        Severity.FAIL,
+        "Bus bandwidth at the largest size measured is below what the user said to expect (--expect-busbw).",
+        "Check which interface and transport carry the traffic (NCCL_DEBUG=INFO) and the links "
+        "of the slowest ranks; re-run with a larger --max-bytes if the curve had not levelled.",
+    ),
+    CodeSpec(
+        "probe_skipped",
+        Severity.INFO,
+        "A probe did not run because this job cannot run it (e.g. send/recv needs two ranks).",
+        "Nothing to fix; run with more ranks to measure it.",
+    ),
+]
+
+CATALOG: dict[str, CodeSpec] = {spec.code: spec for spec in _SPECS}
+
+# Codes that mean the run did not finish: the verdict is `error` and the exit code 3.
+INCOMPLETE_CODES = frozenset({"rank_timeout", "rank_crashed", "run_interrupted", "collective_error"})
+
+
+@dataclass
+class Finding:
+    code: str
+    severity: Severity
+    message: str
+    nodes: list[int] = field(default_factory=list)
+    ranks: list[int] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    fix: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["severity"] = self.severity.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        return cls(**{**data, "severity": Severity(data["severity"])})
+
+
+def make_finding(
+    code: str,
+    message: str,
+    *,
+    ranks: Iterable[int] = (),
+    nodes: Iterable[int] = (),
+    evidence: dict[str, Any] | None = None,
+    fix: str | None = None,
+    severity: Severity | None = None,
+) -> Finding:
+    """A finding for a catalogued code; severity and fix default to the catalogue's."""
+    spec = CATALOG[code]
+    return Finding(
+        code=code,
+        severity=severity or spec.severity,
+        message=message,
+        nodes=sorted(set(nodes)),
+        ranks=sorted(set(ranks)),
+        evidence=evidence or {},
+        fix=fix or spec.fix,
+    )
+
+
+_SEVERITY_ORDER = {Severity.INFO: 0, Severity.WARN: 1, Severity.FAIL: 2}
+
+
+def verdict(findings: Iterable[Finding], complete: bool) -> str:
+    """pass | warn | fail | error: `error` when the run did not complete, else the worst severity."""
+    if not complete:
+        return "error"
+    worst = max((_SEVERITY_ORDER[f.severity] for f in findings), default=0)
+    return {0: "pass", 1: "warn", 2: "fail"}[worst]
+
+
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+
+
+def exit_code(verdict_: str, strict: bool = False) -> int:
+    """0 pass (and warn unless strict), 1 fail, 3 incomplete. Usage errors (2) never get here."""
+    if verdict_ == "error":
+        return EXIT_INCOMPLETE
+    if verdict_ == "fail" or (verdict_ == "warn" and strict):
+        return EXIT_FAIL
+    return EXIT_PASS

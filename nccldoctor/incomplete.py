@@ -1,0 +1,122 @@
+"""Why a run did not complete, from what each rank left in the store (see supervisor.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from nccldoctor.analysis import NodesOf, ranks_text
+from nccldoctor.findings import Finding, make_finding
+from nccldoctor.supervisor import LIVENESS_WINDOW_S, Cause, RankState
+
+LabelOf = Callable[[int], str]
+_TIMEOUT_KINDS = {"deadline", "timeout"}
+
+
+def diagnose_incomplete(
+    cause: Cause, states: list[RankState], label_of: LabelOf, nodes_of: NodesOf
+) -> list[Finding]:
+    """The findings that explain an incomplete run, most fundamental first.
+
+    A crash explains everything after it (the survivors' collectives fail, the launcher
+    kills them), so late or interrupted ranks are only reported when nobody crashed.
+    """
+    findings = _crashes(states, label_of, nodes_of)
+    missing = [s.rank for s in states if not s.joined]
+    if missing:
+        findings.append(
+            make_finding(
+                "rank_timeout",
+                f"{ranks_text(missing)} never joined the run (no heartbeat at all)",
+                ranks=missing,
+                nodes=nodes_of(missing),
+                evidence={"never_joined": missing},
+            )
+        )
+    if findings:
+        return findings
+    kinds = {s.status["kind"] for s in states if s.status} | {cause.root_kind}
+    if kinds & _TIMEOUT_KINDS:
+        return [_late_ranks(states, label_of, nodes_of)]
+    if "signal" in kinds:
+        return [_interrupted(states, nodes_of)]
+    return [_collective_errors(states, label_of, nodes_of, cause)]
+
+
+def _crashes(states: list[RankState], label_of: LabelOf, nodes_of: NodesOf) -> list[Finding]:
+    findings = []
+    silent = [s for s in states if s.joined and not s.alive]
+    if silent:
+        ranks = [s.rank for s in silent]
+        where = "; ".join(f"rank {s.rank} in {label_of(s.step)}" for s in silent)
+        findings.append(
+            make_finding(
+                "rank_crashed",
+                f"{ranks_text(ranks)} stopped without a word (no heartbeat for "
+                f"{LIVENESS_WINDOW_S:g} s, no exit status: killed, crashed or frozen): {where}",
+                ranks=ranks,
+                nodes=nodes_of(ranks),
+                evidence={"last_step": {s.rank: label_of(s.step) for s in silent}},
+            )
+        )
+    for s in states:
+        if s.status and s.status["kind"] == "error":
+            findings.append(
+                make_finding(
+                    "rank_crashed",
+                    f"rank {s.rank} failed in {s.status['label']}: {s.status['message']}",
+                    ranks=[s.rank],
+                    nodes=nodes_of([s.rank]),
+                    evidence={"step": s.status["label"], "error": s.status["message"]},
+                )
+            )
+    return findings
+
+
+def _late_ranks(states: list[RankState], label_of: LabelOf, nodes_of: NodesOf) -> Finding:
+    alive = [s for s in states if s.alive]
+    front = max(s.step for s in alive)
+    late = [s for s in alive if s.step < front]
+    evidence = {"waiting_in": label_of(front), "steps": {s.rank: label_of(s.step) for s in alive}}
+    if late:
+        ranks = [s.rank for s in late]
+        where = "; ".join(f"rank {s.rank} was still in {label_of(s.step)}" for s in late)
+        message = (
+            f"deadline passed: {ranks_text(ranks)} had not arrived at {label_of(front)}, "
+            f"where the others waited ({where})"
+        )
+    else:
+        ranks = [s.rank for s in alive]
+        message = (
+            f"deadline passed: {label_of(front)} never completed; no rank was behind "
+            f"({ranks_text(ranks)} all waited in it)"
+        )
+    return make_finding("rank_timeout", message, ranks=ranks, nodes=nodes_of(ranks), evidence=evidence)
+
+
+def _interrupted(states: list[RankState], nodes_of: NodesOf) -> Finding:
+    signalled = [s for s in states if s.status and s.status["kind"] == "signal"]
+    ranks = [s.rank for s in signalled]
+    what = sorted({s.status["message"] for s in signalled})
+    return make_finding(
+        "run_interrupted",
+        f"stopped by a signal ({', '.join(what)}) on {ranks_text(ranks)}",
+        ranks=ranks,
+        nodes=nodes_of(ranks),
+        evidence={"signals": what},
+    )
+
+
+def _collective_errors(
+    states: list[RankState], label_of: LabelOf, nodes_of: NodesOf, cause: Cause
+) -> Finding:
+    failed = [s for s in states if s.status and s.status["kind"] == "comm"]
+    ranks = [s.rank for s in failed]
+    errors = {s.rank: s.status["message"] for s in failed}
+    first = failed[0].status if failed else {"label": label_of(-1), "message": cause.message}
+    return make_finding(
+        "collective_error",
+        f"{first['label']} failed on {ranks_text(ranks)}: {first['message']}",
+        ranks=ranks,
+        nodes=nodes_of(ranks),
+        evidence={"errors": errors},
+    )

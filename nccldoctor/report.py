@@ -1,0 +1,115 @@
+"""The one in-memory report every sink renders, and how it is assembled."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import torch
+
+from nccldoctor import __version__
+from nccldoctor.environment import differences_by_node
+from nccldoctor.findings import Finding, exit_code, verdict
+from nccldoctor.runtime import Job, RankInfo
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Report:
+    job: dict[str, Any]
+    environment: dict[str, Any]
+    results: list[dict[str, Any]]
+    findings: list[Finding]
+    complete: bool = True
+    strict: bool = False
+    created: str = field(
+        default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    )
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.findings, self.complete)
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(self.verdict, self.strict)
+
+    def results_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "tool": {"name": "nccldoctor", "version": __version__},
+            "created": self.created,
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "complete": self.complete,
+            "strict": self.strict,
+            "job": self.job,
+            "environment": self.environment,
+            "results": self.results,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        return cls(
+            job=data["job"],
+            environment=data["environment"],
+            results=data["results"],
+            findings=[Finding.from_dict(f) for f in data["findings"]],
+            complete=data["complete"],
+            strict=data.get("strict", False),
+            created=data["created"],
+        )
+
+
+def versions() -> dict[str, str | None]:
+    nccl = None
+    if torch.cuda.is_available():
+        with_nccl = getattr(torch.cuda, "nccl", None)
+        if with_nccl is not None:
+            nccl = ".".join(map(str, with_nccl.version()))
+    return {"torch": torch.__version__, "cuda": torch.version.cuda, "nccl": nccl}
+
+
+def describe_device(job: Job) -> str:
+    if job.device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(job.device)})"
+    return "cpu"
+
+
+def describe_job(job: Job) -> dict[str, Any]:
+    """The `job` section: sizes, backend, versions and the nodes with their ranks."""
+    return {
+        "world_size": job.world_size,
+        "nnodes": job.launch.nnodes,
+        "backend": job.backend,
+        "device": describe_device(job),
+        "versions": versions(),
+        "nodes": nodes_table(job.ranks),
+    }
+
+
+def nodes_table(ranks: list[RankInfo]) -> list[dict[str, Any]]:
+    nodes: dict[int, dict[str, Any]] = {}
+    for info in sorted(ranks, key=lambda i: i.rank):
+        node = nodes.setdefault(
+            info.node_rank, {"node_rank": info.node_rank, "hostname": info.hostname, "ranks": []}
+        )
+        node["ranks"].append(info.rank)
+    return [nodes[n] for n in sorted(nodes)]
+
+
+def describe_environment(ranks: list[RankInfo]) -> dict[str, Any]:
+    """Rank 0's relevant variables, plus any that differ between nodes (a classic trap)."""
+    if not ranks:
+        return {"variables": {}, "differs_by_node": {}}
+    first_per_node = {}
+    for info in ranks:
+        first_per_node.setdefault(info.node_rank, info.env)
+    return {"variables": ranks[0].env, "differs_by_node": differences_by_node(first_per_node)}

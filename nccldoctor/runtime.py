@@ -1,0 +1,204 @@
+"""Joining the job: torchrun's environment -> who am I, which backend, which store.
+
+Node identity is torchrun's node rank (GROUP_RANK): emulated or containerised nodes may share
+a hostname or fail to resolve it, so the hostname is only a label.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import socket
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.distributed as dist
+
+from nccldoctor.errors import UsageError
+
+
+class StoreUnreachable(Exception):
+    """The rendezvous store cannot be reached: nothing can be coordinated (exit 3)."""
+
+
+@dataclass(frozen=True)
+class LaunchEnv:
+    """What the launcher told this process (RANK, WORLD_SIZE, ... or nothing: a single rank)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+    node_rank: int = 0
+    nnodes: int = 1
+    master_addr: str | None = None
+    master_port: int | None = None
+    agent_store: bool = False  # torchrun's agent hosts the TCPStore on MASTER_PORT
+    restart_count: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.master_addr is not None
+
+
+def _env_int(env: dict[str, str], name: str, default: int | None = None) -> int:
+    raw = env.get(name)
+    if raw is None:
+        if default is None:
+            raise UsageError(
+                f"{name} is not set (launch with torchrun, or set RANK, WORLD_SIZE, "
+                "MASTER_ADDR and MASTER_PORT)"
+            )
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise UsageError(f"environment: {name}={raw!r} is not a whole number") from None
+
+
+def read_launch_env(env: dict[str, str] | None = None) -> LaunchEnv:
+    """Parse torchrun's variables; without RANK the process is a single rank of its own."""
+    env = dict(os.environ if env is None else env)
+    if "RANK" not in env:
+        return LaunchEnv()
+    rank = _env_int(env, "RANK")
+    world_size = _env_int(env, "WORLD_SIZE")
+    local_world_size = _env_int(env, "LOCAL_WORLD_SIZE", world_size)
+    if not 0 <= rank < world_size:
+        raise UsageError(f"environment: RANK={rank} is outside WORLD_SIZE={world_size}")
+    if local_world_size < 1:
+        raise UsageError(f"environment: LOCAL_WORLD_SIZE={local_world_size} must be 1 or more")
+    master_addr = env.get("MASTER_ADDR")
+    if not master_addr:
+        raise UsageError("environment: MASTER_ADDR is not set")
+    return LaunchEnv(
+        rank=rank,
+        world_size=world_size,
+        local_rank=_env_int(env, "LOCAL_RANK", rank % local_world_size),
+        local_world_size=local_world_size,
+        node_rank=_env_int(env, "GROUP_RANK", rank // local_world_size),
+        nnodes=_env_int(env, "GROUP_WORLD_SIZE", -(-world_size // local_world_size)),
+        master_addr=master_addr,
+        master_port=_env_int(env, "MASTER_PORT"),
+        agent_store=env.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true",
+        restart_count=_env_int(env, "TORCHELASTIC_RESTART_COUNT", 0),
+    )
+
+
+def choose_backend(requested: str, local_rank: int) -> tuple[str, torch.device]:
+    """auto: NCCL on this rank's GPU (LOCAL_RANK) when CUDA is usable, else Gloo on the CPU."""
+    cuda_ok = torch.cuda.is_available() and dist.is_nccl_available()
+    if requested == "auto":
+        requested = "nccl" if cuda_ok and torch.cuda.device_count() > local_rank else "gloo"
+    if requested == "gloo":
+        return "gloo", torch.device("cpu")
+    if not cuda_ok:
+        raise UsageError("--backend nccl needs CUDA and NCCL, and this rank has neither usable")
+    if torch.cuda.device_count() <= local_rank:
+        raise UsageError(
+            f"--backend nccl: LOCAL_RANK {local_rank} has no GPU "
+            f"(this node shows {torch.cuda.device_count()})"
+        )
+    return "nccl", torch.device("cuda", local_rank)
+
+
+def connect_store(launch: LaunchEnv, timeout_s: float, serve: bool = True) -> dist.Store:
+    """A client of the job's rendezvous store (a private in-memory store for a single rank).
+
+    Under torchrun the agent already serves a TCPStore on MASTER_PORT; other launchers that
+    only set MASTER_ADDR/PORT get one served by rank 0, as init_process_group would
+    (`serve`: this connection may be that server; a second client of rank 0 must not).
+    """
+    if not launch.distributed:
+        return dist.HashStore()
+    timeout = datetime.timedelta(seconds=timeout_s)
+    try:
+        return dist.TCPStore(
+            launch.master_addr,
+            launch.master_port,
+            world_size=launch.world_size,
+            is_master=serve and launch.rank == 0 and not launch.agent_store,
+            timeout=timeout,
+            wait_for_workers=False,
+        )
+    except (RuntimeError, dist.DistError) as exc:
+        raise StoreUnreachable(
+            f"cannot reach the rendezvous store at {launch.master_addr}:{launch.master_port}: "
+            f"{str(exc).splitlines()[0]}"
+        ) from exc
+
+
+def run_prefix(launch: LaunchEnv) -> str:
+    """Keys of one launch attempt; a torchrun restart gets fresh ones."""
+    return f"nccldoctor/{launch.restart_count}/"
+
+
+@dataclass
+class RankInfo:
+    """What each rank publishes about itself before any collective (store only)."""
+
+    rank: int
+    local_rank: int
+    node_rank: int
+    hostname: str
+    pid: int
+    device: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def publish_rank_info(store: dist.Store, info: RankInfo) -> None:
+    store.set(f"info/{info.rank}", json.dumps(asdict(info)))
+
+
+def read_rank_infos(store: dist.Store, world_size: int, timeout_s: float) -> list[RankInfo]:
+    """Every rank's RankInfo in one round trip; waits (bounded) for ranks still joining."""
+    keys = [f"info/{r}" for r in range(world_size)]
+    store.wait(keys, datetime.timedelta(seconds=timeout_s))
+    return [RankInfo(**json.loads(raw)) for raw in store.multi_get(keys)]
+
+
+def init_process_group(
+    store: dist.Store, launch: LaunchEnv, backend: str, device: torch.device, timeout_s: float
+) -> None:
+    """Join the process group; every later collective times out after `timeout_s`."""
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(
+        backend=backend,
+        store=dist.PrefixStore("pg", store),
+        rank=launch.rank,
+        world_size=launch.world_size,
+        timeout=datetime.timedelta(seconds=timeout_s),
+        device_id=device if device.type == "cuda" else None,
+    )
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+@dataclass
+class Job:
+    """The joined job as this rank sees it. `ranks` is filled on the report writer only."""
+
+    launch: LaunchEnv
+    backend: str
+    device: torch.device
+    ranks: list[RankInfo] = field(default_factory=list)
+
+    @property
+    def rank(self) -> int:
+        return self.launch.rank
+
+    @property
+    def world_size(self) -> int:
+        return self.launch.world_size
+
+    def node_of(self, rank: int) -> int:
+        if rank < len(self.ranks):
+            return self.ranks[rank].node_rank
+        return rank // self.launch.local_world_size
+
+    def nodes_of(self, ranks: list[int]) -> list[int]:
+        return sorted({self.node_of(r) for r in ranks})

@@ -1,0 +1,85 @@
+"""The tables every human-readable sink shows, shaped once (pandas) and rendered per format.
+
+Per probe: nccl-tests' columns and order (size, count, type, redop, root, then time, algbw,
+busbw, #wrong out-of-place and in-place), plus the slowest rank and its time. A column group
+that torch cannot measure for a collective (e.g. out-of-place all_reduce) shows "n/a".
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from nccldoctor.findings import Finding
+from nccldoctor.units import format_size
+
+MODE_COLUMNS = ("time (us)", "algbw (GB/s)", "busbw (GB/s)", "#wrong")
+PROBE_COLUMNS = [
+    "size (B)",
+    "count (elements)",
+    "type",
+    "redop",
+    "root",
+    *(f"out-of-place {c}" for c in MODE_COLUMNS),
+    *(f"in-place {c}" for c in MODE_COLUMNS),
+    "slowest rank",
+    "slowest time (us)",
+]
+NOT_MEASURED = "n/a"
+
+
+def short_header(column: str) -> str:
+    """'out-of-place time (us)' -> 'time\\n(us)': nccl-tests' two-line header, for narrow screens."""
+    name = column.removeprefix("out-of-place ").removeprefix("in-place ")
+    return name.replace(" (", "\n(")
+
+
+def _mode_cells(row: pd.Series | None, checked: bool) -> list[str]:
+    if row is None:
+        return [NOT_MEASURED] * len(MODE_COLUMNS)
+    wrong = str(int(row["wrong"])) if checked else "N/A"
+    return [f"{row['time_us']:.1f}", f"{row['algbw_gbps']:.3f}", f"{row['busbw_gbps']:.3f}", wrong]
+
+
+def probe_tables(results: list[dict], checked: bool = True) -> dict[str, pd.DataFrame]:
+    """One display table per probe, keyed by probe name, in the order the probes ran."""
+    if not results:
+        return {}
+    frame = pd.DataFrame(results)
+    tables = {}
+    for probe, rows in frame.groupby("probe", sort=False):
+        lines = []
+        for size, at_size in rows.groupby("size_bytes", sort=True):
+            by_mode = {bool(r["inplace"]): r for _, r in at_size.iterrows()}
+            first = at_size.iloc[0]
+            slowest = at_size.loc[at_size["max_time_us"].idxmax()]
+            lines.append(
+                [
+                    format_size(int(size)),
+                    int(first["count"]),
+                    first["dtype"],
+                    first["op"],
+                    int(first["root"]),
+                    *_mode_cells(by_mode.get(False), checked),
+                    *_mode_cells(by_mode.get(True), checked),
+                    int(slowest["slowest_rank"]),
+                    f"{slowest['max_time_us']:.1f}",
+                ]
+            )
+        tables[str(probe)] = pd.DataFrame(lines, columns=PROBE_COLUMNS)
+    return tables
+
+
+def average_busbw(results: list[dict], probe: str) -> float:
+    """nccl-tests' footer number: mean busbw over every row of the probe."""
+    values = [r["busbw_gbps"] for r in results if r["probe"] == probe]
+    return sum(values) / len(values) if values else 0.0
+
+
+def where(finding: Finding) -> str:
+    """'node 1 / ranks 2,3' -- the location column of the findings table."""
+    parts = []
+    if finding.nodes:
+        parts.append(("node " if len(finding.nodes) == 1 else "nodes ") + ",".join(map(str, finding.nodes)))
+    if finding.ranks:
+        parts.append(("rank " if len(finding.ranks) == 1 else "ranks ") + ",".join(map(str, finding.ranks)))
+    return " / ".join(parts) or "job"

@@ -1,0 +1,72 @@
+"""The terminal: one table per probe (nccl-tests' columns), the findings with fixes, the verdict."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from nccldoctor.report import Report
+from nccldoctor.reports.tables import average_busbw, probe_tables, short_header, where
+
+LOG_WIDTH = 160  # when stdout is a file or a pipe, do not squeeze tables into 80 columns
+_VERDICT_STYLE = {"pass": "bold green", "warn": "bold yellow", "fail": "bold red", "error": "bold red"}
+_SEVERITY_STYLE = {"info": "cyan", "warn": "yellow", "fail": "red"}
+
+
+class TerminalSink:
+    def __init__(self, quiet: bool = False, console: Console | None = None) -> None:
+        self.quiet = quiet
+        self.console = console or make_console()
+
+    def emit(self, report: Report, out_dir: Path | None) -> None:
+        job = report.job
+        self.console.print(
+            f"nccldoctor: {job.get('world_size')} ranks on {job.get('nnodes')} node(s), "
+            f"backend {job.get('backend')}, device {job.get('device')}"
+        )
+        if not self.quiet:
+            for probe, frame in probe_tables(report.results).items():
+                self._probe_table(probe, frame, average_busbw(report.results, probe))
+        self._findings(report)
+        self._verdict(report, out_dir)
+
+    def _probe_table(self, probe: str, frame, avg_busbw: float) -> None:
+        table = Table(
+            title=f"{probe}   (out-of-place | in-place)",
+            title_justify="left",
+            caption=f"Avg bus bandwidth: {avg_busbw:.3f} GB/s",
+            caption_justify="left",
+        )
+        for column in frame.columns:
+            table.add_column(short_header(column), justify="right")
+        for row in frame.itertuples(index=False):
+            table.add_row(*map(str, row))
+        self.console.print(table)
+
+    def _findings(self, report: Report) -> None:
+        if not report.findings:
+            self.console.print("No findings.")
+            return
+        table = Table(title="Findings", title_justify="left", show_lines=True)
+        for column in ("severity", "code", "where", "message", "fix"):
+            table.add_column(column, overflow="fold")
+        for f in report.findings:
+            style = _SEVERITY_STYLE[f.severity.value]
+            table.add_row(f"[{style}]{f.severity.value}[/]", f.code, where(f), f.message, f.fix)
+        self.console.print(table)
+
+    def _verdict(self, report: Report, out_dir: Path | None) -> None:
+        style = _VERDICT_STYLE[report.verdict]
+        tail = "" if report.complete else " (incomplete run: partial report)"
+        self.console.print(
+            f"[{style}]verdict: {report.verdict.upper()}[/] exit code {report.exit_code}{tail}"
+        )
+        if out_dir is not None:
+            self.console.print(f"report: {out_dir}")
+
+
+def make_console() -> Console:
+    return Console(highlight=False, width=None if sys.stdout.isatty() else LOG_WIDTH)

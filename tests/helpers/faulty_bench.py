@@ -1,0 +1,79 @@
+"""nccldoctor.bench with one injected fault, for tests only (torchrun runs this script).
+
+usage: faulty_bench.py FAULT RANK WHERE [bench args...]
+
+FAULT  crash            rank RANK exits at once (os._exit) when it enters a step matching WHERE
+       stall            rank RANK sleeps for an hour when it enters a step matching WHERE
+       raise            rank RANK raises an exception in a step matching WHERE
+       corrupt-output   after each call of probe WHERE, one element of rank RANK's output is changed
+       corrupt-input    rank RANK's input to probe WHERE is changed before every call
+
+Faults come from monkeypatching and subclassing here; the product has no fault hooks.
+"""
+
+import os
+import sys
+import time
+
+import torch
+
+from nccldoctor import bench
+from nccldoctor.probes import REGISTRY
+
+
+def inject_at_step(fault: str, rank: int, where: str) -> None:
+    original = bench.Bench.step
+
+    def step(self, label: str) -> None:
+        if self.launch.rank == rank and where in label:
+            if fault == "crash":
+                os._exit(17)
+            if fault == "stall":
+                time.sleep(3600)
+            if fault == "raise":
+                raise ZeroDivisionError("injected failure")
+        original(self, label)
+
+    bench.Bench.step = step
+
+
+def corrupt_probe(fault: str, rank: int, probe: str) -> None:
+    base = REGISTRY[probe]
+
+    class Corrupted(base):
+        def make_call(self, send, recv, layout, inplace, my_rank, world_size):
+            call = super().make_call(send, recv, layout, inplace, my_rank, world_size)
+            if my_rank != rank:
+                return call
+            run = call.run
+            if fault == "corrupt-output":
+
+                def corrupted_run():
+                    run()
+                    call.output[-1] += 1
+
+                call.run = corrupted_run
+            else:
+
+                def corrupted_run():
+                    call.inputs[0] = call.inputs[0] + 1
+                    run()
+
+                call.run = corrupted_run
+            return call
+
+    REGISTRY[probe] = Corrupted
+
+
+def main() -> None:
+    fault, rank, where, *bench_args = sys.argv[1:]
+    if fault.startswith("corrupt"):
+        corrupt_probe(fault, int(rank), where)
+    else:
+        inject_at_step(fault, int(rank), where)
+    torch.manual_seed(0)
+    bench.main(bench_args)
+
+
+if __name__ == "__main__":
+    main()
