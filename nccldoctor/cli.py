@@ -49,8 +49,11 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="nccldoctor", description="Diagnose collective communication. "
-                     "The measurement itself runs under torchrun: torchrun ... -m nccldoctor.bench")
+    parser = Parser(
+        prog="nccldoctor",
+        description="Diagnose collective communication. "
+        "The measurement itself runs under torchrun: torchrun ... -m nccldoctor.bench",
+    )
     parser.add_argument("--version", action="version", version=f"nccldoctor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     show_parser = sub.add_parser("show", help=COMMANDS["show"][0])

@@ -140,7 +140,9 @@ def parse_expect_busbw(text: str) -> dict[str, float]:
         try:
             number = float(value)
         except ValueError:
-            raise UsageError(f"--expect-busbw: {value!r} is not a number of GB/s") from None
+            raise UsageError(
+                f"--expect-busbw: {value!r} is not a number of GB/s (use 20, or all_reduce=20,sendrecv=10)"
+            ) from None
         if number <= 0:
             raise UsageError(f"--expect-busbw: {value!r} must be positive")
         return number

@@ -29,11 +29,11 @@ import torch.distributed as dist
 
 from nccldoctor.errors import UsageError
 from nccldoctor.findings import EXIT_INCOMPLETE, EXIT_USAGE
+from nccldoctor.signals import HANDLED_SIGNALS, exit_on_signal
 
 HEARTBEAT_S = 0.5  # beat and poll period
 LIVENESS_WINDOW_S = 2.0  # a rank that has not beaten for this long and said nothing is gone
 WRITER_WAIT_S = 20.0  # how long a non-writer waits for the partial report before exiting
-HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 # How an exception raised by a collective reads when the fault is another rank's or the
 # network's rather than this rank's own.
@@ -47,6 +47,10 @@ _COMM_MARKERS = (
     "timed out",
     "timeout",
 )
+
+
+# Stops that are usually the consequence of another rank's failure.
+_CONSEQUENTIAL_KINDS = frozenset({"signal", "comm", "timeout", "deadline"})
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,7 @@ class Supervisor:
         self.on_stop_display: Callable[[], None] = lambda: None
         self._lock = threading.Lock()
         self._phase = "running"  # running -> ending (abort/finish claimed) -> done
+        self.exit_code: int | None = None  # the run's code, once finish() knows it
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="nccldoctor-supervisor", daemon=True)
         self._wakeup_r, self._wakeup_w = socket.socketpair()
@@ -132,6 +137,9 @@ class Supervisor:
         self._stop.set()
         self._thread.join(timeout=2 * self.heartbeat_s + 1)
         self._restore_signals()
+        if self.exit_code is not None:
+            # Teardown may outlast a peer's exit, and torchrun then SIGTERMs this rank.
+            exit_on_signal(self.exit_code)
 
     def remaining_s(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
@@ -167,6 +175,7 @@ class Supervisor:
             exit_code = int(self.store.get("done"))
         if not self._claim("done"):
             self._park()
+        self.exit_code = exit_code
         return exit_code
 
     # -- the abnormal end ------------------------------------------------------------------
@@ -174,6 +183,7 @@ class Supervisor:
         """End the run from any thread: post why, let the writer write, exit (2 or 3)."""
         if not self._claim("ending"):
             self._park()  # another thread is already ending the run; it will exit the process
+        cause = self._root_cause(cause)
         code = EXIT_USAGE if cause.root_kind == "usage" else EXIT_INCOMPLETE
         try:
             self.on_stop_display()
@@ -192,6 +202,21 @@ class Supervisor:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+    def _root_cause(self, cause: Cause) -> Cause:
+        """A stop that follows another rank's abort (its collectives failed, torchrun killed
+        it) takes that rank's cause as its root, so every rank exits with the same code."""
+        if cause.kind not in _CONSEQUENTIAL_KINDS or cause.origin is not None:
+            return cause  # its own bad input or exception is this rank's own story
+        try:
+            if not self.store.check(["abort"]):
+                return cause
+            origin = json.loads(self.store.get("abort"))
+        except Exception:
+            return cause
+        if origin["rank"] == self.rank:
+            return cause
+        return Cause(cause.kind, cause.message, origin)
 
     def _end_usage(self, cause: Cause) -> None:
         self._post(cause)
@@ -238,7 +263,7 @@ class Supervisor:
             states.append(
                 RankState(
                     rank=rank,
-                    joined=last[rank] > 0 or status is not None,
+                    joined=last[rank] > 0 or steps[rank] > 0 or status is not None,
                     alive=status is not None or last[rank] > first[rank],
                     step=status["step"] if status else steps[rank] - 1,
                     status=status,
@@ -281,16 +306,16 @@ class Supervisor:
 
     # -- the watching thread ---------------------------------------------------------------
     def _watch(self) -> None:
+        signum = None  # beat at once: a rank may die before the first period ends
         while not self._stop.is_set():
+            if self._phase == "running":
+                try:
+                    cause = self._check(signum)
+                except Exception as exc:  # the store is unreachable: the job is lost
+                    cause = Cause("comm", f"rendezvous store unreachable: {exc}")
+                if cause is not None:
+                    self.abort(cause)
             signum = self._wait_for_signal(self.heartbeat_s)
-            if self._phase != "running":
-                continue
-            try:
-                cause = self._check(signum)
-            except Exception as exc:  # the store is unreachable: the job is lost
-                cause = Cause("comm", f"rendezvous store unreachable: {exc}")
-            if cause is not None:
-                self.abort(cause)
 
     def _check(self, signum: int | None) -> Cause | None:
         self.store.add(f"beat/{self.rank}", 1)

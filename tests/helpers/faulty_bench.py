@@ -2,9 +2,9 @@
 
 usage: faulty_bench.py FAULT RANK WHERE [bench args...]
 
-FAULT  crash            rank RANK exits at once (os._exit) when it enters a step matching WHERE
-       stall            rank RANK sleeps for an hour when it enters a step matching WHERE
-       raise            rank RANK raises an exception in a step matching WHERE
+FAULT  crash            rank RANK exits at once (os._exit) inside the first step matching WHERE
+       stall            rank RANK sleeps for an hour instead of entering a step matching WHERE
+       raise            rank RANK raises an exception inside the first step matching WHERE
        corrupt-output   after each call of probe WHERE, one element of rank RANK's output is changed
        corrupt-input    rank RANK's input to probe WHERE is changed before every call
 
@@ -17,24 +17,24 @@ import time
 
 import torch
 
-from nccldoctor import bench
+from nccldoctor import bench, runner
 from nccldoctor.probes import REGISTRY
 
 
 def inject_at_step(fault: str, rank: int, where: str) -> None:
-    original = bench.Bench.step
+    original = runner.Bench.step
 
     def step(self, label: str) -> None:
-        if self.launch.rank == rank and where in label:
-            if fault == "crash":
-                os._exit(17)
-            if fault == "stall":
-                time.sleep(3600)
-            if fault == "raise":
-                raise ZeroDivisionError("injected failure")
+        hit = self.launch.rank == rank and where in label
+        if hit and fault == "stall":  # never arrives at the step
+            time.sleep(3600)
         original(self, label)
+        if hit and fault == "crash":  # dies inside the step
+            os._exit(17)
+        if hit and fault == "raise":
+            raise ZeroDivisionError("injected failure")
 
-    bench.Bench.step = step
+    runner.Bench.step = step
 
 
 def corrupt_probe(fault: str, rank: int, probe: str) -> None:

@@ -1,0 +1,242 @@
+"""The bench run (entered through nccldoctor.bench): measure, judge, report, exit code.
+
+Flow (see DESIGN.md): parse flags -> join the job (store first, then the process group) ->
+run the probes -> judge the rows -> rank 0 writes the report -> every rank exits with the
+same code. A supervisor thread on every rank bounds all of it by --timeout and turns a
+crash, a hang or a signal into a partial report and exit code 3.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import torch.distributed as dist
+
+from nccldoctor.analysis import judge_rows
+from nccldoctor.config import BenchConfig, parse_args
+from nccldoctor.environment import relevant_env
+from nccldoctor.errors import UsageError
+from nccldoctor.findings import EXIT_INCOMPLETE, EXIT_USAGE, Finding
+from nccldoctor.incomplete import diagnose_incomplete
+from nccldoctor.probes import REGISTRY, ProbeContext, ProbeResult
+from nccldoctor.progress import ProgressDisplay
+from nccldoctor.report import Report, describe_environment, describe_job
+from nccldoctor.reports import emit_all, make_sinks
+from nccldoctor.runtime import (
+    Job,
+    LaunchEnv,
+    RankInfo,
+    StoreUnreachable,
+    choose_backend,
+    connect_store,
+    hostname,
+    init_process_group,
+    publish_rank_info,
+    read_launch_env,
+    read_rank_infos,
+    run_prefix,
+)
+from nccldoctor.signals import EarlySignals
+from nccldoctor.supervisor import Cause, RankState, Supervisor, cause_of
+
+DEFAULT_OUT_ROOT = Path("nccldoctor-out")
+# Collectives time out a little after the run's deadline, so the supervisor (which writes a
+# report) always acts before the backend's own timeout (which, for NCCL, may kill the process).
+BACKEND_TIMEOUT_MARGIN_S = 30.0
+
+
+class Recorder:
+    """Rows and findings so far, shared with the supervisor thread for a partial report."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.rows: list[dict] = []
+        self.findings: list[Finding] = []
+
+    def add(self, result: ProbeResult) -> None:
+        with self._lock:
+            self.rows.extend(result.rows)
+            self.findings.extend(result.findings)
+
+    def snapshot(self) -> tuple[list[dict], list[Finding]]:
+        with self._lock:
+            return list(self.rows), list(self.findings)
+
+
+class Bench:
+    def __init__(
+        self, config: BenchConfig, launch: LaunchEnv, store: dist.Store, supervisor: Supervisor
+    ) -> None:
+        self.config = config
+        self.launch = launch
+        self.store = store
+        self.supervisor = supervisor
+        self.recorder = Recorder()
+        self.job: Job | None = None
+        self.out_dir: Path | None = None
+        self.display = ProgressDisplay(enabled=launch.rank == 0 and not config.quiet)
+        supervisor.on_stop_display = self.display.stop
+        supervisor.on_incomplete = self.write_incomplete
+
+    # -- the run -------------------------------------------------------------------------------
+    def run(self) -> int:
+        self.job = self.join()
+        probes = [REGISTRY[name](self.config) for name in self.config.probes]
+        context = ProbeContext(job=self.job, config=self.config, step=self.step)
+        self.display.start(sum(p.planned_steps(self.job) for p in probes))
+        for probe in probes:
+            self.recorder.add(probe.run(context))
+        self.display.stop()
+        self.supervisor.enter("report")
+        code = None
+        if self.launch.rank == 0:
+            report = self.build_report(complete=True)
+            self.emit(report)
+            code = report.exit_code
+        code = self.supervisor.finish(code)
+        dist.destroy_process_group()
+        return code
+
+    def step(self, label: str) -> None:
+        self.supervisor.enter(label)
+        self.display.advance(label)
+
+    def join(self) -> Job:
+        """Store first (publish who we are, check the output folder), then the process group."""
+        self.supervisor.enter("join")
+        backend, device = choose_backend(self.config.backend, self.launch.local_rank)
+        if self.config.root >= self.launch.world_size:
+            raise UsageError(
+                f"--root {self.config.root} is not a rank of this job (world size {self.launch.world_size})"
+            )
+        publish_rank_info(
+            self.store,
+            RankInfo(
+                rank=self.launch.rank,
+                local_rank=self.launch.local_rank,
+                node_rank=self.launch.node_rank,
+                hostname=hostname(),
+                pid=os.getpid(),
+                device=str(device),
+                env=relevant_env(),
+            ),
+        )
+        if self.launch.rank == 0:
+            self.out_dir = self.prepare_out_dir()
+        self.supervisor.enter("init_process_group")
+        init_process_group(
+            self.store, self.launch, backend, device, self.config.timeout + BACKEND_TIMEOUT_MARGIN_S
+        )
+        job = Job(launch=self.launch, backend=backend, device=device)
+        if self.launch.rank == 0:
+            job.ranks = read_rank_infos(self.store, self.launch.world_size, self.supervisor.remaining_s())
+        return job
+
+    def prepare_out_dir(self) -> Path:
+        """--out DIR itself, or a new ./nccldoctor-out/<timestamp>/; unwritable -> UsageError."""
+        if self.out_dir is not None:
+            return self.out_dir
+        out = self.config.out
+        if out is None:
+            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+            out = DEFAULT_OUT_ROOT / stamp
+            suffix = 1
+            while out.exists():
+                suffix += 1
+                out = DEFAULT_OUT_ROOT / f"{stamp}-{suffix}"
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            probe = out / ".nccldoctor-write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise UsageError(f"--out: cannot write to {out}: {exc.strerror or exc}") from None
+        self.out_dir = out
+        return out
+
+    # -- the report ----------------------------------------------------------------------------
+    def build_report(self, complete: bool, extra: list[Finding] | None = None) -> Report:
+        rows, findings = self.recorder.snapshot()
+        job = self.job or Job(launch=self.launch, backend="unknown", device=_cpu())
+        judged = judge_rows(rows, self.config.expect_busbw, job.nodes_of)
+        return Report(
+            job=describe_job(job),
+            environment=describe_environment(job.ranks),
+            results=rows,
+            findings=(extra or []) + judged + findings,
+            complete=complete,
+            strict=self.config.strict,
+        )
+
+    def emit(self, report: Report) -> None:
+        out_dir = self.prepare_out_dir()
+        emit_all(report, out_dir, make_sinks(quiet=self.config.quiet))
+
+    def write_incomplete(self, cause: Cause, states: list[RankState]) -> None:
+        """Called by the supervisor on the one rank chosen to write the partial report."""
+        if self.job is None:
+            self.job = Job(launch=self.launch, backend="unknown", device=_cpu())
+        if not self.job.ranks:
+            self.job.ranks = _available_rank_infos(self.store, self.launch.world_size)
+        sup = self.supervisor
+        extra = diagnose_incomplete(cause, states, sup.label, self.job.nodes_of)
+        self.emit(self.build_report(complete=False, extra=extra))
+
+
+def _cpu():
+    import torch
+
+    return torch.device("cpu")
+
+
+def _available_rank_infos(store: dist.Store, world_size: int) -> list[RankInfo]:
+    """The RankInfo of every rank that published one (a partial report needs no more)."""
+    present = [r for r in range(world_size) if store.check([f"info/{r}"])]
+    if len(present) == world_size:
+        return read_rank_infos(store, world_size, 1.0)
+    return [RankInfo(**json.loads(store.get(f"info/{r}"))) for r in present]
+
+
+def _say(launch_rank: int, message: str) -> None:
+    if launch_rank == 0:
+        print(f"nccldoctor: error: {message}", file=sys.stderr)
+
+
+def run(argv: list[str] | None = None, early: EarlySignals | None = None) -> int:
+    rank_hint = int(os.environ.get("RANK", "0")) if os.environ.get("RANK", "0").isdigit() else 0
+    try:
+        config = parse_args(argv)
+        launch = read_launch_env()
+    except UsageError as exc:
+        _say(rank_hint, str(exc))
+        return EXIT_USAGE
+    try:
+        # Two clients: the supervisor's beats must never queue behind the main thread's calls.
+        main_store = connect_store(launch, config.timeout, serve=True)
+        watch_store = connect_store(launch, config.timeout, serve=False) if launch.distributed else main_store
+    except StoreUnreachable as exc:
+        print(f"nccldoctor: rank {launch.rank}: {exc}", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    prefix = run_prefix(launch)
+    store = dist.PrefixStore(prefix, main_store)
+    supervisor = Supervisor(
+        rank=launch.rank,
+        world_size=launch.world_size,
+        store=dist.PrefixStore(prefix, watch_store),
+        step_store=store,
+        deadline_s=config.timeout,
+    )
+    with supervisor:
+        if early is not None and early.received:  # told to stop before we could watch
+            supervisor.abort(Cause("signal", f"received {signal.Signals(early.received[0]).name}"))
+        bench = Bench(config, launch, store, supervisor)
+        try:
+            return bench.run()
+        except Exception as exc:
+            supervisor.abort(cause_of(exc))

@@ -1,0 +1,125 @@
+"""The real bench under torchrun --standalone with Gloo ranks: healthy runs and injected faults.
+
+Faults come from tests/helpers/faulty_bench.py (monkeypatching and subclassing in the test
+helper; the product has no fault hooks). Every test asserts the diagnosis: which code, which
+rank, which exit code.
+"""
+
+import pytest
+from conftest import QUICK, torchrun
+
+from nccldoctor.config import ALL_PROBES
+
+pytestmark = pytest.mark.multiproc
+
+
+@pytest.mark.parametrize("nproc", [2, 4])
+def test_healthy_run_measures_every_probe_and_passes(nproc, out_dir):
+    run = torchrun(nproc, ["-e", "256K", "-n", "5", "-w", "2"], out_dir)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = run.report
+    assert report["verdict"] == "pass" and report["exit_code"] == 0 and report["complete"]
+    assert report["findings"] == []
+    rows = report["results"]
+    assert {r["probe"] for r in rows} == set(ALL_PROBES)
+    assert all(r["wrong"] == 0 and r["busbw_gbps"] > 0 and r["world_size"] == nproc for r in rows)
+    # both columns where torch has both forms, one where it has one
+    modes = {(r["probe"], r["inplace"]) for r in rows}
+    assert ("all_gather", False) in modes and ("all_gather", True) in modes
+    assert ("all_reduce", False) not in modes and ("all_to_all", True) not in modes
+    job = report["job"]
+    assert (job["world_size"], job["nnodes"], job["backend"]) == (nproc, 1, "gloo")
+    assert job["nodes"] == [
+        {"node_rank": 0, "hostname": job["nodes"][0]["hostname"], "ranks": list(range(nproc))}
+    ]
+    assert (out_dir / "results.csv").exists() and (out_dir / "report.md").exists()
+    assert "verdict: PASS" in run.stdout and "all_reduce" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("dtype", "op"), [("bfloat16", "prod"), ("int8", "max"), ("float16", "sum"), ("float64", "avg")]
+)
+def test_checker_accepts_correct_results_in_every_dtype(dtype, op, out_dir):
+    run = torchrun(
+        2, [*QUICK, "-d", dtype, "-o", op, "--probes", "all_reduce,reduce_scatter,all_gather"], out_dir
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert all(r["wrong"] == 0 and r["dtype"] == dtype for r in run.report["results"])
+
+
+def test_corrupted_output_names_the_rank_that_holds_it(out_dir):
+    run = torchrun(
+        4, [*QUICK, "--probes", "all_reduce,broadcast"], out_dir, fault=["corrupt-output", "2", "all_reduce"]
+    )
+    report = run.report
+    assert report["verdict"] == "fail" and report["exit_code"] == 1
+    (finding,) = run.findings("wrong_data")
+    assert finding["ranks"] == [2] and finding["nodes"] == [0]
+    assert finding["evidence"]["probe"] == "all_reduce"
+    assert all(r["wrong"] == 0 for r in report["results"] if r["probe"] == "broadcast")
+    assert set(run.rank_exit_codes().values()) == {1}, run.stderr[-2000:]
+
+
+def test_corrupted_input_names_the_sender_not_every_receiver(out_dir):
+    run = torchrun(4, [*QUICK, "--probes", "all_gather"], out_dir, fault=["corrupt-input", "1", "all_gather"])
+    (finding,) = run.findings("wrong_data")
+    assert finding["ranks"] == [1]
+    assert finding["evidence"]["seen_at_ranks"] == [0, 1, 2, 3]
+
+
+def test_stalled_rank_is_named_when_the_deadline_passes(out_dir):
+    run = torchrun(4, [*QUICK, "--timeout", "12"], out_dir, fault=["stall", "1", "all_gather"])
+    codes = run.rank_exit_codes()
+    assert codes == {0: 3, 1: 3, 2: 3, 3: 3}, run.stderr[-3000:]
+    report = run.report
+    assert report["verdict"] == "error" and report["exit_code"] == 3 and not report["complete"]
+    (finding,) = run.findings("rank_timeout")
+    assert finding["ranks"] == [1]
+    assert "all_gather" in finding["evidence"]["waiting_in"]
+    assert any(r["probe"] == "all_reduce" for r in report["results"]), "partial results kept"
+    assert run.seconds < 12 + 25
+
+
+def test_crashed_rank_is_reported_within_seconds_not_at_the_deadline(out_dir):
+    run = torchrun(4, [*QUICK, "--timeout", "120"], out_dir, fault=["crash", "2", "all_gather"])
+    codes = run.rank_exit_codes()
+    assert codes[2] == 17 and {codes[r] for r in (0, 1, 3)} == {3}, run.stderr[-3000:]
+    (finding,) = run.findings("rank_crashed")
+    assert finding["ranks"] == [2] and "all_gather" in finding["message"]
+    assert run.report["exit_code"] == 3
+    assert run.seconds < 40  # the deadline is 120 s
+
+
+def test_when_rank_0_dies_the_lowest_survivor_writes_the_report(out_dir):
+    run = torchrun(4, [*QUICK, "--timeout", "120"], out_dir, fault=["crash", "0", "reduce_scatter"])
+    (finding,) = run.findings("rank_crashed")
+    assert finding["ranks"] == [0]
+    assert run.report["job"]["nodes"][0]["ranks"] == [0, 1, 2, 3]
+
+
+def test_exception_on_one_rank_is_a_crash_with_its_message(out_dir):
+    run = torchrun(2, [*QUICK, "--timeout", "120"], out_dir, fault=["raise", "1", "broadcast"])
+    (finding,) = run.findings("rank_crashed")
+    assert finding["ranks"] == [1] and "ZeroDivisionError: injected failure" in finding["message"]
+    assert run.rank_exit_codes() == {0: 3, 1: 3}
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["-b", "12Q"], "nccldoctor: error: --min-bytes: '12Q' is not a size"),
+        (["--root", "5"], "nccldoctor: error: --root 5 is not a rank of this job (world size 2)"),
+    ],
+)
+def test_bad_input_under_torchrun_is_one_line_and_exit_2_on_every_rank(args, line, out_dir):
+    run = torchrun(2, args, out_dir)
+    assert run.stderr.count(line) == 1, run.stderr[-2000:]
+    assert run.rank_exit_codes() == {0: 2, 1: 2}
+
+
+def test_unwritable_out_is_a_usage_error_on_every_rank(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    run = torchrun(2, QUICK, blocker / "report")
+    assert run.stderr.count("nccldoctor: error: --out: cannot write to") == 1, run.stderr[-2000:]
+    assert run.rank_exit_codes() == {0: 2, 1: 2}

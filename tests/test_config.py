@@ -1,0 +1,79 @@
+import pytest
+
+from nccldoctor.config import ALL_PROBES, parse_args
+from nccldoctor.errors import UsageError
+
+
+def test_defaults_cover_every_probe_and_sizes_grow_by_the_factor():
+    config = parse_args([])
+    assert config.probes == list(ALL_PROBES)
+    assert config.check and config.iters == 20 and config.warmup == 5
+    assert parse_args(["-b", "1K", "-e", "1M", "-f", "4"]).sizes() == [
+        1024,
+        4096,
+        16384,
+        65536,
+        262144,
+        1048576,
+    ]
+
+
+def test_nccl_tests_spellings_are_accepted():
+    config = parse_args(
+        [
+            "-b",
+            "8",
+            "-e",
+            "128M",
+            "-f",
+            "2",
+            "-n",
+            "50",
+            "-w",
+            "10",
+            "-d",
+            "half",
+            "-o",
+            "max",
+            "-c",
+            "0",
+            "-r",
+            "1",
+        ]
+    )
+    assert (config.dtype, config.op, config.check, config.root) == ("float16", "max", False, 1)
+    assert config.max_bytes == 128 << 20 and config.iters == 50
+
+
+def test_expect_busbw_global_and_per_probe():
+    assert parse_args(["--expect-busbw", "20"]).expect_busbw == dict.fromkeys(ALL_PROBES, 20.0)
+    assert parse_args(["--expect-busbw", "all_reduce=20,sendrecv=7.5"]).expect_busbw == {
+        "all_reduce": 20.0,
+        "sendrecv": 7.5,
+    }
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-b", "12Q"], "--min-bytes: '12Q' is not a size"),
+        (["--iters", "-3"], "--iters must be 1 or more, not -3"),
+        (["-n", "x"], "'x' is not a whole number"),
+        (["--probes", "all_reduce,bogus"], "unknown probe 'bogus'"),
+        (["-d", "float8"], "unknown dtype 'float8'"),
+        (["-o", "xor"], "unknown op 'xor'"),
+        (["-o", "avg", "-d", "int32"], "avg needs a floating dtype"),
+        (["-b", "1M", "-e", "1K"], "is larger than --max-bytes"),
+        (["-f", "1"], "--step-factor must be 2 or more"),
+        (["--timeout", "0"], "--timeout must be a positive"),
+        (["-c", "2"], "'2' is not 0 or 1"),
+        (["--expect-busbw", "all_reduce:20"], "not a number of GB/s .use 20, or all_reduce=20"),
+        (["--expect-busbw", "all_reduce=20,bogus=3"], "is not PROBE=GBPS"),
+        (["--expect-busbw", "fast"], "'fast' is not a number"),
+        (["--backend", "mpi"], "'mpi' is not one of"),
+        (["--no-such-flag"], "unrecognized arguments"),
+    ],
+)
+def test_bad_input_is_one_usage_error(argv, message):
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_args(argv)

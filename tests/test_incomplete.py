@@ -1,0 +1,85 @@
+"""The diagnosis of an incomplete run, from synthetic rank states."""
+
+from nccldoctor.incomplete import diagnose_incomplete
+from nccldoctor.supervisor import Cause, RankState
+
+LABELS = ["join", "init_process_group", "all_reduce 8 in-place", "all_reduce 32 in-place"]
+
+
+def label(step: int) -> str:
+    return LABELS[step] if 0 <= step < len(LABELS) else f"step #{step}"
+
+
+def nodes_of(ranks):
+    return sorted({r // 2 for r in ranks})  # two ranks per node
+
+
+def state(rank, step, alive=True, status=None, joined=True):
+    return RankState(rank=rank, joined=joined, alive=alive, step=step, status=status)
+
+
+def status(kind, step, message="m"):
+    return {"kind": kind, "message": message, "step": step, "label": label(step)}
+
+
+def test_silent_rank_is_crashed_and_survivors_are_not_blamed():
+    states = [
+        state(0, 3, status=status("signal", 3)),
+        state(1, 3, status=status("comm", 3)),
+        state(2, 2, alive=False),
+        state(3, 3, status=status("signal", 3)),
+    ]
+    findings = diagnose_incomplete(Cause("signal", "SIGTERM"), states, label, nodes_of)
+    assert [(f.code, f.ranks, f.nodes) for f in findings] == [("rank_crashed", [2], [1])]
+    assert "all_reduce 8 in-place" in findings[0].message
+
+
+def test_own_exception_is_a_crash_with_its_message():
+    states = [
+        state(0, 3, status=status("comm", 3)),
+        state(1, 2, status=status("error", 2, "ZeroDivisionError: boom")),
+    ]
+    findings = diagnose_incomplete(Cause("comm", "x"), states, label, nodes_of)
+    assert [(f.code, f.ranks) for f in findings] == [("rank_crashed", [1])]
+    assert "ZeroDivisionError: boom" in findings[0].message
+
+
+def test_deadline_names_the_late_rank_only():
+    states = [
+        state(0, 3, status=status("deadline", 3)),
+        state(1, 3, status=status("deadline", 3)),
+        state(2, 2, status=status("deadline", 2)),
+        state(3, 3, status=status("deadline", 3)),
+    ]
+    (finding,) = diagnose_incomplete(Cause("deadline", "x"), states, label, nodes_of)
+    assert (finding.code, finding.ranks, finding.nodes) == ("rank_timeout", [2], [1])
+    assert "all_reduce 32 in-place" in finding.message
+
+
+def test_deadline_with_nobody_behind_names_everyone_waiting():
+    states = [state(r, 3, status=status("deadline", 3)) for r in range(4)]
+    (finding,) = diagnose_incomplete(Cause("deadline", "x"), states, label, nodes_of)
+    assert finding.code == "rank_timeout" and finding.ranks == [0, 1, 2, 3]
+    assert "never completed" in finding.message
+
+
+def test_rank_that_never_joined_is_a_timeout():
+    states = [state(0, 1, status=status("deadline", 1)), state(1, -1, alive=False, joined=False)]
+    (finding,) = diagnose_incomplete(Cause("deadline", "x"), states, label, nodes_of)
+    assert (finding.code, finding.ranks) == ("rank_timeout", [1])
+    assert "never joined" in finding.message
+
+
+def test_signal_without_crash_is_an_interruption():
+    states = [state(r, 3, status=status("signal", 3, "received SIGINT")) for r in range(2)]
+    (finding,) = diagnose_incomplete(Cause("signal", "received SIGINT"), states, label, nodes_of)
+    assert finding.code == "run_interrupted" and finding.ranks == [0, 1]
+
+
+def test_backend_error_without_crash_or_deadline():
+    states = [
+        state(0, 3, status=status("comm", 3, "DistBackendError: Connection reset")),
+        state(1, 3, alive=True),
+    ]
+    (finding,) = diagnose_incomplete(Cause("comm", "x"), states, label, nodes_of)
+    assert finding.code == "collective_error" and finding.ranks == [0]

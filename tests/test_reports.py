@@ -1,0 +1,122 @@
+"""Every sink renders the same Report; report.json keeps its contract."""
+
+import json
+
+import pandas as pd
+from rich.console import Console
+
+from nccldoctor.analysis import judge_rows
+from nccldoctor.report import SCHEMA_VERSION, Report
+from nccldoctor.reports import SINKS, emit_all, make_sinks
+from nccldoctor.reports.json_report import load
+from nccldoctor.reports.terminal import TerminalSink
+
+
+def row(probe, size, inplace, busbw, wrong=0, wrong_ranks=(), wrong_sources=(), slowest=1):
+    return {
+        "probe": probe,
+        "size_bytes": size,
+        "count": size // 4,
+        "dtype": "float32",
+        "op": "sum" if probe == "all_reduce" else "none",
+        "root": -1,
+        "inplace": inplace,
+        "time_us": 100.0,
+        "algbw_gbps": busbw,
+        "busbw_gbps": busbw,
+        "wrong": wrong,
+        "min_time_us": 90.0,
+        "max_time_us": 120.0,
+        "slowest_rank": slowest,
+        "wrong_ranks": list(wrong_ranks),
+        "wrong_sources": list(wrong_sources),
+        "iters": 5,
+        "world_size": 4,
+        "setting": "",
+    }
+
+
+ROWS = [
+    row("all_reduce", 1024, True, 1.5),
+    row("all_reduce", 4096, True, 3.0),
+    row("all_gather", 4096, False, 2.0, wrong=8, wrong_ranks=[0, 1, 2, 3], wrong_sources=[2]),
+    row("all_gather", 4096, True, 2.5),
+]
+JOB = {
+    "world_size": 4,
+    "nnodes": 2,
+    "backend": "gloo",
+    "device": "cpu",
+    "versions": {"torch": "2.13.0", "cuda": None, "nccl": None},
+    "nodes": [
+        {"node_rank": 0, "hostname": "a", "ranks": [0, 1]},
+        {"node_rank": 1, "hostname": "b", "ranks": [2, 3]},
+    ],
+}
+
+
+def nodes_of(ranks):
+    return sorted({r // 2 for r in ranks})
+
+
+def make_report(**kw):
+    findings = judge_rows(ROWS, {"all_reduce": 10.0}, nodes_of)
+    return Report(
+        job=JOB,
+        environment={"variables": {"NCCL_DEBUG": "INFO"}, "differs_by_node": {}},
+        results=ROWS,
+        findings=findings,
+        **kw,
+    )
+
+
+def test_rules_name_the_sender_of_wrong_data_and_low_bandwidth():
+    findings = judge_rows(ROWS, {"all_reduce": 10.0, "all_gather": 2.0}, nodes_of)
+    by_code = {f.code: f for f in findings}
+    assert set(by_code) == {"wrong_data", "low_bandwidth"}
+    assert by_code["wrong_data"].ranks == [2] and by_code["wrong_data"].nodes == [1]
+    assert by_code["wrong_data"].evidence["seen_at_ranks"] == [0, 1, 2, 3]
+    low = by_code["low_bandwidth"]
+    assert low.evidence["probe"] == "all_reduce" and low.evidence["size_bytes"] == 4096
+    assert low.evidence["busbw_gbps"] == 3.0  # the largest size, not the best overall
+
+
+def test_low_bandwidth_uses_the_best_mode_at_the_largest_size():
+    # all_gather at 4K: 2.0 out-of-place, 2.5 in-place -> the better one (2.5) is judged
+    assert not [f for f in judge_rows(ROWS, {"all_gather": 2.4}, nodes_of) if f.code == "low_bandwidth"]
+    assert any(f.code == "low_bandwidth" for f in judge_rows(ROWS, {"all_gather": 2.6}, nodes_of))
+
+
+def test_json_contract_and_round_trip(tmp_path):
+    report = make_report()
+    emit_all(report, tmp_path, [SINKS["json"]()])
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["schema_version"] == SCHEMA_VERSION and data["tool"]["name"] == "nccldoctor"
+    assert data["verdict"] == "fail" and data["exit_code"] == 1 and data["complete"] is True
+    assert {"code", "severity", "message", "nodes", "ranks", "evidence", "fix"} <= set(data["findings"][0])
+    assert {"probe", "size_bytes", "time_us", "algbw_gbps", "busbw_gbps", "wrong"} <= set(data["results"][0])
+    assert data["job"]["nodes"][1] == {"node_rank": 1, "hostname": "b", "ranks": [2, 3]}
+    again = load(tmp_path)
+    assert again.to_dict() == report.to_dict()
+
+
+def test_incomplete_report_is_error_with_exit_3():
+    report = make_report(complete=False)
+    assert report.verdict == "error" and report.exit_code == 3
+
+
+def test_csv_markdown_and_terminal_show_the_same_rows(tmp_path):
+    report = make_report()
+    console = Console(record=True, width=200)
+    sinks = make_sinks()
+    sinks[-1] = TerminalSink(console=console)
+    emit_all(report, tmp_path, sinks)
+    frame = pd.read_csv(tmp_path / "results.csv")
+    assert len(frame) == len(ROWS) and frame.loc[2, "wrong_ranks"] == "0 1 2 3"
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## all_gather" in markdown and "| 4K | 1024 | float32 |" in markdown
+    assert "`" not in markdown.split("## Findings")[0]
+    text = console.export_text()
+    assert "all_reduce" in text and "wrong_data" in text and "verdict: FAIL" in text
+    # all_reduce is in-place only in torch: its out-of-place columns say so
+    assert "n/a" in markdown.split("## all_reduce")[1].split("## ")[0]
