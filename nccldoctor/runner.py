@@ -16,6 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
+import torch
 import torch.distributed as dist
 
 from nccldoctor.analysis import judge_rows
@@ -163,7 +164,7 @@ class Bench:
     # -- the report ----------------------------------------------------------------------------
     def build_report(self, complete: bool, extra: list[Finding] | None = None) -> Report:
         rows, findings = self.recorder.snapshot()
-        job = self.job or Job(launch=self.launch, backend="unknown", device=_cpu())
+        job = self.job or Job(launch=self.launch, backend="unknown", device=torch.device("cpu"))
         judged = judge_rows(rows, self.config.expect_busbw, job.nodes_of)
         return Report(
             job=describe_job(job),
@@ -181,18 +182,12 @@ class Bench:
     def write_incomplete(self, cause: Cause, states: list[RankState]) -> None:
         """Called by the supervisor on the one rank chosen to write the partial report."""
         if self.job is None:
-            self.job = Job(launch=self.launch, backend="unknown", device=_cpu())
+            self.job = Job(launch=self.launch, backend="unknown", device=torch.device("cpu"))
         if not self.job.ranks:
             self.job.ranks = _available_rank_infos(self.store, self.launch.world_size)
         sup = self.supervisor
         extra = diagnose_incomplete(cause, states, sup.label, self.job.nodes_of)
         self.emit(self.build_report(complete=False, extra=extra))
-
-
-def _cpu():
-    import torch
-
-    return torch.device("cpu")
 
 
 def _available_rank_infos(store: dist.Store, world_size: int) -> list[RankInfo]:

@@ -6,7 +6,10 @@ import subprocess
 import sys
 import time
 
+import pytest
 from conftest import QUICK, _env, single
+
+pytestmark = pytest.mark.multiproc
 
 
 def test_single_rank_runs_and_skips_what_needs_two(out_dir):

@@ -1,5 +1,8 @@
 """The diagnosis of an incomplete run, from synthetic rank states."""
 
+import pytest
+
+from nccldoctor.findings import INCOMPLETE_CODES
 from nccldoctor.incomplete import diagnose_incomplete
 from nccldoctor.supervisor import Cause, RankState
 
@@ -83,3 +86,10 @@ def test_backend_error_without_crash_or_deadline():
     ]
     (finding,) = diagnose_incomplete(Cause("comm", "x"), states, label, nodes_of)
     assert finding.code == "collective_error" and finding.ranks == [0]
+
+
+@pytest.mark.parametrize("kind", ["deadline", "signal", "comm", "timeout"])
+def test_only_incomplete_codes_explain_an_incomplete_run(kind):
+    states = [state(0, 3, status=status(kind, 3)), state(1, 2, alive=False), state(2, 1, joined=False)]
+    findings = diagnose_incomplete(Cause(kind, "x"), states, label, nodes_of)
+    assert findings and {f.code for f in findings} <= INCOMPLETE_CODES
