@@ -184,7 +184,9 @@ class Bench:
         if self.job is None:
             self.job = Job(launch=self.launch, backend="unknown", device=torch.device("cpu"))
         if not self.job.ranks:
-            self.job.ranks = _available_rank_infos(self.store, self.launch.world_size)
+            # The supervisor's own store client: the main thread's may be stuck in a blocking
+            # wait (init_process_group waiting for a lost rank) and hold that client's lock.
+            self.job.ranks = _available_rank_infos(self.supervisor.store, self.launch.world_size)
         sup = self.supervisor
         extra = diagnose_incomplete(cause, states, sup.label, self.job.nodes_of)
         self.emit(self.build_report(complete=False, extra=extra))

@@ -80,6 +80,16 @@ def test_stalled_rank_is_named_when_the_deadline_passes(out_dir):
     assert run.seconds < 12 + 25
 
 
+def test_rank_stuck_before_init_is_named_and_nothing_hangs(out_dir):
+    run = torchrun(4, [*QUICK, "--timeout", "10"], out_dir, fault=["stall-join", "3", "-"])
+    assert run.rank_exit_codes() == {0: 3, 1: 3, 2: 3, 3: 3}, run.stderr[-3000:]
+    (finding,) = run.findings("rank_timeout")
+    assert finding["ranks"] == [3]
+    assert finding["evidence"]["waiting_in"] == "init_process_group"
+    assert run.report["results"] == []
+    assert run.seconds < 10 + 25
+
+
 def test_crashed_rank_is_reported_within_seconds_not_at_the_deadline(out_dir):
     run = torchrun(4, [*QUICK, "--timeout", "120"], out_dir, fault=["crash", "2", "all_gather"])
     codes = run.rank_exit_codes()

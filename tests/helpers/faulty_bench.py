@@ -5,6 +5,8 @@ usage: faulty_bench.py FAULT RANK WHERE [bench args...]
 FAULT  crash            rank RANK exits at once (os._exit) inside the first step matching WHERE
        stall            rank RANK sleeps for an hour instead of entering a step matching WHERE
        raise            rank RANK raises an exception inside the first step matching WHERE
+       stall-join       rank RANK sleeps for an hour after publishing its rank info, before the
+                        process group forms (WHERE is ignored): the job hangs at init
        corrupt-output   after each call of probe WHERE, one element of rank RANK's output is changed
        corrupt-input    rank RANK's input to probe WHERE is changed before every call
 
@@ -35,6 +37,17 @@ def inject_at_step(fault: str, rank: int, where: str) -> None:
             raise ZeroDivisionError("injected failure")
 
     runner.Bench.step = step
+
+
+def stall_before_process_group(rank: int) -> None:
+    original = runner.publish_rank_info
+
+    def publish(store, info) -> None:
+        original(store, info)
+        if info.rank == rank:
+            time.sleep(3600)
+
+    runner.publish_rank_info = publish
 
 
 def corrupt_probe(fault: str, rank: int, probe: str) -> None:
@@ -69,6 +82,8 @@ def main() -> None:
     fault, rank, where, *bench_args = sys.argv[1:]
     if fault.startswith("corrupt"):
         corrupt_probe(fault, int(rank), where)
+    elif fault == "stall-join":
+        stall_before_process_group(int(rank))
     else:
         inject_at_step(fault, int(rank), where)
     torch.manual_seed(0)
