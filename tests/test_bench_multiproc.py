@@ -133,3 +133,13 @@ def test_unwritable_out_is_a_usage_error_on_every_rank(tmp_path):
     run = torchrun(2, QUICK, blocker / "report")
     assert run.stderr.count("nccldoctor: error: --out: cannot write to") == 1, run.stderr[-2000:]
     assert run.rank_exit_codes() == {0: 2, 1: 2}
+
+
+def test_expected_bandwidth_not_reached_is_low_bandwidth_and_exit_1(out_dir):
+    run = torchrun(
+        2, [*QUICK, "--probes", "all_reduce,sendrecv", "--expect-busbw", "all_reduce=1000"], out_dir
+    )
+    (finding,) = run.findings("low_bandwidth")
+    assert finding["evidence"]["probe"] == "all_reduce" and finding["evidence"]["expected_busbw_gbps"] == 1000
+    assert finding["evidence"]["size_bytes"] == 32768  # 8 x 4^k up to -e 64K
+    assert run.report["verdict"] == "fail" and run.rank_exit_codes() == {0: 1, 1: 1}
