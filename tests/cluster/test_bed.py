@@ -1,0 +1,135 @@
+"""The emulated cluster is real: shaped links cap bandwidth, firewalls drop, quotas slow.
+
+Each test fails if the bed does not do what it claims.
+"""
+
+import signal
+import sys
+import time
+
+import pytest
+
+from cluster import Cluster
+
+pytestmark = pytest.mark.cluster
+BIG = ["--probes", "all_reduce", "-b", "16M", "-e", "16M", "-n", "5", "-w", "1"]
+
+
+def largest_all_reduce_gbit(report: dict) -> float:
+    rows = [r for r in report["results"] if r["probe"] == "all_reduce"]
+    return max(rows, key=lambda r: r["size_bytes"])["busbw_gbps"] * 8
+
+
+@pytest.mark.parametrize("mbit", [1000, 200])
+def test_bench_busbw_on_a_shaped_link_matches_the_shape(mbit, tmp_path):
+    with Cluster(nodes=2) as cluster:
+        cluster.shape("fast0", mbit)
+        run = cluster.torchrun(1, BIG, tmp_path, env={"GLOO_SOCKET_IFNAME": "fast0"})
+    assert run.returncodes == {0: 0, 1: 0}, run.logs[0][-3000:]
+    ratio = largest_all_reduce_gbit(run.report) * 1000 / mbit
+    assert 0.85 <= ratio <= 1.05, f"busbw is {ratio:.3f} of the {mbit} Mbit/s link"
+
+
+def test_pinning_gloo_to_the_slower_nic_is_measurably_slower(tmp_path):
+    with Cluster(nodes=2) as cluster:
+        cluster.shape("fast0", 1000)
+        cluster.shape("slow0", 200)
+        fast = cluster.torchrun(1, BIG, tmp_path / "fast", env={"GLOO_SOCKET_IFNAME": "fast0"})
+        slow = cluster.torchrun(1, BIG, tmp_path / "slow", env={"GLOO_SOCKET_IFNAME": "slow0"})
+    assert fast.returncodes == slow.returncodes == {0: 0, 1: 0}, slow.logs[0][-3000:]
+    fast_gbit, slow_gbit = largest_all_reduce_gbit(fast.report), largest_all_reduce_gbit(slow.report)
+    assert slow_gbit < 0.35 * fast_gbit, (fast_gbit, slow_gbit)  # shaped 200 vs 1000 Mbit/s
+
+
+CONNECT = """
+import socket, sys
+s = socket.socket(); s.settimeout(float(sys.argv[3]))
+try:
+    s.connect((sys.argv[1], int(sys.argv[2]))); print("open")
+except socket.timeout:
+    print("timeout")
+except ConnectionRefusedError:
+    print("refused")
+"""
+LISTEN = """
+import socket, sys, time
+socks = []
+for port in sys.argv[1:]:
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", int(port))); s.listen(8); socks.append(s)
+print("listening", flush=True); time.sleep(60)
+"""
+
+
+def test_firewall_drops_new_connections_to_the_blocked_range_only(tmp_path):
+    with Cluster(nodes=2) as cluster:
+        cluster.block_ports(node=1, low=40000, high=40100)
+        log = tmp_path / "listen.log"
+        cluster.spawn(1, [sys.executable, "-c", LISTEN, "40050", "40200"], log=log)
+        give_up = time.monotonic() + 20
+        while "listening" not in log.read_text() and time.monotonic() < give_up:
+            time.sleep(0.1)
+        target = cluster.address(1)
+
+        def connect(port: int) -> str:
+            return cluster.run_on(0, [sys.executable, "-c", CONNECT, target, str(port), "2"]).stdout.strip()
+
+        assert connect(40050) == "timeout"  # dropped, not rejected
+        assert connect(40200) == "open"
+        assert connect(40300) == "refused"  # open port range, nothing listening
+
+
+BURN = """
+import time
+start = time.perf_counter()
+total = 0
+for i in range(3_000_000):
+    total += i
+print(time.perf_counter() - start)
+"""
+
+
+def test_cpu_quota_slows_a_fixed_compute_loop_on_that_node_only(tmp_path):
+    with Cluster(nodes=3) as cluster:
+        cluster.cpu_quota(node=1, cores=0.2)
+        seconds = {}
+        for node in (0, 1, 2):
+            log = tmp_path / f"burn{node}.log"
+            cluster.spawn(node, [sys.executable, "-c", BURN], log=log).wait(timeout=120)
+            seconds[node] = float(log.read_text().split()[-1])
+    assert seconds[1] > 2.5 * max(seconds[0], seconds[2]), seconds
+
+
+def test_bench_across_two_nodes_reports_nodes_hostnames_and_ranks(tmp_path):
+    with Cluster(nodes=2) as cluster:
+        run = cluster.torchrun(2, ["-e", "64K", "-n", "3", "-w", "1"], tmp_path)
+        hostnames = [node.hostname for node in cluster.members]
+    assert run.returncodes == {0: 0, 1: 0}, run.logs[0][-3000:]
+    job = run.report["job"]
+    assert (job["world_size"], job["nnodes"]) == (4, 2)
+    assert job["nodes"] == [
+        {"node_rank": 0, "hostname": hostnames[0], "ranks": [0, 1]},
+        {"node_rank": 1, "hostname": hostnames[1], "ranks": [2, 3]},
+    ]
+    assert run.report["verdict"] == "pass"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGSTOP])
+def test_a_rank_killed_or_frozen_on_node_1_is_named_with_its_node(signum, tmp_path):
+    with Cluster(nodes=2) as cluster:
+        launch = cluster.launch(
+            2, ["-e", "256M", "-f", "2", "--timeout", "25", "--probes", "all_reduce"], tmp_path
+        )
+        give_up = time.monotonic() + 60
+        while time.monotonic() < give_up:
+            try:
+                rank3 = cluster.rank_process(3)
+                break
+            except LookupError:
+                time.sleep(0.2)
+        time.sleep(4)  # well into the probes
+        rank3.send_signal(signum)
+        run = launch.wait(timeout=90)
+    (finding,) = run.findings("rank_crashed")
+    assert finding["ranks"] == [3] and finding["nodes"] == [1]
+    assert run.report["exit_code"] == 3
