@@ -33,6 +33,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -307,6 +308,12 @@ class Cluster:
         )
         self._procs.append(proc)
         return proc
+
+    def spawn_output(self, node: int, argv: list[str], timeout: float = 60) -> str:
+        """Run `argv` as a node process (hostname, /etc/hosts, PID space) and return its output."""
+        with tempfile.NamedTemporaryFile("r", suffix=".log") as log:
+            self.spawn(node, argv, log=Path(log.name)).wait(timeout=timeout)
+            return Path(log.name).read_text()
 
     def run_on(self, node: int, argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
         """Run a short command on `node` and wait for it."""

@@ -17,3 +17,21 @@ def pytest_collection_modifyitems(config, items):
             if _REQUIRED:
                 raise pytest.UsageError(f"emulated cluster required but unavailable: {_REASON}")
             item.add_marker(pytest.mark.skip(reason=f"emulated cluster unavailable: {_REASON}"))
+
+
+@pytest.fixture
+def make_cluster():
+    """Build emulated clusters inside a test: make_cluster(nodes=3, nics=("ib0", "eth9"));
+    every one is torn down when the test ends, passed or failed."""
+    from cluster import Cluster
+
+    built: list[Cluster] = []
+
+    def make(**kwargs) -> Cluster:
+        cluster = Cluster(**kwargs).__enter__()
+        built.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in built:
+        cluster.teardown()

@@ -15,6 +15,25 @@ pytestmark = pytest.mark.cluster
 BIG = ["--probes", "all_reduce", "-b", "16M", "-e", "16M", "-n", "5", "-w", "1"]
 
 
+def test_nodes_have_their_own_hostname_hosts_pids_nics_and_decoy(make_cluster):
+    cluster = make_cluster(nodes=3, nics=("ib0", "eth9"), hosts_nic="eth9")
+    for node in cluster.members:
+        out = cluster.spawn_output(node.index, ["sh", "-c", "hostname; ps -e -o pid= | wc -l"])
+        hostname, processes = out.split()
+        assert hostname == node.hostname
+        assert int(processes) <= 5  # sh, ps, wc and the unshare'd init: no host processes
+        addresses = cluster.run_on(node.index, ["ip", "-o", "-4", "addr"]).stdout
+        assert any("docker0" in line and "10.213.255.1/24" in line for line in addresses.splitlines())
+        assert f"{cluster.address(node.index, 'ib0')}/24" in addresses
+        assert f"{cluster.address(node.index, 'eth9')}/24" in addresses
+    # every node resolves every hostname to that node's hosts_nic address
+    other = cluster.members[2]
+    resolved = cluster.spawn_output(
+        0, [sys.executable, "-c", f"import socket; print(socket.gethostbyname({other.hostname!r}))"]
+    )
+    assert resolved.strip() == other.addresses["eth9"]
+
+
 def largest_all_reduce_gbit(report: dict) -> float:
     rows = [r for r in report["results"] if r["probe"] == "all_reduce"]
     return max(rows, key=lambda r: r["size_bytes"])["busbw_gbps"] * 8
