@@ -1,0 +1,153 @@
+"""Which network interface will the backend use? NCCL's and Gloo's rules, as pure functions.
+
+NCCL (src/misc/socket.cc, ncclFindInterfaces), for its bootstrap and socket transport:
+- NCCL_SOCKET_IFNAME, when set to more than one character: a comma list of name prefixes;
+  a leading `^` excludes them instead, and then a leading `=` makes them exact names
+  (`^=docker0,lo`). Interfaces are taken in the kernel's order (getifaddrs), IPv4 and IPv6
+  only (NCCL_SOCKET_FAMILY=AF_INET / AF_INET6 forces one), IPv6 loopback never.
+- unset: `ib*` first; else an interface in the same subnet as NCCL_COMM_ID's address; else
+  anything but `docker*` and `lo*`; else `docker*`; else `lo*`. Note that `virbr0` or `veth*`
+  pass the third rule: a classic way to pick a bridge that does not reach other nodes.
+
+Gloo (torch's ProcessGroupGloo device creation): GLOO_SOCKET_IFNAME (a comma list of exact
+names) if set; otherwise the address the hostname resolves to if it is one of this node's own
+addresses, and loopback when it is not or the hostname does not resolve ("Unable to resolve
+hostname to a (local) address. Using the loopback address as fallback."). A hostname that
+resolves to 127.0.1.1, as Debian's /etc/hosts does, is local too: Gloo then binds loopback.
+Either way a multi-node job cannot connect.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+VIRTUAL_PREFIXES = ("lo", "docker", "virbr", "veth", "br-", "cni", "flannel", "cali", "vxlan", "tun", "tap")
+
+
+@dataclass(frozen=True)
+class Iface:
+    name: str
+    addresses: tuple[str, ...] = ()  # "10.0.0.1/24", "fe80::1/64"
+    up: bool = True
+    mtu: int = 0
+    speed_mbps: int = 0  # 0: unknown (virtual NICs report none)
+
+    @property
+    def networks(self) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
+        return [ipaddress.ip_interface(a) for a in self.addresses]
+
+    @property
+    def has_ip(self) -> bool:
+        return any(not (net.version == 6 and net.ip.is_loopback) for net in self.networks)
+
+    @property
+    def virtual(self) -> bool:
+        return self.name.startswith(VIRTUAL_PREFIXES)
+
+
+@dataclass(frozen=True)
+class IfnameSpec:
+    """A parsed NCCL_SOCKET_IFNAME value."""
+
+    names: tuple[str, ...]
+    exclude: bool = False
+    exact: bool = False
+
+    def matches(self, name: str) -> bool:
+        hit = any(name == n if self.exact else name.startswith(n) for n in self.names)
+        return hit != self.exclude
+
+
+def parse_nccl_ifname(value: str) -> IfnameSpec:
+    exclude = value.startswith("^")
+    value = value[1:] if exclude else value
+    exact = value.startswith("=")
+    value = value[1:] if exact else value
+    # NCCL's list items may carry ":port"; the port plays no part in choosing an interface.
+    names = tuple(item.split(":", 1)[0].strip() for item in value.split(",") if item.strip())
+    return IfnameSpec(names=names, exclude=exclude, exact=exact)
+
+
+def _family_ok(net, family: str | None) -> bool:
+    if net.version == 6 and net.ip.is_loopback:
+        return False
+    return family is None or (family == "AF_INET") == (net.version == 4)
+
+
+def _select(ifaces: Iterable[Iface], spec: IfnameSpec, family: str | None) -> list[Iface]:
+    return [i for i in ifaces if spec.matches(i.name) and any(_family_ok(n, family) for n in i.networks)]
+
+
+@dataclass
+class Choice:
+    """The interfaces a backend will use on one node, and the rule that chose them."""
+
+    ifaces: list[Iface]
+    rule: str  # e.g. "NCCL_SOCKET_IFNAME=^docker", "default: ib*", "hostname -> 10.0.0.1"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [i.name for i in self.ifaces]
+
+
+def nccl_choice(ifaces: list[Iface], env: dict[str, str]) -> Choice:
+    """The interfaces NCCL's socket code will pick on a node with `ifaces` and `env`."""
+    family = (
+        env.get("NCCL_SOCKET_FAMILY") if env.get("NCCL_SOCKET_FAMILY") in ("AF_INET", "AF_INET6") else None
+    )
+    value = env.get("NCCL_SOCKET_IFNAME", "")
+    if len(value) > 1:
+        return Choice(_select(ifaces, parse_nccl_ifname(value), family), f"NCCL_SOCKET_IFNAME={value}")
+    notes = ["NCCL_SOCKET_IFNAME of one character is ignored by NCCL"] if value else []
+    for rule, spec in _nccl_default_rules(ifaces, env.get("NCCL_COMM_ID")):
+        chosen = _select(ifaces, spec, family) if spec else rule_matches_subnet(ifaces, env["NCCL_COMM_ID"])
+        if chosen:
+            return Choice(chosen, rule, notes)
+    return Choice([], "default: no usable interface", notes)
+
+
+def _nccl_default_rules(ifaces: list[Iface], comm_id: str | None):
+    yield "default: ib*", IfnameSpec(("ib",))
+    if comm_id and len(comm_id) > 1:
+        yield f"default: same subnet as NCCL_COMM_ID={comm_id}", None
+    yield "default: not docker*, lo*", IfnameSpec(("docker", "lo"), exclude=True)
+    yield "default: docker*", IfnameSpec(("docker",))
+    yield "default: lo*", IfnameSpec(("lo",))
+
+
+def rule_matches_subnet(ifaces: list[Iface], host_port: str) -> list[Iface]:
+    """The first interface whose subnet holds the address of NCCL_COMM_ID (ip:port)."""
+    host = host_port.rsplit(":", 1)[0].strip("[]")
+    try:
+        target = ipaddress.ip_address(host)
+    except ValueError:
+        return []  # a hostname: NCCL resolves it; we do not guess here
+    for iface in ifaces:
+        if any(target in net.network for net in iface.networks):
+            return [iface]
+    return []
+
+
+def gloo_choice(ifaces: list[Iface], env: dict[str, str], hostname_address: str | None) -> Choice:
+    """The interfaces Gloo will use: GLOO_SOCKET_IFNAME, else the hostname's address (or loopback)."""
+    value = env.get("GLOO_SOCKET_IFNAME", "")
+    if value:
+        wanted = [n.strip() for n in value.split(",") if n.strip()]
+        by_name = {i.name: i for i in ifaces}
+        return Choice([by_name[n] for n in wanted if n in by_name], f"GLOO_SOCKET_IFNAME={value}")
+    loopback = [i for i in ifaces if i.name.startswith("lo")]
+    if hostname_address is None:
+        return Choice(loopback, "hostname does not resolve: Gloo falls back to loopback")
+    target = ipaddress.ip_address(hostname_address)
+    owner = [i for i in ifaces if any(net.ip == target for net in i.networks)]
+    if not owner:
+        return Choice(
+            loopback,
+            f"hostname -> {hostname_address}, not an address of this node: Gloo falls back to loopback",
+        )
+    if target.is_loopback:
+        return Choice(owner, f"hostname -> {hostname_address} (loopback)")
+    return Choice(owner, f"hostname -> {hostname_address}")
