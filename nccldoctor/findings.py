@@ -75,6 +75,41 @@ _SPECS = [
         "of the slowest ranks; re-run with a larger --max-bytes if the curve had not levelled.",
     ),
     CodeSpec(
+        "iface_missing",
+        Severity.FAIL,
+        "The configured socket interface (NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME) matches no "
+        "interface on the named node; the message lists what exists there.",
+        "Set the variable to an interface that exists on every node (the fix names one).",
+    ),
+    CodeSpec(
+        "iface_down",
+        Severity.FAIL,
+        "The interface the backend would use on the named node is down.",
+        "Bring it up, or point the socket variable at an interface that is up.",
+    ),
+    CodeSpec(
+        "iface_virtual",
+        Severity.FAIL,
+        "On a multi-node job the backend would carry traffic on an interface that does not leave "
+        "the host (loopback, docker*, virbr*, veth*, ...): Gloo's loopback fallback when the "
+        "hostname does not resolve to a local address, or NCCL's default picking a bridge.",
+        "Export the socket variable with the node's real NIC (the fix names one), or fix "
+        "/etc/hosts so the hostname resolves to that NIC's address.",
+    ),
+    CodeSpec(
+        "iface_mismatch",
+        Severity.FAIL,
+        "The interfaces the backend would use on the named nodes share no subnet with node 0's.",
+        "Use interfaces on one common network on every node (the fix names one all nodes share).",
+    ),
+    CodeSpec(
+        "mtu_mismatch",
+        Severity.WARN,
+        "The interfaces in use have different MTUs on different nodes (fragmentation, stalls "
+        "with jumbo frames).",
+        "Set one MTU on every node's interface.",
+    ),
+    CodeSpec(
         "probe_skipped",
         Severity.INFO,
         "A probe did not run because this job cannot run it (e.g. send/recv needs two ranks).",

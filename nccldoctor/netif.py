@@ -142,12 +142,50 @@ def gloo_choice(ifaces: list[Iface], env: dict[str, str], hostname_address: str 
     if hostname_address is None:
         return Choice(loopback, "hostname does not resolve: Gloo falls back to loopback")
     target = ipaddress.ip_address(hostname_address)
+    if target.is_loopback:  # all of 127/8 is local: Gloo binds it, and peers cannot reach it
+        return Choice(loopback, f"hostname -> {hostname_address} (loopback)")
     owner = [i for i in ifaces if any(net.ip == target for net in i.networks)]
     if not owner:
         return Choice(
             loopback,
             f"hostname -> {hostname_address}, not an address of this node: Gloo falls back to loopback",
         )
-    if target.is_loopback:
-        return Choice(owner, f"hostname -> {hostname_address} (loopback)")
     return Choice(owner, f"hostname -> {hostname_address}")
+
+
+def local_interfaces() -> list[Iface]:
+    """This node's interfaces (psutil), in the kernel's order."""
+    import socket
+
+    import psutil
+
+    stats = psutil.net_if_stats()
+    found = []
+    for name, addrs in psutil.net_if_addrs().items():
+        networks = []
+        for addr in addrs:
+            if addr.family not in (socket.AF_INET, socket.AF_INET6) or not addr.netmask:
+                continue
+            ip = addr.address.split("%", 1)[0]
+            prefix = bin(int(ipaddress.ip_address(addr.netmask))).count("1")  # netmask -> /prefix
+            networks.append(f"{ip}/{prefix}")
+        stat = stats.get(name)
+        found.append(
+            Iface(
+                name=name,
+                addresses=tuple(networks),
+                up=bool(stat and stat.isup),
+                mtu=stat.mtu if stat else 0,
+                speed_mbps=stat.speed if stat else 0,
+            )
+        )
+    return found
+
+
+def resolve_hostname(hostname: str) -> str | None:
+    import socket
+
+    try:
+        return socket.gethostbyname(hostname)
+    except OSError:
+        return None

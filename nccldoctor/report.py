@@ -15,6 +15,7 @@ from nccldoctor.findings import Finding, exit_code, verdict
 from nccldoctor.runtime import Job, RankInfo
 
 SCHEMA_VERSION = 1
+OPTIONAL_SECTIONS = ("network",)  # top-level keys present when their check ran
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Report:
     findings: list[Finding]
     complete: bool = True
     strict: bool = False
+    sections: dict[str, Any] = field(default_factory=dict)  # e.g. "network"
     created: str = field(
         default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     )
@@ -53,6 +55,7 @@ class Report:
             "environment": self.environment,
             "results": self.results,
             "findings": [f.to_dict() for f in self.findings],
+            **self.sections,
         }
 
     @classmethod
@@ -64,6 +67,7 @@ class Report:
             findings=[Finding.from_dict(f) for f in data["findings"]],
             complete=data["complete"],
             strict=data.get("strict", False),
+            sections={key: data[key] for key in OPTIONAL_SECTIONS if key in data},
             created=data["created"],
         )
 

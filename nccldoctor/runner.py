@@ -23,9 +23,10 @@ from nccldoctor.analysis import judge_rows
 from nccldoctor.config import BenchConfig, parse_args
 from nccldoctor.environment import relevant_env
 from nccldoctor.errors import UsageError
-from nccldoctor.findings import EXIT_INCOMPLETE, EXIT_USAGE, Finding
+from nccldoctor.findings import EXIT_INCOMPLETE, EXIT_USAGE, Finding, Severity
 from nccldoctor.incomplete import diagnose_incomplete
 from nccldoctor.probes import REGISTRY, ProbeContext, ProbeResult
+from nccldoctor.probes.interfaces import NodeNet, collect_node_net, judge_interfaces, network_section
 from nccldoctor.progress import ProgressDisplay
 from nccldoctor.report import Report, describe_environment, describe_job
 from nccldoctor.reports import emit_all, make_sinks
@@ -81,19 +82,18 @@ class Bench:
         self.recorder = Recorder()
         self.job: Job | None = None
         self.out_dir: Path | None = None
+        self.sections: dict[str, dict] = {}  # extra report sections (network, ...)
         self.display = ProgressDisplay(enabled=launch.rank == 0 and not config.quiet)
         supervisor.on_stop_display = self.display.stop
         supervisor.on_incomplete = self.write_incomplete
 
     # -- the run -------------------------------------------------------------------------------
     def run(self) -> int:
-        self.job = self.join()
-        probes = [REGISTRY[name](self.config) for name in self.config.probes]
-        context = ProbeContext(job=self.job, config=self.config, step=self.step)
-        self.display.start(sum(p.planned_steps(self.job) for p in probes))
-        for probe in probes:
-            self.recorder.add(probe.run(context))
-        self.display.stop()
+        backend, device = self.prepare()
+        healthy = self.check_network(backend)
+        self.job = Job(launch=self.launch, backend=backend, device=device)
+        if healthy:
+            self.measure()
         self.supervisor.enter("report")
         code = None
         if self.launch.rank == 0:
@@ -101,15 +101,16 @@ class Bench:
             self.emit(report)
             code = report.exit_code
         code = self.supervisor.finish(code)
-        dist.destroy_process_group()
+        if healthy:
+            dist.destroy_process_group()
         return code
 
     def step(self, label: str) -> None:
         self.supervisor.enter(label)
         self.display.advance(label)
 
-    def join(self) -> Job:
-        """Store first (publish who we are, check the output folder), then the process group."""
+    def prepare(self) -> tuple[str, torch.device]:
+        """Check what can be checked alone, publish who we are, make the output folder."""
         self.supervisor.enter("join")
         backend, device = choose_backend(self.config.backend, self.launch.local_rank)
         if self.config.root >= self.launch.world_size:
@@ -130,14 +131,48 @@ class Bench:
         )
         if self.launch.rank == 0:
             self.out_dir = self.prepare_out_dir()
+        return backend, device
+
+    def check_network(self, backend: str) -> bool:
+        """Store only, before any collective: would the backend's interfaces work? False: stop."""
+        self.supervisor.enter("interface check")
+        if self.launch.local_rank == 0:
+            node = collect_node_net(self.launch.node_rank, hostname())
+            self.store.set(f"net/{self.launch.node_rank}", json.dumps(node.to_json()))
+        if self.launch.rank == 0:
+            keys = [f"net/{n}" for n in range(self.launch.nnodes)]
+            self.store.wait(keys, datetime.timedelta(seconds=max(self.supervisor.remaining_s(), 0.1)))
+            nodes = [NodeNet.from_json(json.loads(raw)) for raw in self.store.multi_get(keys)]
+            choices, findings = judge_interfaces(nodes, backend)
+            self.sections["network"] = network_section(nodes, choices, backend)
+            self.recorder.add(ProbeResult(findings=findings))
+            blocked = any(f.severity is Severity.FAIL for f in findings)
+            self.store.set("network_verdict", "stop" if blocked else "go")
+        self.store.wait(
+            ["network_verdict"], datetime.timedelta(seconds=max(self.supervisor.remaining_s(), 0.1))
+        )
+        return self.store.get("network_verdict") == b"go"
+
+    def measure(self) -> None:
+        """Join the process group and run the probes."""
         self.supervisor.enter("init_process_group")
         init_process_group(
-            self.store, self.launch, backend, device, self.config.timeout + BACKEND_TIMEOUT_MARGIN_S
+            self.store,
+            self.launch,
+            self.job.backend,
+            self.job.device,
+            self.config.timeout + BACKEND_TIMEOUT_MARGIN_S,
         )
-        job = Job(launch=self.launch, backend=backend, device=device)
         if self.launch.rank == 0:
-            job.ranks = read_rank_infos(self.store, self.launch.world_size, self.supervisor.remaining_s())
-        return job
+            self.job.ranks = read_rank_infos(
+                self.store, self.launch.world_size, self.supervisor.remaining_s()
+            )
+        probes = [REGISTRY[name](self.config) for name in self.config.probes]
+        context = ProbeContext(job=self.job, config=self.config, step=self.step)
+        self.display.start(sum(p.planned_steps(self.job) for p in probes))
+        for probe in probes:
+            self.recorder.add(probe.run(context))
+        self.display.stop()
 
     def prepare_out_dir(self) -> Path:
         """--out DIR itself, or a new ./nccldoctor-out/<timestamp>/; unwritable -> UsageError."""
@@ -166,6 +201,8 @@ class Bench:
         rows, findings = self.recorder.snapshot()
         job = self.job or Job(launch=self.launch, backend="unknown", device=torch.device("cpu"))
         judged = judge_rows(rows, self.config.expect_busbw, job.nodes_of)
+        if not job.ranks and self.launch.rank == 0:  # stopped before the process group formed
+            job.ranks = _available_rank_infos(self.supervisor.store, self.launch.world_size)
         return Report(
             job=describe_job(job),
             environment=describe_environment(job.ranks),
@@ -173,6 +210,7 @@ class Bench:
             findings=(extra or []) + judged + findings,
             complete=complete,
             strict=self.config.strict,
+            sections=dict(self.sections),
         )
 
     def emit(self, report: Report) -> None:

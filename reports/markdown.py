@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from nccldoctor.report import Report
-from nccldoctor.reports.tables import average_busbw, probe_tables, where
+from nccldoctor.reports.tables import average_busbw, network_table, probe_tables, where
 
 FILENAME = "report.md"
 
@@ -39,6 +39,9 @@ def render(report: Report) -> str:
             ]
         )
         lines += ["## Nodes", "", markdown_table(nodes), ""]
+    network = network_table(report)
+    if network is not None:
+        lines += ["## Interfaces", "", markdown_table(network), ""]
     lines += ["## Findings", ""]
     if report.findings:
         findings = pd.DataFrame(

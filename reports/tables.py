@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from nccldoctor.findings import Finding
+from nccldoctor.report import Report
 from nccldoctor.units import format_size
 
 MODE_COLUMNS = ("time (us)", "algbw (GB/s)", "busbw (GB/s)", "#wrong")
@@ -83,3 +84,25 @@ def where(finding: Finding) -> str:
     if finding.ranks:
         parts.append(("rank " if len(finding.ranks) == 1 else "ranks ") + ",".join(map(str, finding.ranks)))
     return " / ".join(parts) or "job"
+
+
+def network_table(report: Report) -> pd.DataFrame | None:
+    """Per node: the interface the backend will use, why, and its address and MTU."""
+    network = report.sections.get("network")
+    if not network:
+        return None
+    lines = []
+    for node in network["nodes"]:
+        by_name = {i["name"]: i for i in node["interfaces"]}
+        chosen = [by_name[n] for n in node["chosen"] if n in by_name]
+        lines.append(
+            [
+                node["node_rank"],
+                node["hostname"],
+                ",".join(node["chosen"]) or "none",
+                " ".join(a for i in chosen for a in i["addresses"]) or "-",
+                chosen[0]["mtu"] if chosen else "-",
+                node["rule"],
+            ]
+        )
+    return pd.DataFrame(lines, columns=["node", "hostname", "interface", "addresses", "mtu", "rule"])

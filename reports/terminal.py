@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nccldoctor.report import Report
-from nccldoctor.reports.tables import average_busbw, probe_tables, short_header, where
+from nccldoctor.reports.tables import average_busbw, network_table, probe_tables, short_header, where
 
 LOG_WIDTH = 160  # when stdout is a file or a pipe, do not squeeze tables into 80 columns
 _VERDICT_STYLE = {"pass": "bold green", "warn": "bold yellow", "fail": "bold red", "error": "bold red"}
@@ -28,10 +28,22 @@ class TerminalSink:
             f"backend {job.get('backend')}, device {job.get('device')}"
         )
         if not self.quiet:
+            self._network(report)
             for probe, frame in probe_tables(report.results).items():
                 self._probe_table(probe, frame, average_busbw(report.results, probe))
         self._findings(report)
         self._verdict(report, out_dir)
+
+    def _network(self, report: Report) -> None:
+        frame = network_table(report)
+        if frame is None:
+            return
+        table = Table(title=f"Interfaces ({report.sections['network']['backend']})", title_justify="left")
+        for column in frame.columns:
+            table.add_column(column)
+        for row in frame.itertuples(index=False):
+            table.add_row(*map(str, row))
+        self.console.print(table)
 
     def _probe_table(self, probe: str, frame, avg_busbw: float) -> None:
         table = Table(
