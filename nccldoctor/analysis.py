@@ -12,9 +12,12 @@ NodesOf = Callable[[list[int]], list[int]]
 
 
 def judge_rows(
-    rows: list[dict[str, Any]], expect_busbw: dict[str, float], nodes_of: NodesOf
+    rows: list[dict[str, Any]],
+    expect_busbw: dict[str, float],
+    nodes_of: NodesOf,
+    probes_run: list[str] | None = None,
 ) -> list[Finding]:
-    return wrong_data(rows, nodes_of) + low_bandwidth(rows, expect_busbw)
+    return wrong_data(rows, nodes_of) + low_bandwidth(rows, expect_busbw, probes_run)
 
 
 def ranks_text(ranks: list[int]) -> str:
@@ -30,7 +33,7 @@ def wrong_data(rows: list[dict[str, Any]], nodes_of: NodesOf) -> list[Finding]:
     """
     findings = []
     for probe in dict.fromkeys(r["probe"] for r in rows):
-        bad = [r for r in rows if r["probe"] == probe and r["wrong"] > 0]
+        bad = [r for r in rows if r["probe"] == probe and (r["wrong"] or 0) > 0]
         if not bad:
             continue
         seen_at = sorted({rank for r in bad for rank in r["wrong_ranks"]})
@@ -63,12 +66,23 @@ def wrong_data(rows: list[dict[str, Any]], nodes_of: NodesOf) -> list[Finding]:
     return findings
 
 
-def low_bandwidth(rows: list[dict[str, Any]], expect_busbw: dict[str, float]) -> list[Finding]:
+def low_bandwidth(
+    rows: list[dict[str, Any]], expect_busbw: dict[str, float], probes_run: list[str] | None = None
+) -> list[Finding]:
     """busbw at each probe's largest size against the user's stated expectation."""
     findings = []
     for probe, expected in expect_busbw.items():
         measured = [r for r in rows if r["probe"] == probe]
         if not measured:
+            if probes_run is not None and probe in probes_run:
+                findings.append(
+                    make_finding(
+                        "low_bandwidth",
+                        f"{probe}: no size was measured, so the expected {expected:g} GB/s was not shown",
+                        evidence={"probe": probe, "expected_busbw_gbps": expected},
+                        fix="raise --max-bytes so the probe measures at least one size",
+                    )
+                )
             continue
         largest = max(r["size_bytes"] for r in measured)
         best = max((r for r in measured if r["size_bytes"] == largest), key=lambda r: r["busbw_gbps"])

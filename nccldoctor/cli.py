@@ -10,7 +10,9 @@ gets the bench's own code (0 pass, 1 fail, 3 incomplete) back from a report fold
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +24,19 @@ from nccldoctor.findings import CATALOG, EXIT_USAGE
 
 
 def show(args: argparse.Namespace) -> int:
+    try:
+        return _show(args)
+    except BrokenPipeError:
+        return _show_code(args)
+
+
+def _show_code(args: argparse.Namespace) -> int:
+    from nccldoctor.reports.json_report import load
+
+    return load(Path(args.report)).exit_code
+
+
+def _show(args: argparse.Namespace) -> int:
     from nccldoctor.reports.json_report import load
     from nccldoctor.reports.terminal import TerminalSink
 
@@ -37,8 +52,11 @@ def show(args: argparse.Namespace) -> int:
 
 
 def codes(args: argparse.Namespace) -> int:
-    for spec in CATALOG.values():
-        print(f"{spec.code} [{spec.severity.value}]\n  meaning: {spec.meaning}\n  fix: {spec.fix}")
+    try:
+        for spec in CATALOG.values():
+            print(f"{spec.code} [{spec.severity.value}]\n  meaning: {spec.meaning}\n  fix: {spec.fix}")
+    except BrokenPipeError:
+        pass  # `nccldoctor codes | head`
     return 0
 
 
@@ -66,10 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     try:
         args = build_parser().parse_args(argv)
-        sys.exit(COMMANDS[args.command][1](args))
+        code = COMMANDS[args.command][1](args)
     except UsageError as exc:
         print(f"nccldoctor: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
+    with contextlib.suppress(BrokenPipeError):  # `show DIR | head -1`: the code is still the report's
+        sys.stdout.flush()
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+    sys.exit(code)
 
 
 if __name__ == "__main__":

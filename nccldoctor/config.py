@@ -8,6 +8,7 @@ value and what is allowed; nothing here prints or exits.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -205,3 +206,11 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         strict=args.strict,
         quiet=args.quiet,
     )
+
+
+def config_section(config: BenchConfig) -> dict:
+    """The report's `config` section: what this run was asked to do (and so what a pass means)."""
+    section = dataclasses.asdict(config)
+    section["out"] = str(config.out) if config.out else None
+    section["sizes"] = config.sizes()
+    return section

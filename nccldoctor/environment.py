@@ -29,7 +29,9 @@ _NAMES = (
     frozenset({"WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_WORLD_SIZE", "ROLE_WORLD_SIZE", "LD_LIBRARY_PATH"})
     | PER_RANK
 )
-_SECRET = re.compile(r"TOKEN|SECRET|PASSW(OR)?D|KEY|CREDENTIAL", re.IGNORECASE)
+# Whole name components only: API_KEY and HF_TOKEN are secrets, NCCL_IB_PKEY (a partition key)
+# is not, and hiding it would hide a classic InfiniBand misconfiguration.
+_SECRET = re.compile(r"(^|_)(TOKEN|SECRET|PASSW(OR)?D|KEY|KEYS|CREDENTIALS?|APIKEY)(_|$)", re.IGNORECASE)
 MASK = "***"
 
 

@@ -15,7 +15,7 @@ from nccldoctor.findings import Finding, exit_code, verdict
 from nccldoctor.runtime import Job, RankInfo
 
 SCHEMA_VERSION = 1
-OPTIONAL_SECTIONS = ("network",)  # top-level keys present when their check ran
+OPTIONAL_SECTIONS = ("config", "network")  # top-level keys present when their check ran
 
 
 @dataclass

@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 
 from nccldoctor.analysis import judge_rows
-from nccldoctor.config import BenchConfig, parse_args
+from nccldoctor.config import BenchConfig, config_section, parse_args
 from nccldoctor.environment import relevant_env
 from nccldoctor.errors import UsageError
 from nccldoctor.findings import EXIT_INCOMPLETE, EXIT_USAGE, Finding, Severity
@@ -48,6 +48,7 @@ from nccldoctor.signals import EarlySignals
 from nccldoctor.supervisor import Cause, RankState, Supervisor, cause_of
 
 DEFAULT_OUT_ROOT = Path("nccldoctor-out")
+REPORT_FILES = ("report.json", "results.csv", "report.md")
 # Collectives time out a little after the run's deadline, so the supervisor (which writes a
 # report) always acts before the backend's own timeout (which, for NCCL, may kill the process).
 BACKEND_TIMEOUT_MARGIN_S = 30.0
@@ -82,7 +83,7 @@ class Bench:
         self.recorder = Recorder()
         self.job: Job | None = None
         self.out_dir: Path | None = None
-        self.sections: dict[str, dict] = {}  # extra report sections (network, ...)
+        self.sections: dict[str, dict] = {"config": config_section(config)}  # and "network", ...
         self.display = ProgressDisplay(enabled=launch.rank == 0 and not config.quiet)
         supervisor.on_stop_display = self.display.stop
         supervisor.on_incomplete = self.write_incomplete
@@ -188,6 +189,8 @@ class Bench:
                 out = DEFAULT_OUT_ROOT / f"{stamp}-{suffix}"
         try:
             out.mkdir(parents=True, exist_ok=True)
+            for stale in REPORT_FILES:  # a reused --out must never show an older run's verdict
+                (out / stale).unlink(missing_ok=True)
             probe = out / ".nccldoctor-write-test"
             probe.write_text("")
             probe.unlink()
@@ -200,7 +203,7 @@ class Bench:
     def build_report(self, complete: bool, extra: list[Finding] | None = None) -> Report:
         rows, findings = self.recorder.snapshot()
         job = self.job or Job(launch=self.launch, backend="unknown", device=torch.device("cpu"))
-        judged = judge_rows(rows, self.config.expect_busbw, job.nodes_of)
+        judged = judge_rows(rows, self.config.expect_busbw, job.nodes_of, self.config.probes)
         if not job.ranks and self.launch.rank == 0:  # stopped before the process group formed
             job.ranks = _available_rank_infos(self.supervisor.store, self.launch.world_size)
         return Report(

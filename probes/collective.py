@@ -111,6 +111,20 @@ class CollectiveProbe(Probe):
                 ]
             )
         plan = self._plan(job.world_size)
+        if not plan:
+            smallest = self.config.torch_dtype.itemsize * job.world_size
+            return ProbeResult(
+                findings=[
+                    make_finding(
+                        "probe_skipped",
+                        f"{self.name} measured nothing: every size from --min-bytes to "
+                        f"--max-bytes is below one {self.config.dtype} element per rank ({smallest} B with "
+                        f"{job.world_size} ranks)",
+                        evidence={"probe": self.name, "smallest_size_bytes": smallest},
+                        fix=f"raise --max-bytes to at least {smallest}",
+                    )
+                ]
+            )
         send, recv = self._allocate(plan, job.device)
         rows = []
         for layout, inplace in plan:
@@ -239,7 +253,7 @@ class CollectiveProbe(Probe):
             "time_us": spread["mean"],
             "algbw_gbps": algbw_gbps(layout.size_bytes, spread["mean"]),
             "busbw_gbps": busbw_gbps(self.name, layout.size_bytes, spread["mean"], n),
-            "wrong": sum(wrong_per_rank),
+            "wrong": sum(wrong_per_rank) if self.config.check else None,  # None: not checked
             "min_time_us": spread["min"],
             "max_time_us": spread["max"],
             "slowest_rank": spread["argmax"],

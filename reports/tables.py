@@ -34,14 +34,14 @@ def short_header(column: str) -> str:
     return name.replace(" (", "\n(")
 
 
-def _mode_cells(row: pd.Series | None, checked: bool) -> list[str]:
+def _mode_cells(row: pd.Series | None) -> list[str]:
     if row is None:
         return [NOT_MEASURED] * len(MODE_COLUMNS)
-    wrong = str(int(row["wrong"])) if checked else "N/A"
+    wrong = "N/A" if pd.isna(row["wrong"]) else str(int(row["wrong"]))  # N/A: not checked (-c 0)
     return [f"{row['time_us']:.1f}", f"{row['algbw_gbps']:.3f}", f"{row['busbw_gbps']:.3f}", wrong]
 
 
-def probe_tables(results: list[dict], checked: bool = True) -> dict[str, pd.DataFrame]:
+def probe_tables(results: list[dict]) -> dict[str, pd.DataFrame]:
     """One display table per probe, keyed by probe name, in the order the probes ran."""
     if not results:
         return {}
@@ -60,8 +60,8 @@ def probe_tables(results: list[dict], checked: bool = True) -> dict[str, pd.Data
                     first["dtype"],
                     first["op"],
                     int(first["root"]),
-                    *_mode_cells(by_mode.get(False), checked),
-                    *_mode_cells(by_mode.get(True), checked),
+                    *_mode_cells(by_mode.get(False)),
+                    *_mode_cells(by_mode.get(True)),
                     int(slowest["slowest_rank"]),
                     f"{slowest['max_time_us']:.1f}",
                 ]

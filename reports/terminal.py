@@ -81,4 +81,7 @@ class TerminalSink:
 
 
 def make_console() -> Console:
-    return Console(highlight=False, width=None if sys.stdout.isatty() else LOG_WIDTH)
+    # Never narrower than LOG_WIDTH: a narrow terminal wraps long lines, but rich would cut
+    # the numbers themselves to "…", and the numbers are the point.
+    width = max(Console().width, LOG_WIDTH) if sys.stdout.isatty() else LOG_WIDTH
+    return Console(highlight=False, width=width)

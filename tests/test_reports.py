@@ -120,3 +120,9 @@ def test_csv_markdown_and_terminal_show_the_same_rows(tmp_path):
     assert "all_reduce" in text and "wrong_data" in text and "verdict: FAIL" in text
     # all_reduce is in-place only in torch: its out-of-place columns say so
     assert "n/a" in markdown.split("## all_reduce")[1].split("## ")[0]
+
+
+def test_expectation_for_a_probe_that_measured_nothing_fails():
+    (finding,) = judge_rows([], {"all_gather": 10.0}, nodes_of, ["all_gather"])
+    assert finding.code == "low_bandwidth" and "no size was measured" in finding.message
+    assert judge_rows([], {"all_gather": 10.0}, nodes_of, ["all_reduce"]) == []  # not run: not judged
