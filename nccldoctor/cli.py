@@ -24,19 +24,6 @@ from nccldoctor.findings import CATALOG, EXIT_USAGE
 
 
 def show(args: argparse.Namespace) -> int:
-    try:
-        return _show(args)
-    except BrokenPipeError:
-        return _show_code(args)
-
-
-def _show_code(args: argparse.Namespace) -> int:
-    from nccldoctor.reports.json_report import load
-
-    return load(Path(args.report)).exit_code
-
-
-def _show(args: argparse.Namespace) -> int:
     from nccldoctor.reports.json_report import load
     from nccldoctor.reports.terminal import TerminalSink
 

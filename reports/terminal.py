@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +24,10 @@ class TerminalSink:
         self.console = console or make_console()
 
     def emit(self, report: Report, out_dir: Path | None) -> None:
+        with contextlib.suppress(BrokenPipeError):  # the reader went away (`| head`)
+            self._emit(report, out_dir)
+
+    def _emit(self, report: Report, out_dir: Path | None) -> None:
         job = report.job
         self.console.print(
             f"nccldoctor: {job.get('world_size')} ranks on {job.get('nnodes')} node(s), "
@@ -80,8 +86,16 @@ class TerminalSink:
             self.console.print(f"report: {out_dir}")
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich's default exits the process with code 1: a reader that stops early (`| head`)
+        # would change the verdict's exit code. Stop printing instead; the files are written.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise BrokenPipeError
+
+
 def make_console() -> Console:
     # Never narrower than LOG_WIDTH: a narrow terminal wraps long lines, but rich would cut
     # the numbers themselves to "…", and the numbers are the point.
     width = max(Console().width, LOG_WIDTH) if sys.stdout.isatty() else LOG_WIDTH
-    return Console(highlight=False, width=width)
+    return _Console(highlight=False, width=width)
