@@ -202,10 +202,8 @@ class Bench:
     # -- the report ----------------------------------------------------------------------------
     def build_report(self, complete: bool, extra: list[Finding] | None = None) -> Report:
         rows, findings = self.recorder.snapshot()
-        job = self.job or Job(launch=self.launch, backend="unknown", device=torch.device("cpu"))
+        job = self.job_for_report()
         judged = judge_rows(rows, self.config.expect_busbw, job.nodes_of, self.config.probes)
-        if not job.ranks and self.launch.rank == 0:  # stopped before the process group formed
-            job.ranks = _available_rank_infos(self.supervisor.store, self.launch.world_size)
         return Report(
             job=describe_job(job),
             environment=describe_environment(job.ranks),
@@ -222,15 +220,19 @@ class Bench:
 
     def write_incomplete(self, cause: Cause, states: list[RankState]) -> None:
         """Called by the supervisor on the one rank chosen to write the partial report."""
+        extra = diagnose_incomplete(cause, states, self.supervisor.label, self.job_for_report().nodes_of)
+        self.emit(self.build_report(complete=False, extra=extra))
+
+    def job_for_report(self) -> Job:
+        """The job, with every rank's info, also when the run stopped before rank 0 read it
+        (a stop before the process group, or a surviving rank writing for a lost rank 0)."""
         if self.job is None:
             self.job = Job(launch=self.launch, backend="unknown", device=torch.device("cpu"))
         if not self.job.ranks:
             # The supervisor's own store client: the main thread's may be stuck in a blocking
             # wait (init_process_group waiting for a lost rank) and hold that client's lock.
             self.job.ranks = _available_rank_infos(self.supervisor.store, self.launch.world_size)
-        sup = self.supervisor
-        extra = diagnose_incomplete(cause, states, sup.label, self.job.nodes_of)
-        self.emit(self.build_report(complete=False, extra=extra))
+        return self.job
 
 
 def _available_rank_infos(store: dist.Store, world_size: int) -> list[RankInfo]:
