@@ -2,6 +2,8 @@
 
     nccldoctor show DIR|report.json   render a saved report; exit with its exit code
     nccldoctor codes                  the finding codes, their meaning and fix
+    nccldoctor preflight --master-addr HOST --master-port PORT ...
+                                      check this node before torchrun (seconds, no rendezvous)
 
 torchrun exits 1 whenever any rank exits non-zero, so `nccldoctor show` is how a script
 gets the bench's own code (0 pass, 1 fail, 3 incomplete) back from a report folder.
@@ -17,8 +19,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from nccldoctor import __version__
-from nccldoctor.config import Parser
+from nccldoctor import __version__, preflight
+from nccldoctor.argtypes import Parser
 from nccldoctor.errors import UsageError
 from nccldoctor.findings import CATALOG, EXIT_USAGE
 
@@ -50,6 +52,10 @@ def codes(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "show": ("render a saved report and exit with its exit code", show),
     "codes": ("list the finding codes with meaning and fix", codes),
+    "preflight": (
+        "check this node before torchrun: master reachable, interfaces, GPUs",
+        preflight.command,
+    ),
 }
 
 
@@ -65,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     show_parser.add_argument("report", help="a report folder or its report.json")
     show_parser.add_argument("--quiet", action="store_true", help="findings and verdict only")
     sub.add_parser("codes", help=COMMANDS["codes"][0])
+    preflight.add_arguments(sub.add_parser("preflight", help=COMMANDS["preflight"][0]))
     return parser
 
 

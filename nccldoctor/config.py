@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from nccldoctor.argtypes import Parser, seconds, whole_number
 from nccldoctor.errors import UsageError
 from nccldoctor.units import parse_size
 
@@ -61,6 +62,8 @@ class BenchConfig:
     expect_busbw: dict[str, float] = field(default_factory=dict)  # probe -> GB/s
     strict: bool = False  # warnings fail the run (exit 1)
     quiet: bool = False  # terminal: verdict and findings only
+    ports: list[tuple[int, int]] = field(default_factory=list)  # extra port ranges to check
+    ifaces: str | list[str] = "auto"  # per-NIC sweep: "auto", "off" or interface names
 
     def __post_init__(self) -> None:
         self._check_numbers()
@@ -107,27 +110,6 @@ class BenchConfig:
         return sizes
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse that raises UsageError (one line) instead of printing usage and exiting."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-
-
-def _seconds(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-
-
 def _switch(text: str) -> bool:
     if text not in ("0", "1"):
         raise argparse.ArgumentTypeError(f"{text!r} is not 0 or 1")
@@ -159,6 +141,39 @@ def parse_expect_busbw(text: str) -> dict[str, float]:
     return expectations
 
 
+def parse_ports(text: str) -> list[tuple[int, int]]:
+    """'40000-40100,29400' -> [(40000, 40100), (29400, 29400)]; ports are 1..65535."""
+
+    def port(value: str, item: str) -> int:
+        if not value.strip().isdigit() or not 1 <= int(value) <= 65535:
+            raise UsageError(
+                f"--ports: {item!r} is not a port or range of ports 1-65535 (e.g. 40000-40100,29400)"
+            )
+        return int(value)
+
+    ranges = []
+    for item in text.split(","):
+        low, sep, high = item.strip().partition("-")
+        first = port(low, item)
+        last = port(high, item) if sep else first
+        if last < first:
+            raise UsageError(f"--ports: {item!r} is a reversed range (write {last}-{first})")
+        ranges.append((first, last))
+    return ranges
+
+
+def parse_ifaces(text: str) -> str | list[str]:
+    """'auto' | 'off' | 'eth0,ib0' (names are checked against the nodes once they report)."""
+    if text in ("auto", "off"):
+        return text
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names or any(
+        not name.replace("-", "").replace("_", "").replace(".", "").isalnum() for name in names
+    ):
+        raise UsageError(f"--ifaces: {text!r} is not auto, off or a comma list of interface names")
+    return list(dict.fromkeys(names))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="nccldoctor.bench",
@@ -168,18 +183,24 @@ def build_parser() -> argparse.ArgumentParser:
     add = p.add_argument
     add("-b", "--min-bytes", default="8", help="smallest total buffer size (8, 64K, 1M, 1G; default 8)")
     add("-e", "--max-bytes", default="8M", help="largest total buffer size (default 8M)")
-    add("-f", "--step-factor", type=_int, default=4, help="size multiplier between rows (default 4)")
-    add("-n", "--iters", type=_int, default=20, help="timed iterations per size (default 20)")
-    add("-w", "--warmup", type=_int, default=5, help="untimed warm-up iterations per size (default 5)")
+    add("-f", "--step-factor", type=whole_number, default=4, help="size multiplier between rows (default 4)")
+    add("-n", "--iters", type=whole_number, default=20, help="timed iterations per size (default 20)")
+    add(
+        "-w", "--warmup", type=whole_number, default=5, help="untimed warm-up iterations per size (default 5)"
+    )
     add("-d", "--dtype", default="float32", help=f"element type: {', '.join(DTYPES)} (default float32)")
     add("-o", "--op", default="sum", help=f"reduction: {', '.join(REDUCE_OPS)} (default sum)")
     add("-c", "--check", type=_switch, default=True, help="check every output element: 1 or 0 (default 1)")
-    add("-r", "--root", type=_int, default=0, help="broadcast root rank (default 0)")
+    add("-r", "--root", type=whole_number, default=0, help="broadcast root rank (default 0)")
     add("--probes", default=",".join(ALL_PROBES), help="comma list of probes (default: all)")
     add("--backend", default="auto", help="auto, nccl or gloo (auto: NCCL with CUDA, else Gloo)")
-    add("--timeout", type=_seconds, default=300.0, help="deadline for the whole run in seconds (default 300)")
+    add("--timeout", type=seconds, default=300.0, help="deadline for the whole run in seconds (default 300)")
     add("--out", default=None, help="report folder (default ./nccldoctor-out/<timestamp>)")
     add("--expect-busbw", default=None, help="GB/s expected at the largest size: 20, or all_reduce=20,...")
+    add("--ports", default=None, help="extra ports to check between nodes: 40000-40100,29400")
+    add(
+        "--ifaces", default="auto", help="per-NIC sweep: auto (multi-node, 2+ shared NICs), off, or eth0,eth1"
+    )
     add("--strict", action="store_true", help="exit 1 on warnings too")
     add("--quiet", action="store_true", help="print only findings and the verdict")
     return p
@@ -205,6 +226,8 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         expect_busbw=parse_expect_busbw(args.expect_busbw) if args.expect_busbw else {},
         strict=args.strict,
         quiet=args.quiet,
+        ports=parse_ports(args.ports) if args.ports else [],
+        ifaces=parse_ifaces(args.ifaces),
     )
 
 

@@ -110,6 +110,73 @@ _SPECS = [
         "Set one MTU on every node's interface.",
     ),
     CodeSpec(
+        "iface_slower_than_best",
+        Severity.WARN,
+        "In the per-NIC sweep the interface the backend uses was at least 20% slower than the "
+        "best candidate interface all nodes share.",
+        "Export the socket variable with the faster interface (the fix names it), or fix "
+        "/etc/hosts so the hostname resolves to its address.",
+    ),
+    CodeSpec(
+        "port_blocked",
+        Severity.FAIL,
+        "Connections from one node to ports another node listens on (sampled across its "
+        "ephemeral range, plus --ports) were dropped (timeout: a DROP rule) or refused (a "
+        "REJECT rule). NCCL and Gloo listen on ephemeral ports, so the job would hang in init.",
+        "Open the named ports on the named node's firewall for the other nodes' addresses "
+        "(the fix gives the rule).",
+    ),
+    CodeSpec(
+        "master_unresolvable",
+        Severity.FAIL,
+        "preflight: the master address does not resolve (DNS or /etc/hosts) on this node.",
+        "Use the master's IP address, or add it to DNS / /etc/hosts on every node.",
+    ),
+    CodeSpec(
+        "master_unreachable",
+        Severity.FAIL,
+        "preflight: a TCP connection to the master's port timed out (filtered by a firewall, "
+        "or the host is down) or there is no route to it.",
+        "Open the master port (and the ephemeral range) on the master's firewall for this "
+        "node, or check the route and the interface shown.",
+    ),
+    CodeSpec(
+        "master_not_listening",
+        Severity.INFO,
+        "preflight: the master host answered but nothing listens on the port yet (connection "
+        "refused): expected before torchrun starts there.",
+        "Nothing to fix before launch; if torchrun already runs on the master, check the port.",
+    ),
+    CodeSpec(
+        "gpu_count_mismatch",
+        Severity.FAIL,
+        "preflight: --nproc-per-node asks for more processes than this node has visible GPUs "
+        "(NCCL would fail on the extra ranks), or fewer (GPUs left idle: info).",
+        "Set --nproc-per-node to the number of GPUs, or fix CUDA_VISIBLE_DEVICES.",
+    ),
+    CodeSpec(
+        "nccl_transport_fallback",
+        Severity.WARN,
+        "NCCL's own log shows it used sockets although InfiniBand/RoCE devices are present "
+        "and NCCL_IB_DISABLE is not set: a large slowdown.",
+        "Check NCCL_IB_HCA, the IB port state (ibstat) and that the NCCL IB plugin / rdma-core "
+        "libraries are installed; NCCL_DEBUG=INFO shows why NET/IB found no device.",
+    ),
+    CodeSpec(
+        "nccl_iface_unexpected",
+        Severity.WARN,
+        "NCCL's own log shows it used a different socket interface than the one predicted "
+        "from the node's interfaces and NCCL_SOCKET_IFNAME.",
+        "Set NCCL_SOCKET_IFNAME explicitly to the interface you mean on every node.",
+    ),
+    CodeSpec(
+        "sweep_variant_failed",
+        Severity.WARN,
+        "A variant of a sweep (one interface of the per-NIC sweep, one NCCL setting) could "
+        "not run a job in fresh processes before its deadline: it would not work for training.",
+        "Read the variant's error in the evidence; do not use that interface or setting.",
+    ),
+    CodeSpec(
         "probe_skipped",
         Severity.INFO,
         "A probe did not run because this job cannot run it (e.g. send/recv needs two ranks).",

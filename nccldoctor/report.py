@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import torch
 
 from nccldoctor import __version__
 from nccldoctor.environment import differences_by_node
 from nccldoctor.findings import Finding, exit_code, verdict
-from nccldoctor.runtime import Job, RankInfo
+
+if TYPE_CHECKING:  # torch loads in seconds: preflight and `show` must not pay for it
+    from nccldoctor.runtime import Job, RankInfo
 
 SCHEMA_VERSION = 1
-OPTIONAL_SECTIONS = ("config", "network")  # top-level keys present when their check ran
+# Top-level keys present when their check ran.
+OPTIONAL_SECTIONS = ("config", "network", "nic_sweep", "preflight")
 
 
 @dataclass
@@ -73,6 +75,8 @@ class Report:
 
 
 def versions() -> dict[str, str | None]:
+    import torch
+
     nccl = None
     if torch.cuda.is_available():
         with_nccl = getattr(torch.cuda, "nccl", None)
@@ -82,6 +86,8 @@ def versions() -> dict[str, str | None]:
 
 
 def describe_device(job: Job) -> str:
+    import torch
+
     if job.device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(job.device)})"
     return "cpu"

@@ -8,7 +8,6 @@ crash, a hang or a signal into a partial report and exit code 3.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import signal
@@ -19,14 +18,16 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from nccldoctor.analysis import judge_rows
+from nccldoctor.analysis import judge_rows, wrong_data
 from nccldoctor.config import BenchConfig, config_section, parse_args
 from nccldoctor.environment import relevant_env
 from nccldoctor.errors import UsageError
-from nccldoctor.findings import EXIT_INCOMPLETE, EXIT_USAGE, Finding, Severity
+from nccldoctor.findings import EXIT_INCOMPLETE, EXIT_USAGE, Finding, make_finding
 from nccldoctor.incomplete import diagnose_incomplete
+from nccldoctor.netcheck import NetworkCheck, NetworkPlan
+from nccldoctor.outdir import prepare_out_dir
 from nccldoctor.probes import REGISTRY, ProbeContext, ProbeResult
-from nccldoctor.probes.interfaces import NodeNet, collect_node_net, judge_interfaces, network_section
+from nccldoctor.probes.nic_sweep import iface_variants, judge_sweep, summarize, sweep_config
 from nccldoctor.progress import ProgressDisplay
 from nccldoctor.report import Report, describe_environment, describe_job
 from nccldoctor.reports import emit_all, make_sinks
@@ -46,12 +47,13 @@ from nccldoctor.runtime import (
 )
 from nccldoctor.signals import EarlySignals
 from nccldoctor.supervisor import Cause, RankState, Supervisor, cause_of
+from nccldoctor.variants import Variant, VariantOutcome, VariantRunner, variant_rows
 
-DEFAULT_OUT_ROOT = Path("nccldoctor-out")
-REPORT_FILES = ("report.json", "results.csv", "report.md")
 # Collectives time out a little after the run's deadline, so the supervisor (which writes a
 # report) always acts before the backend's own timeout (which, for NCCL, may kill the process).
 BACKEND_TIMEOUT_MARGIN_S = 30.0
+VARIANT_TIMEOUT_S = 90.0  # one variant of a sweep: start-up, process group, measurement
+REPORT_RESERVE_S = 10.0  # a sweep leaves this much of the deadline for the report
 
 
 class Recorder:
@@ -82,6 +84,7 @@ class Bench:
         self.supervisor = supervisor
         self.recorder = Recorder()
         self.job: Job | None = None
+        self.network: NetworkCheck | None = None
         self.out_dir: Path | None = None
         self.sections: dict[str, dict] = {"config": config_section(config)}  # and "network", ...
         self.display = ProgressDisplay(enabled=launch.rank == 0 and not config.quiet)
@@ -91,10 +94,13 @@ class Bench:
     # -- the run -------------------------------------------------------------------------------
     def run(self) -> int:
         backend, device = self.prepare()
-        healthy = self.check_network(backend)
+        self.network = NetworkCheck(
+            self.store, self.launch, self.config, backend, self.supervisor.remaining_s, self.supervisor.enter
+        )
+        plan = self.network.run()
         self.job = Job(launch=self.launch, backend=backend, device=device)
-        if healthy:
-            self.measure()
+        if plan.go:
+            self.measure(plan)
         self.supervisor.enter("report")
         code = None
         if self.launch.rank == 0:
@@ -102,7 +108,7 @@ class Bench:
             self.emit(report)
             code = report.exit_code
         code = self.supervisor.finish(code)
-        if healthy:
+        if plan.go:
             dist.destroy_process_group()
         return code
 
@@ -134,28 +140,8 @@ class Bench:
             self.out_dir = self.prepare_out_dir()
         return backend, device
 
-    def check_network(self, backend: str) -> bool:
-        """Store only, before any collective: would the backend's interfaces work? False: stop."""
-        self.supervisor.enter("interface check")
-        if self.launch.local_rank == 0:
-            node = collect_node_net(self.launch.node_rank, hostname())
-            self.store.set(f"net/{self.launch.node_rank}", json.dumps(node.to_json()))
-        if self.launch.rank == 0:
-            keys = [f"net/{n}" for n in range(self.launch.nnodes)]
-            self.store.wait(keys, datetime.timedelta(seconds=max(self.supervisor.remaining_s(), 0.1)))
-            nodes = [NodeNet.from_json(json.loads(raw)) for raw in self.store.multi_get(keys)]
-            choices, findings = judge_interfaces(nodes, backend)
-            self.sections["network"] = network_section(nodes, choices, backend)
-            self.recorder.add(ProbeResult(findings=findings))
-            blocked = any(f.severity is Severity.FAIL for f in findings)
-            self.store.set("network_verdict", "stop" if blocked else "go")
-        self.store.wait(
-            ["network_verdict"], datetime.timedelta(seconds=max(self.supervisor.remaining_s(), 0.1))
-        )
-        return self.store.get("network_verdict") == b"go"
-
-    def measure(self) -> None:
-        """Join the process group and run the probes."""
+    def measure(self, plan: NetworkPlan) -> None:
+        """Join the process group, run the probes, then the per-NIC sweep."""
         self.supervisor.enter("init_process_group")
         init_process_group(
             self.store,
@@ -170,48 +156,82 @@ class Bench:
             )
         probes = [REGISTRY[name](self.config) for name in self.config.probes]
         context = ProbeContext(job=self.job, config=self.config, step=self.step)
-        self.display.start(sum(p.planned_steps(self.job) for p in probes))
+        sweep = iface_variants(plan.sweep, self.job.backend)
+        self.display.start(sum(p.planned_steps(self.job) for p in probes) + len(sweep))
         for probe in probes:
             self.recorder.add(probe.run(context))
+        self.sweep_nics(sweep, plan.in_use)
         self.display.stop()
 
+    def sweep_nics(self, variants: list[Variant], in_use: str | None) -> None:
+        """Each candidate interface in fresh processes (NCCL reads its variables once)."""
+        if not variants:
+            return
+        runner = VariantRunner(
+            self.store, run_prefix(self.launch), self.launch, self.job.backend, self.supervisor.remaining_s
+        )
+        config = sweep_config(self.config)
+        outcomes: list[VariantOutcome] = []
+        for index, variant in enumerate(variants):
+            self.step(f"per-NIC sweep: {variant.name}")
+            budget = min(VARIANT_TIMEOUT_S, self.supervisor.remaining_s() - REPORT_RESERVE_S)
+            outcome = runner.run(index, variant, config, budget)
+            if outcome is None:
+                break
+            outcomes.append(outcome)
+        if self.launch.rank == 0:
+            self.judge_nic_sweep(variants, outcomes, in_use)
+
+    def judge_nic_sweep(
+        self, variants: list[Variant], outcomes: list[VariantOutcome], in_use: str | None
+    ) -> None:
+        results = [summarize(o, self.network.nodes) for o in outcomes]
+        findings = judge_sweep(results, in_use, self.job.backend, [n.node_rank for n in self.network.nodes])
+        rows = [row for o in outcomes for row in variant_rows(o)]
+        for finding in wrong_data(rows, self.job.nodes_of):
+            finding.message = f"per-NIC sweep: {finding.message}"
+            findings.append(finding)
+        left = [v.name for v in variants[len(outcomes) :]]
+        if left:
+            findings.append(
+                make_finding(
+                    "probe_skipped",
+                    f"per-NIC sweep: no time left for {', '.join(left)} before the deadline",
+                    evidence={"not_measured": left},
+                    fix="raise --timeout, or lower --max-bytes",
+                )
+            )
+        self.sections["nic_sweep"] = {
+            "backend": self.job.backend,
+            "in_use": in_use,
+            "results": [r.to_row(in_use) for r in results],
+            "rows": rows,
+        }
+        self.recorder.add(ProbeResult(findings=findings))
+
     def prepare_out_dir(self) -> Path:
-        """--out DIR itself, or a new ./nccldoctor-out/<timestamp>/; unwritable -> UsageError."""
-        if self.out_dir is not None:
-            return self.out_dir
-        out = self.config.out
-        if out is None:
-            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-            out = DEFAULT_OUT_ROOT / stamp
-            suffix = 1
-            while out.exists():
-                suffix += 1
-                out = DEFAULT_OUT_ROOT / f"{stamp}-{suffix}"
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            for stale in REPORT_FILES:  # a reused --out must never show an older run's verdict
-                (out / stale).unlink(missing_ok=True)
-            probe = out / ".nccldoctor-write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as exc:
-            raise UsageError(f"--out: cannot write to {out}: {exc.strerror or exc}") from None
-        self.out_dir = out
-        return out
+        if self.out_dir is None:
+            self.out_dir = prepare_out_dir(self.config.out)
+        return self.out_dir
 
     # -- the report ----------------------------------------------------------------------------
     def build_report(self, complete: bool, extra: list[Finding] | None = None) -> Report:
         rows, findings = self.recorder.snapshot()
         job = self.job_for_report()
         judged = judge_rows(rows, self.config.expect_busbw, job.nodes_of, self.config.probes)
+        sections = dict(self.sections)
+        network_findings = []
+        if self.network is not None and self.network.section is not None:  # rank 0, or nothing yet
+            sections["network"] = self.network.section
+            network_findings = list(self.network.findings)
         return Report(
             job=describe_job(job),
             environment=describe_environment(job.ranks),
             results=rows,
-            findings=(extra or []) + judged + findings,
+            findings=(extra or []) + network_findings + judged + findings,
             complete=complete,
             strict=self.config.strict,
-            sections=dict(self.sections),
+            sections=sections,
         )
 
     def emit(self, report: Report) -> None:

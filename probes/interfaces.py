@@ -13,6 +13,7 @@ from typing import Any
 from nccldoctor.environment import relevant_env
 from nccldoctor.findings import Finding, Severity, make_finding
 from nccldoctor.netif import Choice, Iface, gloo_choice, local_interfaces, nccl_choice, resolve_hostname
+from nccldoctor.tcpcheck import source_address
 
 SOCKET_VARIABLE = {"gloo": "GLOO_SOCKET_IFNAME", "nccl": "NCCL_SOCKET_IFNAME"}
 
@@ -24,6 +25,7 @@ class NodeNet:
     hostname_address: str | None
     ifaces: list[Iface]
     env: dict[str, str] = field(default_factory=dict)
+    master_route: dict[str, str | None] | None = None  # {"master", "source", "iface"}: the kernel's route
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -34,14 +36,29 @@ class NodeNet:
         return cls(**{**data, "ifaces": ifaces})
 
 
-def collect_node_net(node_rank: int, hostname: str) -> NodeNet:
+def collect_node_net(node_rank: int, hostname: str, master_addr: str | None = None) -> NodeNet:
+    ifaces = local_interfaces()
     return NodeNet(
         node_rank=node_rank,
         hostname=hostname,
         hostname_address=resolve_hostname(hostname),
-        ifaces=local_interfaces(),
+        ifaces=ifaces,
         env=relevant_env(),
+        master_route=route_to(master_addr, ifaces) if master_addr else None,
     )
+
+
+def route_to(host: str, ifaces: list[Iface]) -> dict[str, str | None]:
+    """Which local address and interface the kernel would use towards `host`."""
+    address = resolve_hostname(host)
+    source = source_address(address) if address else None
+    return {"master": host, "source": source, "iface": iface_of(source, ifaces)}
+
+
+def iface_of(address: str | None, ifaces: list[Iface]) -> str | None:
+    if address is None:
+        return None
+    return next((i.name for i in ifaces if any(net.ip.compressed == address for net in i.networks)), None)
 
 
 def predict(node: NodeNet, backend: str) -> Choice:
@@ -121,7 +138,7 @@ def _reachability(nodes: list[NodeNet], choices: dict[int, Choice], backend: str
         return []
     ranks = [n.node_rank for n in cut_off]
     names = {n.node_rank: choices[n.node_rank].names[:1] for n in nodes}
-    shared = _shared_candidate(nodes)
+    shared = next(iter(shared_candidates(nodes)), None)
     return [
         make_finding(
             "iface_mismatch",
@@ -136,16 +153,17 @@ def _reachability(nodes: list[NodeNet], choices: dict[int, Choice], backend: str
     ]
 
 
-def _shared_candidate(nodes: list[NodeNet]) -> str | None:
-    """An interface name every node has, on one subnet everywhere."""
+def shared_candidates(nodes: list[NodeNet]) -> list[str]:
+    """Interfaces (by name) that are up, real, and on one common subnet on every node."""
+    found = []
     for name in _candidates(nodes[0]):
         subnets = []
         for node in nodes:
-            iface = next((i for i in node.ifaces if i.name == name), None)
+            iface = next((i for i in node.ifaces if i.name == name and i.up), None)
             subnets.append({net.network for net in iface.networks} if iface else set())
         if set.intersection(*subnets):
-            return name
-    return None
+            found.append(name)
+    return found
 
 
 def _mtu(nodes: list[NodeNet], choices: dict[int, Choice]) -> list[Finding]:
@@ -177,6 +195,7 @@ def network_section(nodes: list[NodeNet], choices: dict[int, Choice], backend: s
                 "hostname_address": n.hostname_address,
                 "chosen": choices[n.node_rank].names,
                 "rule": choices[n.node_rank].rule,
+                "master_route": n.master_route,
                 "interfaces": [
                     {
                         "name": i.name,

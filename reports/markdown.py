@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from nccldoctor.report import Report
-from nccldoctor.reports.tables import average_busbw, network_table, probe_tables, where
+from nccldoctor.reports.tables import average_busbw, probe_tables, section_tables, where
+from nccldoctor.reports.terminal import headline
 
 FILENAME = "report.md"
 
@@ -27,11 +28,13 @@ def render(report: Report) -> str:
     lines = [
         f"# nccldoctor report: {report.verdict.upper()} (exit {report.exit_code})",
         "",
-        f"{job.get('world_size')} ranks on {job.get('nnodes')} node(s), backend "
-        f"{job.get('backend')}, device {job.get('device')}, created {report.created}.",
+        f"{headline(report)}, created {report.created}.",
         "",
     ]
-    if job.get("nodes"):
+    preflight = report.sections.get("preflight")
+    if preflight:  # one node, before torchrun: no node ranks to list
+        lines += ["## Preflight", "", markdown_table(pd.DataFrame(preflight["checks"])), ""]
+    elif job.get("nodes"):
         nodes = pd.DataFrame(
             [
                 {"node": n["node_rank"], "hostname": n["hostname"], "ranks": " ".join(map(str, n["ranks"]))}
@@ -39,9 +42,8 @@ def render(report: Report) -> str:
             ]
         )
         lines += ["## Nodes", "", markdown_table(nodes), ""]
-    network = network_table(report)
-    if network is not None:
-        lines += ["## Interfaces", "", markdown_table(network), ""]
+    for title, frame in section_tables(report):
+        lines += [f"## {title}", "", markdown_table(frame), ""]
     lines += ["## Findings", ""]
     if report.findings:
         findings = pd.DataFrame(

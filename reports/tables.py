@@ -106,3 +106,61 @@ def network_table(report: Report) -> pd.DataFrame | None:
             ]
         )
     return pd.DataFrame(lines, columns=["node", "hostname", "interface", "addresses", "mtu", "rule"])
+
+
+def ports_table(report: Report) -> pd.DataFrame | None:
+    """Per (from node, to node): how many sampled ports connected, and how the rest failed."""
+    ports = (report.sections.get("network") or {}).get("ports")
+    if not ports:
+        return None
+    lines = []
+    for pair in ports["pairs"]:
+        listening = ports["listening"].get(str(pair["to_node"]), {})
+        failed = {k: v for k, v in pair.items() if k not in ("from_node", "to_node", "route_source", "open")}
+        lines.append(
+            [
+                pair["from_node"],
+                pair["to_node"],
+                listening.get("address", "?"),
+                pair.get("open", 0),
+                ", ".join(f"{n} {kind}" for kind, n in failed.items()) or "-",
+                pair.get("route_source") or "-",
+            ]
+        )
+    return pd.DataFrame(lines, columns=["from node", "to node", "address", "open", "failed", "route source"])
+
+
+def nic_sweep_table(report: Report) -> pd.DataFrame | None:
+    """Per candidate interface: bandwidth, % of line rate and latency, measured in fresh processes."""
+    sweep = report.sections.get("nic_sweep")
+    if not sweep:
+        return None
+
+    def number(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    lines = [
+        [
+            r["iface"] + (" (in use)" if r["in_use"] else ""),
+            format_size(r["size_bytes"]) if r["size_bytes"] else "-",
+            number(r["busbw_gbps"], ".3f"),
+            number(r["percent_of_line_rate"], ".0f"),
+            f"{r['line_rate_mbps']} Mb/s" if r["line_rate_mbps"] else "unknown",
+            number(r["latency_us"], ".1f"),
+            r["failed"] or "ok",
+        ]
+        for r in sweep["results"]
+    ]
+    columns = ["interface", "size", "busbw (GB/s)", "% of line rate", "line rate", "8 B latency (us)"]
+    return pd.DataFrame(lines, columns=[*columns, "status"])
+
+
+def section_tables(report: Report) -> list[tuple[str, pd.DataFrame]]:
+    """The tables of the checks that ran besides the probes, titled, in reading order."""
+    backend = (report.sections.get("network") or report.sections.get("nic_sweep") or {}).get("backend", "")
+    tables = [
+        (f"Interfaces ({backend})", network_table(report)),
+        ("Ports (sampled ephemeral range and --ports, between nodes)", ports_table(report)),
+        (f"Per-NIC sweep ({backend}, all_reduce in fresh processes)", nic_sweep_table(report)),
+    ]
+    return [(title, frame) for title, frame in tables if frame is not None]

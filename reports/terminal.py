@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nccldoctor.report import Report
-from nccldoctor.reports.tables import average_busbw, network_table, probe_tables, short_header, where
+from nccldoctor.reports.tables import average_busbw, probe_tables, section_tables, short_header, where
 
 LOG_WIDTH = 160  # when stdout is a file or a pipe, do not squeeze tables into 80 columns
 _VERDICT_STYLE = {"pass": "bold green", "warn": "bold yellow", "fail": "bold red", "error": "bold red"}
@@ -28,27 +28,33 @@ class TerminalSink:
             self._emit(report, out_dir)
 
     def _emit(self, report: Report, out_dir: Path | None) -> None:
-        job = report.job
-        self.console.print(
-            f"nccldoctor: {job.get('world_size')} ranks on {job.get('nnodes')} node(s), "
-            f"backend {job.get('backend')}, device {job.get('device')}"
-        )
+        self.console.print(headline(report))
         if not self.quiet:
-            self._network(report)
+            self._preflight(report)
+            self._sections(report)
             for probe, frame in probe_tables(report.results).items():
                 self._probe_table(probe, frame, average_busbw(report.results, probe))
         self._findings(report)
         self._verdict(report, out_dir)
 
-    def _network(self, report: Report) -> None:
-        frame = network_table(report)
-        if frame is None:
+    def _sections(self, report: Report) -> None:
+        for title, frame in section_tables(report):
+            table = Table(title=title, title_justify="left")
+            for column in frame.columns:
+                table.add_column(column, overflow="fold")
+            for row in frame.itertuples(index=False):
+                table.add_row(*map(str, row))
+            self.console.print(table)
+
+    def _preflight(self, report: Report) -> None:
+        preflight = report.sections.get("preflight")
+        if not preflight:
             return
-        table = Table(title=f"Interfaces ({report.sections['network']['backend']})", title_justify="left")
-        for column in frame.columns:
-            table.add_column(column)
-        for row in frame.itertuples(index=False):
-            table.add_row(*map(str, row))
+        table = Table(title="Preflight", title_justify="left")
+        for column in ("check", "result", "detail"):
+            table.add_column(column, overflow="fold")
+        for row in preflight["checks"]:
+            table.add_row(row["check"], row["result"], row["detail"])
         self.console.print(table)
 
     def _probe_table(self, probe: str, frame, avg_busbw: float) -> None:
@@ -84,6 +90,22 @@ class TerminalSink:
         )
         if out_dir is not None:
             self.console.print(f"report: {out_dir}")
+
+
+def headline(report: Report) -> str:
+    """The first line: the job, or for a preflight report the node and the master it checked."""
+    job = report.job
+    preflight = report.sections.get("preflight")
+    if preflight:
+        master, nproc = preflight["master"], job.get("world_size") or "-"
+        return (
+            f"nccldoctor preflight on {preflight['hostname']}: master {master['host']}:{master['port']}, "
+            f"--nproc-per-node {nproc}, backend {job.get('backend')}"
+        )
+    return (
+        f"nccldoctor: {job.get('world_size')} ranks on {job.get('nnodes')} node(s), "
+        f"backend {job.get('backend')}, device {job.get('device')}"
+    )
 
 
 class _Console(Console):

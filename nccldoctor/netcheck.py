@@ -1,0 +1,173 @@
+"""The network check before the process group: interfaces, then ports, through the store only.
+
+The master port already works (the job got this far), so the rendezvous store is the one
+channel that cannot hang on a broken network. In two rounds:
+
+1. interfaces: one rank per node (LOCAL_RANK 0) publishes its node's interfaces, route to
+   the master and socket variables; rank 0 predicts each node's interface, judges, and
+   decides: stop, go, or bad usage (--ifaces naming an interface a node lacks).
+2. ports (multi-node, when round 1 says go): each node listens on sampled ephemeral ports
+   and --ports on its chosen address; every node connects to every other; rank 0 judges.
+
+Every wait is bounded by the run's deadline (the supervisor's remaining time).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch.distributed as dist
+
+from nccldoctor.config import BenchConfig
+from nccldoctor.errors import UsageError
+from nccldoctor.findings import Finding, Severity
+from nccldoctor.netif import Choice
+from nccldoctor.probes.interfaces import NodeNet, collect_node_net, judge_interfaces, network_section
+from nccldoctor.probes.nic_sweep import plan_sweep
+from nccldoctor.probes.ports import (
+    CONNECT_TIMEOUT_S,
+    Connected,
+    Listening,
+    blocks_backend,
+    judge_ports,
+    open_listeners,
+    port_summary,
+    targets_of,
+)
+from nccldoctor.runtime import LaunchEnv, hostname
+from nccldoctor.tcpcheck import connect_all, ephemeral_range, source_address
+
+
+@dataclass
+class NetworkPlan:
+    """What every rank learns from the check."""
+
+    go: bool  # False: a fail finding means the backend would not work; skip the collectives
+    in_use: str | None = None  # the interface the backend uses on node 0
+    sweep: list[str] = field(default_factory=list)  # interfaces for the per-NIC sweep
+
+
+class NetworkCheck:
+    """Run on every rank; rank 0 also ends with `findings` and the report's `network` section."""
+
+    def __init__(
+        self,
+        store: dist.Store,
+        launch: LaunchEnv,
+        config: BenchConfig,
+        backend: str,
+        remaining_s: Callable[[], float],
+        enter: Callable[[str], None],
+    ) -> None:
+        self.store = store
+        self.launch = launch
+        self.config = config
+        self.backend = backend
+        self.remaining_s = remaining_s
+        self.enter = enter
+        self.findings: list[Finding] = []
+        self.section: dict[str, Any] | None = None
+        self.nodes: list[NodeNet] = []  # rank 0: every node's inventory
+
+    def run(self) -> NetworkPlan:
+        self.enter("interface check")
+        if self.launch.local_rank == 0:
+            node = collect_node_net(self.launch.node_rank, hostname(), self.launch.master_addr)
+            self.store.set(f"net/node/{self.launch.node_rank}", json.dumps(node.to_json()))
+        if self.launch.rank == 0:
+            self._decide_interfaces()
+        decision = self._read("net/decision")
+        if decision["verdict"] == "usage":
+            raise UsageError(decision["message"])
+        if decision["verdict"] == "go" and self.launch.nnodes > 1:
+            self.enter("port check")
+            if self.launch.local_rank == 0:
+                self._check_ports({int(n): a for n, a in decision["targets"].items()})
+            if self.launch.rank == 0:
+                self._decide_ports()
+            decision["verdict"] = self._read("net/ports_decision")["verdict"]
+        return NetworkPlan(decision["verdict"] == "go", decision["in_use"], decision["sweep"])
+
+    # -- every node ------------------------------------------------------------------------------
+    def _check_ports(self, targets: dict[int, str]) -> None:
+        """Listen on our chosen address, connect to every other node's, keep listening until all
+        nodes are done connecting (a node that closes early would look blocked to a slow peer)."""
+        me = self.launch.node_rank
+        rng = random.Random()
+        listeners, listening = open_listeners(me, targets[me], ephemeral_range(), self.config.ports, rng)
+        with listeners:
+            self.store.set(f"net/listen/{me}", json.dumps(listening.to_json()))
+            everyone = self._read_all("net/listen")
+            peers = {n: Listening.from_json(v) for n, v in everyone.items()}
+            outcomes = connect_all(targets_of(me, peers), CONNECT_TIMEOUT_S, source=targets[me])
+            address_node = {info.address: n for n, info in peers.items()}
+            seen = Connected(
+                node_rank=me,
+                outcomes=[(address_node[a], p, o) for (a, p), o in sorted(outcomes.items())],
+                routes={str(n): source_address(a) for n, a in targets.items() if n != me},
+            )
+            self.store.set(f"net/connected/{me}", json.dumps(seen.to_json()))
+            self._read_all("net/connected")
+
+    # -- rank 0 ----------------------------------------------------------------------------------
+    def _decide_interfaces(self) -> None:
+        self.nodes = nodes = [NodeNet.from_json(v) for _, v in sorted(self._read_all("net/node").items())]
+        choices, findings = judge_interfaces(nodes, self.backend)
+        self.section = network_section(nodes, choices, self.backend)
+        self.findings += findings
+        sweep, in_use, usage = plan_sweep(nodes, choices, self.config.ifaces)
+        blocked = any(f.severity is Severity.FAIL for f in findings)
+        decision: dict[str, Any] = {
+            "verdict": "usage" if usage else "stop" if blocked else "go",
+            "message": usage,
+            "targets": {n.node_rank: _listen_address(n, choices[n.node_rank]) for n in nodes},
+            "in_use": in_use,
+            "sweep": sweep,
+        }
+        if self.launch.nnodes > 1 and not blocked and None in decision["targets"].values():
+            decision["verdict"] = "stop"  # judge_interfaces has named the node without an address
+        self.store.set("net/decision", json.dumps(decision))
+
+    def _decide_ports(self) -> None:
+        listening = {n: Listening.from_json(v) for n, v in self._read_all("net/listen").items()}
+        connected = {n: Connected.from_json(v) for n, v in self._read_all("net/connected").items()}
+        findings = judge_ports(listening, connected, {n.node_rank: n.hostname for n in self.nodes})
+        self.findings += findings
+        if self.section is not None:
+            self.section["ports"] = port_summary(listening, connected)
+        verdict = "stop" if any(blocks_backend(f) for f in findings) else "go"
+        self.store.set("net/ports_decision", json.dumps({"verdict": verdict}))
+
+    # -- the store -------------------------------------------------------------------------------
+    def _wait(self, keys: list[str]) -> None:
+        self.store.wait(keys, datetime.timedelta(seconds=max(self.remaining_s(), 0.1)))
+
+    def _read(self, key: str) -> dict[str, Any]:
+        self._wait([key])
+        return json.loads(self.store.get(key))
+
+    def _read_all(self, prefix: str) -> dict[int, dict[str, Any]]:
+        """One key per node, waited for together and fetched in one round trip."""
+        keys = [f"{prefix}/{n}" for n in range(self.launch.nnodes)]
+        self._wait(keys)
+        return {n: json.loads(raw) for n, raw in enumerate(self.store.multi_get(keys))}
+
+
+def _listen_address(node: NodeNet, choice: Choice) -> str | None:
+    """The address the backend's sockets bind on this node: Gloo's hostname address, else the
+    chosen interface's first IPv4 address (NCCL prefers IPv4 unless told AF_INET6)."""
+    hostname_is_used = choice.rule.startswith("hostname") and node.hostname_address and choice.ifaces
+    if hostname_is_used and any(
+        net.ip.compressed == node.hostname_address for net in choice.ifaces[0].networks
+    ):
+        return node.hostname_address
+    if not choice.ifaces:
+        return None
+    networks = sorted(choice.ifaces[0].networks, key=lambda net: net.version)
+    usable = [net for net in networks if not net.ip.is_link_local]
+    return usable[0].ip.compressed if usable else None

@@ -1,0 +1,186 @@
+"""Fresh worker processes per setting: the mechanism behind the per-NIC and settings sweeps.
+
+NCCL reads its environment (NCCL_SOCKET_IFNAME, NCCL_ALGO, NCCL_IB_HCA, ...) once per
+process, and Gloo binds its interface when the process group forms, so a setting can only be
+measured in new processes. For each variant every rank starts one child
+(`python -m nccldoctor.worker`) with the variant's environment; the children form their own
+process group through the job's rendezvous store under a key prefix of their own, run the
+probes, and the child of rank 0 writes the rows to a file its parent reads.
+
+All ranks move in step: rank 0 decides whether a variant runs and with which deadline, every
+parent kills its child at that deadline, posts how the child ended, and rank 0 collects the
+statuses before anyone starts the next variant. A child dies with its parent
+(PR_SET_PDEATHSIG), so an aborted run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch.distributed as dist
+
+from nccldoctor.config import BenchConfig
+from nccldoctor.runtime import LaunchEnv
+
+SPEC_ENV = "NCCLDOCTOR_WORKER"
+STATUS_GRACE_S = 15.0  # after a child's deadline, how long rank 0 waits for every status
+# The config fields a worker needs (the rest is about the parent's run and report).
+WORKER_FIELDS = ("probes", "min_bytes", "max_bytes", "step_factor", "iters", "warmup", "dtype", "op", "check")
+
+
+@dataclass(frozen=True)
+class Variant:
+    sweep: str  # which sweep it belongs to: "ifaces", "settings", ...
+    name: str  # short label: "eth0", "NCCL_ALGO=Ring"
+    env: dict[str, str] = field(default_factory=dict)  # set in the children's environment
+
+    @property
+    def setting(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in sorted(self.env.items()))
+
+
+@dataclass
+class VariantOutcome:
+    variant: Variant
+    rows: list[dict[str, Any]]  # rank 0's copy of the children's rows (empty elsewhere)
+    failures: dict[int, str]  # rank -> how its child failed
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def why(self) -> str | None:
+        """The first failure; a timed-out rank is a symptom, an exit with an error the cause."""
+        if not self.failures:
+            return None
+        ranked = sorted(self.failures.items(), key=lambda kv: ("timed out" in kv[1], kv[0]))
+        rank, text = ranked[0]
+        others = len(self.failures) - 1
+        return f"rank {rank}: {text}" + (f" (and {others} more rank(s))" if others else "")
+
+
+class VariantRunner:
+    """Runs variants on every rank in step. `store` is the run's prefixed store."""
+
+    def __init__(
+        self, store: dist.Store, run_prefix: str, launch: LaunchEnv, backend: str, remaining_s
+    ) -> None:
+        self.store = store
+        self.run_prefix = run_prefix
+        self.launch = launch
+        self.backend = backend
+        self.remaining_s = remaining_s
+
+    def run(
+        self, index: int, variant: Variant, config: BenchConfig, timeout_s: float
+    ) -> VariantOutcome | None:
+        """One variant on every rank; None when rank 0 said there is no time left for it."""
+        key = f"variants/{variant.sweep}/{index}/"
+        if self.launch.rank == 0:
+            granted = min(timeout_s, self.remaining_s())
+            self.store.set(f"{key}plan", json.dumps({"timeout_s": granted}))
+        timeout_s = json.loads(self._get(f"{key}plan", self.remaining_s()))["timeout_s"]
+        if timeout_s <= 0:
+            return None
+        start = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="nccldoctor-variant-") as tmp:
+            result_path = Path(tmp) / "rows.json"
+            why = self._run_child(key, variant, config, timeout_s, result_path)
+            self.store.set(f"{key}status/{self.launch.rank}", json.dumps({"why": why}))
+            rows = json.loads(result_path.read_text()) if result_path.exists() else []
+        if self.launch.rank == 0:
+            failures = self._collect(key)
+        else:
+            failures = {}
+            self._get(f"{key}done", self.remaining_s())  # in step: nobody starts the next one early
+        return VariantOutcome(variant, rows, failures, time.monotonic() - start)
+
+    def _collect(self, key: str) -> dict[int, str]:
+        """Rank 0: how every rank's child ended; then release the others to the next variant."""
+        keys = [f"{key}status/{r}" for r in range(self.launch.world_size)]
+        grace = datetime.timedelta(seconds=max(0.1, min(STATUS_GRACE_S, self.remaining_s())))
+        with contextlib.suppress(RuntimeError, dist.DistError):  # a parent that never posted: named below
+            self.store.wait(keys, grace)
+        failures = {}
+        for rank, name in enumerate(keys):
+            if not self.store.check([name]):
+                failures[rank] = "its parent posted no status"
+                continue
+            why = json.loads(self.store.get(name))["why"]
+            if why:
+                failures[rank] = why
+        self.store.set(f"{key}done", "1")
+        return failures
+
+    def _get(self, key: str, timeout_s: float) -> bytes:
+        self.store.wait([key], datetime.timedelta(seconds=max(0.1, timeout_s)))
+        return self.store.get(key)
+
+    def _run_child(
+        self, key: str, variant: Variant, config: BenchConfig, timeout_s: float, result_path: Path
+    ) -> str | None:
+        """Start this rank's child and wait for it; None when it succeeded, else why not."""
+        spec = {
+            "prefix": f"{self.run_prefix}{key}",
+            "backend": self.backend,
+            "config": {name: getattr(config, name) for name in WORKER_FIELDS} | {"timeout": timeout_s},
+            "parent_pid": os.getpid(),
+            "result_path": str(result_path) if self.launch.rank == 0 else None,
+        }
+        env = {**os.environ, **variant.env, SPEC_ENV: json.dumps(spec)}
+        with tempfile.TemporaryFile("w+") as log:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "nccldoctor.worker"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                code = child.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+                return f"timed out after {timeout_s:.0f} s in {self._child_step(key)}"
+            if code != 0:
+                log.seek(0)
+                return f"exited with {code}: {_last_line(log.read())}"
+        return None
+
+    def _child_step(self, key: str) -> str:
+        name = f"{key}step/{self.launch.rank}"
+        try:
+            return self.store.get(name).decode() if self.store.check([name]) else "start-up"
+        except (RuntimeError, dist.DistError):
+            return "an unknown step"
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "(no output)"
+
+
+def variant_rows(outcome: VariantOutcome) -> list[dict[str, Any]]:
+    """The children's rows, labelled with the sweep and setting they were measured under."""
+    labels = {"sweep": outcome.variant.sweep, "setting": outcome.variant.setting}
+    return [{**row, **labels} for row in outcome.rows]
+
+
+def spec_from_env() -> dict[str, Any]:
+    return json.loads(os.environ[SPEC_ENV])
+
+
+def worker_config(spec: dict[str, Any]) -> BenchConfig:
+    return BenchConfig(**spec["config"])

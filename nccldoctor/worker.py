@@ -1,0 +1,72 @@
+"""A fresh worker process for one variant of a sweep: `python -m nccldoctor.worker`.
+
+Started by nccldoctor.variants with the variant's environment and a JSON spec in
+NCCLDOCTOR_WORKER. It joins a process group of its own (the job's store, the variant's key
+prefix), runs the probes and, on rank 0, writes the rows to the file the parent named.
+It prints nothing on success; on failure one line on stderr for the parent to report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel to kill us when the parent dies (Linux); if it already has, go now."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the parent's deadline still kills us
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def run(spec: dict) -> None:
+    import torch.distributed as dist
+
+    from nccldoctor.probes import REGISTRY, ProbeContext
+    from nccldoctor.runtime import Job, choose_backend, connect_store, init_process_group, read_launch_env
+    from nccldoctor.variants import worker_config
+
+    config = worker_config(spec)
+    launch = read_launch_env()
+    store = dist.PrefixStore(spec["prefix"], connect_store(launch, config.timeout, serve=False))
+
+    def step(label: str) -> None:  # the parent names this step if we miss the deadline
+        store.set(f"step/{launch.rank}", label)
+
+    backend, device = choose_backend(spec["backend"], launch.local_rank)
+    step("init_process_group")
+    init_process_group(store, launch, backend, device, config.timeout)
+    context = ProbeContext(job=Job(launch=launch, backend=backend, device=device), config=config, step=step)
+    rows = [row for name in config.probes for row in REGISTRY[name](config).run(context).rows]
+    if spec.get("result_path"):
+        Path(spec["result_path"]).write_text(json.dumps(rows))
+    step("destroy_process_group")
+    dist.destroy_process_group()
+
+
+def main() -> None:
+    from nccldoctor.variants import spec_from_env
+
+    spec = spec_from_env()
+    die_with_parent(spec["parent_pid"])
+    try:
+        run(spec)
+    except Exception as exc:  # one line for the parent's report; the exit code says it failed
+        text = str(exc).strip().splitlines()
+        print(f"{type(exc).__name__}: {text[0] if text else ''}", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(1)
+    sys.stdout.flush()
+    os._exit(0)  # no interpreter teardown: backend threads must not keep a finished child alive
+
+
+if __name__ == "__main__":
+    main()
