@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import json
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,8 +74,10 @@ class NetworkCheck:
         self.findings: list[Finding] = []
         self.section: dict[str, Any] | None = None
         self.nodes: list[NodeNet] = []  # rank 0: every node's inventory
+        self.seconds: dict[str, float] = {}
 
     def run(self) -> NetworkPlan:
+        start = time.monotonic()
         self.enter("interface check")
         if self.launch.local_rank == 0:
             node = collect_node_net(self.launch.node_rank, hostname(), self.launch.master_addr)
@@ -84,13 +87,18 @@ class NetworkCheck:
         decision = self._read("net/decision")
         if decision["verdict"] == "usage":
             raise UsageError(decision["message"])
+        self.seconds["interfaces"] = time.monotonic() - start
         if decision["verdict"] == "go" and self.launch.nnodes > 1:
+            start = time.monotonic()
             self.enter("port check")
             if self.launch.local_rank == 0:
                 self._check_ports({int(n): a for n, a in decision["targets"].items()})
             if self.launch.rank == 0:
                 self._decide_ports()
             decision["verdict"] = self._read("net/ports_decision")["verdict"]
+            self.seconds["ports"] = time.monotonic() - start
+        if self.section is not None:
+            self.section["seconds"] = dict(self.seconds)  # rank 0's view: what the check cost
         return NetworkPlan(decision["verdict"] == "go", decision["in_use"], decision["sweep"])
 
     # -- every node ------------------------------------------------------------------------------

@@ -8,10 +8,13 @@ crash, a hang or a signal into a partial report and exit code 3.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -24,6 +27,14 @@ from nccldoctor.environment import relevant_env
 from nccldoctor.errors import UsageError
 from nccldoctor.findings import EXIT_INCOMPLETE, EXIT_USAGE, Finding, make_finding
 from nccldoctor.incomplete import diagnose_incomplete
+from nccldoctor.nccl_capture import (
+    NcclCapture,
+    environment,
+    judge_captures,
+    plan_capture,
+    read_capture,
+    this_process_files,
+)
 from nccldoctor.netcheck import NetworkCheck, NetworkPlan
 from nccldoctor.outdir import prepare_out_dir
 from nccldoctor.probes import REGISTRY, ProbeContext, ProbeResult
@@ -143,13 +154,15 @@ class Bench:
     def measure(self, plan: NetworkPlan) -> None:
         """Join the process group, run the probes, then the per-NIC sweep."""
         self.supervisor.enter("init_process_group")
-        init_process_group(
-            self.store,
-            self.launch,
-            self.job.backend,
-            self.job.device,
-            self.config.timeout + BACKEND_TIMEOUT_MARGIN_S,
-        )
+        capture = self.plan_nccl_capture()
+        with environment(capture.set_env if capture else {}):
+            init_process_group(
+                self.store,
+                self.launch,
+                self.job.backend,
+                self.job.device,
+                self.config.timeout + BACKEND_TIMEOUT_MARGIN_S,
+            )
         if self.launch.rank == 0:
             self.job.ranks = read_rank_infos(
                 self.store, self.launch.world_size, self.supervisor.remaining_s()
@@ -160,8 +173,38 @@ class Bench:
         self.display.start(sum(p.planned_steps(self.job) for p in probes) + len(sweep))
         for probe in probes:
             self.recorder.add(probe.run(context))
+        if capture is not None:
+            self.check_nccl_log(capture)
         self.sweep_nics(sweep, plan.in_use)
         self.display.stop()
+
+    def plan_nccl_capture(self) -> NcclCapture | None:
+        """NCCL only: have NCCL log INIT/NET to a private file during init (see nccl_capture)."""
+        if self.job.backend != "nccl":
+            return None
+        return plan_capture(os.environ, Path(tempfile.mkdtemp(prefix="nccldoctor-nccl-")))
+
+    def check_nccl_log(self, capture: NcclCapture) -> None:
+        """What NCCL says it did (transport, interface) against the inventory and the prediction."""
+        self.step("NCCL log")
+        summary = read_capture(capture, os.getpid())
+        entry = {"summary": summary.to_json() if summary else None, "note": capture.note}
+        self.store.set(f"nccl/{self.launch.rank}", json.dumps(entry))
+        if self.launch.rank == 0:
+            keys = [f"nccl/{r}" for r in range(self.launch.world_size)]
+            self.store.wait(keys, datetime.timedelta(seconds=max(self.supervisor.remaining_s(), 0.1)))
+            published = {r: json.loads(raw) for r, raw in enumerate(self.store.multi_get(keys))}
+            node_of = {r: self.job.node_of(r) for r in published}
+            predicted = {n["node_rank"]: next(iter(n["chosen"]), None) for n in self.network.section["nodes"]}
+            findings, section = judge_captures(published, node_of, self.network.nodes, predicted)
+            self.sections["nccl"] = section
+            self.recorder.add(ProbeResult(findings=findings))
+            for log in (
+                this_process_files(capture.pattern or "", os.getpid()) if capture.own_directory else []
+            ):
+                shutil.copy(log, self.prepare_out_dir() / "nccl-rank0.log")  # the raw lines, for a human
+        if capture.own_directory is not None:
+            shutil.rmtree(capture.own_directory, ignore_errors=True)
 
     def sweep_nics(self, variants: list[Variant], in_use: str | None) -> None:
         """Each candidate interface in fresh processes (NCCL reads its variables once)."""

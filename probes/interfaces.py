@@ -12,6 +12,7 @@ from typing import Any
 
 from nccldoctor.environment import relevant_env
 from nccldoctor.findings import Finding, Severity, make_finding
+from nccldoctor.infiniband import IbPort, ib_ports
 from nccldoctor.netif import Choice, Iface, gloo_choice, local_interfaces, nccl_choice, resolve_hostname
 from nccldoctor.tcpcheck import source_address
 
@@ -26,6 +27,7 @@ class NodeNet:
     ifaces: list[Iface]
     env: dict[str, str] = field(default_factory=dict)
     master_route: dict[str, str | None] | None = None  # {"master", "source", "iface"}: the kernel's route
+    ib_ports: list[IbPort] = field(default_factory=list)  # /sys/class/infiniband
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -33,7 +35,13 @@ class NodeNet:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> NodeNet:
         ifaces = [Iface(**{**i, "addresses": tuple(i["addresses"])}) for i in data["ifaces"]]
-        return cls(**{**data, "ifaces": ifaces})
+        ports = [IbPort.from_json(p) for p in data.get("ib_ports", [])]
+        return cls(**{**data, "ifaces": ifaces, "ib_ports": ports})
+
+    @property
+    def ib_active(self) -> list[str]:
+        """Active IB/RoCE ports by NCCL's name for them ("mlx5_0:1")."""
+        return [p.name for p in self.ib_ports if p.active]
 
 
 def collect_node_net(node_rank: int, hostname: str, master_addr: str | None = None) -> NodeNet:
@@ -45,6 +53,7 @@ def collect_node_net(node_rank: int, hostname: str, master_addr: str | None = No
         ifaces=ifaces,
         env=relevant_env(),
         master_route=route_to(master_addr, ifaces) if master_addr else None,
+        ib_ports=ib_ports(),
     )
 
 
@@ -196,6 +205,7 @@ def network_section(nodes: list[NodeNet], choices: dict[int, Choice], backend: s
                 "chosen": choices[n.node_rank].names,
                 "rule": choices[n.node_rank].rule,
                 "master_route": n.master_route,
+                "ib_ports": [p.to_json() for p in n.ib_ports],
                 "interfaces": [
                     {
                         "name": i.name,

@@ -103,9 +103,27 @@ def network_table(report: Report) -> pd.DataFrame | None:
                 " ".join(a for i in chosen for a in i["addresses"]) or "-",
                 chosen[0]["mtu"] if chosen else "-",
                 node["rule"],
+                _ib_cell(node.get("ib_ports", [])),
             ]
         )
-    return pd.DataFrame(lines, columns=["node", "hostname", "interface", "addresses", "mtu", "rule"])
+    frame = pd.DataFrame(
+        lines, columns=["node", "hostname", "interface", "addresses", "mtu", "rule", "IB/RoCE"]
+    )
+    if (frame["IB/RoCE"] == "-").all():
+        frame = frame.drop(columns="IB/RoCE")  # most test beds and clouds: no column of dashes
+    return frame
+
+
+def _ib_cell(ports: list[dict]) -> str:
+    """'mlx5_0:1 ACTIVE 200G IB, mlx5_1:1 DOWN' -- what NCCL's NET/IB could use on the node."""
+    if not ports:
+        return "-"
+    cells = []
+    for p in ports:
+        rate = f" {p['rate_gbps']:g}G" if p["rate_gbps"] else ""
+        layer = " RoCE" if p["link_layer"] == "Ethernet" else " IB" if p["link_layer"] == "InfiniBand" else ""
+        cells.append(f"{p['device']}:{p['port']} {p['state'] or '?'}{rate}{layer}")
+    return ", ".join(cells)
 
 
 def ports_table(report: Report) -> pd.DataFrame | None:
@@ -155,12 +173,33 @@ def nic_sweep_table(report: Report) -> pd.DataFrame | None:
     return pd.DataFrame(lines, columns=[*columns, "status"])
 
 
+def nccl_table(report: Report) -> pd.DataFrame | None:
+    """Per node, what NCCL's own INFO log says it used."""
+    nccl = report.sections.get("nccl")
+    if not nccl or not nccl.get("nodes"):
+        return None
+    lines = [
+        [
+            node,
+            log.get("version") or "?",
+            ",".join(log.get("transports") or []) or "?",
+            ",".join(log.get("bootstrap_ifaces") or log.get("socket_ifaces") or []) or "-",
+            ",".join(log.get("ib_devices") or []) or "-",
+            log.get("plugin") or "-",
+        ]
+        for node, log in sorted(nccl["nodes"].items(), key=lambda item: int(item[0]))
+    ]
+    columns = ["node", "NCCL", "network", "socket interface", "IB devices", "plugin"]
+    return pd.DataFrame(lines, columns=columns)
+
+
 def section_tables(report: Report) -> list[tuple[str, pd.DataFrame]]:
     """The tables of the checks that ran besides the probes, titled, in reading order."""
     backend = (report.sections.get("network") or report.sections.get("nic_sweep") or {}).get("backend", "")
     tables = [
         (f"Interfaces ({backend})", network_table(report)),
         ("Ports (sampled ephemeral range and --ports, between nodes)", ports_table(report)),
+        ("NCCL, from its own INFO log", nccl_table(report)),
         (f"Per-NIC sweep ({backend}, all_reduce in fresh processes)", nic_sweep_table(report)),
     ]
     return [(title, frame) for title, frame in tables if frame is not None]

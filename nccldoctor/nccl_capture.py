@@ -1,0 +1,115 @@
+"""Capture NCCL's own INFO log for the bench's process group, to compare with the prediction.
+
+NCCL reads NCCL_DEBUG, NCCL_DEBUG_SUBSYS and NCCL_DEBUG_FILE once, when it first initialises in
+a process. So the bench sets them just around its own init_process_group (eager NCCL init:
+device_id is passed) and restores the environment afterwards, so worker processes of a sweep
+start from the user's environment. A user who already logs NCCL keeps control:
+- NCCL_DEBUG unset: INFO for INIT,NET into a private file per process (`%h.%p`), read and removed;
+- NCCL_DEBUG=INFO/TRACE with NCCL_DEBUG_FILE: their files are read, not touched;
+- NCCL_DEBUG set otherwise (WARN, or INFO to stdout): nothing to read; the report says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nccldoctor.nccl_log import NcclLogSummary, parse_nccl_log_files
+
+OWN_PATTERN = "nccl.%h.%p.log"
+
+
+@dataclass
+class NcclCapture:
+    pattern: str | None  # NCCL_DEBUG_FILE as NCCL will expand it (None: nothing to read)
+    set_env: dict[str, str] = field(default_factory=dict)  # set around init, then restored
+    note: str | None = None  # why nothing is captured
+    own_directory: Path | None = None  # ours to delete after reading
+
+
+def plan_capture(environ: Mapping[str, str], directory: Path) -> NcclCapture:
+    debug = environ.get("NCCL_DEBUG", "").strip()
+    if not debug:
+        pattern = str(directory / OWN_PATTERN)
+        env = {"NCCL_DEBUG": "INFO", "NCCL_DEBUG_SUBSYS": "INIT,NET", "NCCL_DEBUG_FILE": pattern}
+        return NcclCapture(pattern, env, own_directory=directory)
+    user_file = environ.get("NCCL_DEBUG_FILE", "").strip()
+    if debug.upper() in ("INFO", "TRACE") and user_file:
+        subsys = environ.get("NCCL_DEBUG_SUBSYS", "").upper()
+        note = None
+        if subsys and not {"INIT", "NET", "ALL"} & {s.strip().lstrip("^") for s in subsys.split(",")}:
+            note = f"NCCL_DEBUG_SUBSYS={subsys} may leave out the INIT and NET lines read here"
+        return NcclCapture(user_file, note=note)
+    return NcclCapture(
+        None,
+        note=f"NCCL_DEBUG={debug} is set without NCCL_DEBUG_FILE (or not at INFO): NCCL's log went "
+        "to the job's output, so what NCCL chose was not checked",
+    )
+
+
+@contextlib.contextmanager
+def environment(updates: Mapping[str, str]) -> Iterator[None]:
+    """Set variables for the duration of a block, then put back what was there."""
+    before = {name: os.environ.get(name) for name in updates}
+    os.environ.update(updates)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def this_process_files(pattern: str, pid: int) -> list[str]:
+    """NCCL's %p is the pid and %h the short hostname (before the first dot): match it loosely."""
+    return sorted(glob.glob(pattern.replace("%h", "*").replace("%p", str(pid))))
+
+
+def read_capture(capture: NcclCapture, pid: int) -> NcclLogSummary | None:
+    """What this process's NCCL logged; None when there is nothing to read."""
+    if capture.pattern is None:
+        return None
+    files = this_process_files(capture.pattern, pid)
+    return parse_nccl_log_files(files) if files else None
+
+
+def judge_captures(
+    published: Mapping[int, dict],
+    node_of: Mapping[int, int],
+    nodes: list,
+    predicted: Mapping[int, str | None],
+) -> tuple[list, dict]:
+    """Rank 0: every rank's published summary, merged per node, judged against the inventory.
+
+    `published`: rank -> {"summary": NcclLogSummary json or None, "note": str or None};
+    `nodes`: the network check's NodeNet per node (IB ports, env); `predicted`: node -> the
+    interface nccldoctor predicted NCCL would use.
+    """
+    from nccldoctor.nccl_log import judge_nccl, merge_summaries
+
+    by_node: dict[int, list[NcclLogSummary]] = {}
+    notes = sorted({p["note"] for p in published.values() if p.get("note")})
+    for rank, entry in published.items():
+        if entry.get("summary"):
+            by_node.setdefault(node_of[rank], []).append(NcclLogSummary.from_json(entry["summary"]))
+    logs = {node: merge_summaries(parts) for node, parts in by_node.items()}
+    inventory = {n.node_rank: n for n in nodes}
+    findings = judge_nccl(
+        logs,
+        ib_present={n: bool(inventory[n].ib_active) for n in logs if n in inventory},
+        env={n: inventory[n].env for n in logs if n in inventory},
+        predicted_iface={n: predicted.get(n) for n in logs},
+        ib_devices={n: inventory[n].ib_active for n in logs if n in inventory},
+    )
+    section = {
+        "captured": bool(logs),
+        "notes": notes,
+        "nodes": {str(n): log.to_json() for n, log in logs.items()},
+    }
+    return findings, section
