@@ -78,6 +78,10 @@ class BenchConfig:
             raise UsageError(f"--op: unknown op {self.op!r} (known: {', '.join(REDUCE_OPS)})")
         if self.op == "avg" and not self.torch_dtype.is_floating_point:
             raise UsageError(f"--op avg needs a floating dtype, not {self.dtype}")
+        not_run = [p for p in self.expect_busbw if p not in self.probes]
+        if not_run and len(self.expect_busbw) < len(ALL_PROBES):  # named explicitly, not "20" for all
+            raise UsageError(f"--expect-busbw names {not_run[0]}, which --probes does not run")
+        self.expect_busbw = {p: v for p, v in self.expect_busbw.items() if p in self.probes}
         if self.backend not in BACKENDS:
             raise UsageError(f"--backend: {self.backend!r} is not one of {', '.join(BACKENDS)}")
 
@@ -237,3 +241,26 @@ def config_section(config: BenchConfig) -> dict:
     section["out"] = str(config.out) if config.out else None
     section["sizes"] = config.sizes()
     return section
+
+
+# Flags that may differ between ranks: only rank 0 writes and prints.
+PER_RANK_FLAGS = frozenset({"out", "quiet"})
+
+
+def shared_flags(config: BenchConfig) -> dict:
+    """The flags every rank must agree on: a rank with another -e or --probes would run other
+    collectives than its peers and hang them."""
+    return {k: v for k, v in config_section(config).items() if k not in PER_RANK_FLAGS}
+
+
+def flag_disagreement(flags_by_rank: dict[int, dict]) -> str | None:
+    """One line naming the first flag on which a rank differs from rank 0, or None."""
+    reference = flags_by_rank.get(0, {})
+    for rank, flags in sorted(flags_by_rank.items()):
+        for name in sorted(set(reference) | set(flags)):
+            if flags.get(name) != reference.get(name):
+                return (
+                    f"ranks were started with different flags: {name} is {reference.get(name)!r} on "
+                    f"rank 0 but {flags.get(name)!r} on rank {rank} (run the same command on every node)"
+                )
+    return None

@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 
 from nccldoctor.analysis import judge_rows, wrong_data
-from nccldoctor.config import BenchConfig, config_section, parse_args
+from nccldoctor.config import BenchConfig, config_section, flag_disagreement, parse_args, shared_flags
 from nccldoctor.environment import relevant_env
 from nccldoctor.errors import UsageError
 from nccldoctor.findings import EXIT_INCOMPLETE, EXIT_USAGE, Finding, make_finding
@@ -105,6 +105,7 @@ class Bench:
     # -- the run -------------------------------------------------------------------------------
     def run(self) -> int:
         backend, device = self.prepare()
+        self.agree_on_flags()
         self.network = NetworkCheck(
             self.store, self.launch, self.config, backend, self.supervisor.remaining_s, self.supervisor.enter
         )
@@ -145,11 +146,26 @@ class Bench:
                 pid=os.getpid(),
                 device=str(device),
                 env=relevant_env(),
+                flags=json.loads(json.dumps(shared_flags(self.config))),  # as the store will hand it back
             ),
         )
         if self.launch.rank == 0:
             self.out_dir = self.prepare_out_dir()
         return backend, device
+
+    def agree_on_flags(self) -> None:
+        """Store only: every rank must run the same probes and sizes, or they hang each other."""
+        self.supervisor.enter("flag check")
+        if self.launch.rank == 0:
+            infos = read_rank_infos(self.store, self.launch.world_size, self.supervisor.remaining_s())
+            problem = flag_disagreement({i.rank: i.flags for i in infos})
+            self.store.set("flags_verdict", problem or "")
+        self.store.wait(
+            ["flags_verdict"], datetime.timedelta(seconds=max(self.supervisor.remaining_s(), 0.1))
+        )
+        problem = self.store.get("flags_verdict").decode()
+        if problem:
+            raise UsageError(problem)
 
     def measure(self, plan: NetworkPlan) -> None:
         """Join the process group, run the probes, then the per-NIC sweep."""

@@ -11,6 +11,7 @@ import json
 import os
 import socket
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -145,6 +146,7 @@ class RankInfo:
     pid: int
     device: str
     env: dict[str, str] = field(default_factory=dict)
+    flags: dict[str, Any] = field(default_factory=dict)  # config.shared_flags: must match everywhere
 
 
 def publish_rank_info(store: dist.Store, info: RankInfo) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from nccldoctor.report import Report
-from nccldoctor.reports.tables import average_busbw, probe_tables, section_tables, where
+from nccldoctor.reports.tables import average_busbw, hostnames, probe_tables, section_tables, where
 from nccldoctor.reports.terminal import headline
 
 FILENAME = "report.md"
@@ -46,12 +46,13 @@ def render(report: Report) -> str:
         lines += [f"## {title}", "", markdown_table(frame), ""]
     lines += ["## Findings", ""]
     if report.findings:
+        names = hostnames(report)
         findings = pd.DataFrame(
             [
                 {
                     "severity": f.severity.value,
                     "code": f.code,
-                    "where": where(f),
+                    "where": where(f, names),
                     "message": f.message,
                     "fix": f.fix,
                 }

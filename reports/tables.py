@@ -76,14 +76,23 @@ def average_busbw(results: list[dict], probe: str) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def where(finding: Finding) -> str:
-    """'node 1 / ranks 2,3' -- the location column of the findings table."""
+def where(finding: Finding, hostnames: dict[int, str] | None = None) -> str:
+    """'node 1 (gpu-17) / ranks 2,3' -- the location column of the findings table."""
     parts = []
     if finding.nodes:
-        parts.append(("node " if len(finding.nodes) == 1 else "nodes ") + ",".join(map(str, finding.nodes)))
+        named = [f"{n} ({hostnames[n]})" if hostnames and n in hostnames else str(n) for n in finding.nodes]
+        parts.append(("node " if len(finding.nodes) == 1 else "nodes ") + ", ".join(named))
     if finding.ranks:
         parts.append(("rank " if len(finding.ranks) == 1 else "ranks ") + ",".join(map(str, finding.ranks)))
     return " / ".join(parts) or "job"
+
+
+def hostnames(report: Report) -> dict[int, str]:
+    """node rank -> hostname, when hostnames tell nodes apart (emulated nodes may share one)."""
+    names = {
+        n["node_rank"]: n["hostname"] for n in report.job.get("nodes", []) if n.get("node_rank") is not None
+    }
+    return names if len(set(names.values())) == len(names) > 1 else {}
 
 
 def network_table(report: Report) -> pd.DataFrame | None:

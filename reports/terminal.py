@@ -11,7 +11,14 @@ from rich.console import Console
 from rich.table import Table
 
 from nccldoctor.report import Report
-from nccldoctor.reports.tables import average_busbw, probe_tables, section_tables, short_header, where
+from nccldoctor.reports.tables import (
+    average_busbw,
+    hostnames,
+    probe_tables,
+    section_tables,
+    short_header,
+    where,
+)
 
 LOG_WIDTH = 160  # when stdout is a file or a pipe, do not squeeze tables into 80 columns
 _VERDICT_STYLE = {"pass": "bold green", "warn": "bold yellow", "fail": "bold red", "error": "bold red"}
@@ -77,9 +84,10 @@ class TerminalSink:
         table = Table(title="Findings", title_justify="left", show_lines=True)
         for column in ("severity", "code", "where", "message", "fix"):
             table.add_column(column, overflow="fold")
+        names = hostnames(report)
         for f in report.findings:
             style = _SEVERITY_STYLE[f.severity.value]
-            table.add_row(f"[{style}]{f.severity.value}[/]", f.code, where(f), f.message, f.fix)
+            table.add_row(f"[{style}]{f.severity.value}[/]", f.code, where(f, names), f.message, f.fix)
         self.console.print(table)
 
     def _verdict(self, report: Report, out_dir: Path | None) -> None:

@@ -143,3 +143,18 @@ def test_expected_bandwidth_not_reached_is_low_bandwidth_and_exit_1(out_dir):
     assert finding["evidence"]["probe"] == "all_reduce" and finding["evidence"]["expected_busbw_gbps"] == 1000
     assert finding["evidence"]["size_bytes"] == 32768  # 8 x 4^k up to -e 64K
     assert run.report["verdict"] == "fail" and run.rank_exit_codes() == {0: 1, 1: 1}
+
+
+def test_a_rank_started_with_other_flags_is_bad_usage_not_a_hang(out_dir):
+    run = torchrun(2, [*QUICK, "--timeout", "60"], out_dir, fault=["flags", "1", "-e 1M"])
+    assert run.rank_exit_codes() == {0: 2, 1: 2}, run.stderr[-3000:]
+    (line,) = [x for x in run.stderr.splitlines() if x.startswith("nccldoctor: error:")]
+    assert "max_bytes" in line and "rank 1" in line and "different flags" in line
+    assert run.seconds < 30
+
+
+def test_ifaces_naming_an_interface_no_node_has_is_bad_usage(out_dir):
+    run = torchrun(2, [*QUICK, "--ifaces", "eth9"], out_dir)
+    assert run.rank_exit_codes() == {0: 2, 1: 2}, run.stderr[-3000:]
+    (line,) = [x for x in run.stderr.splitlines() if x.startswith("nccldoctor: error:")]
+    assert "--ifaces: node 0" in line and "'eth9'" in line and "lo" in line

@@ -77,3 +77,26 @@ def test_expect_busbw_global_and_per_probe():
 def test_bad_input_is_one_usage_error(argv, message):
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_args(argv)
+
+
+def test_expected_bandwidth_for_a_probe_that_does_not_run_is_bad_usage():
+    with pytest.raises(UsageError, match="names sendrecv, which --probes does not run"):
+        parse_args(["--probes", "all_reduce", "--expect-busbw", "all_reduce=10,sendrecv=5"])
+    assert parse_args(["--probes", "all_reduce", "--expect-busbw", "10"]).expect_busbw == {"all_reduce": 10.0}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("70000", "not a port"), ("a-b", "not a port"), ("100-50", "reversed range"), ("0", "not a port")],
+)
+def test_bad_port_lists_are_one_line_usage_errors(text, message):
+    with pytest.raises(UsageError, match=message):
+        parse_args(["--ports", text])
+
+
+def test_ports_and_ifaces_parse():
+    config = parse_args(["--ports", "40000-40100, 29400", "--ifaces", "eth0,ib0,eth0"])
+    assert config.ports == [(40000, 40100), (29400, 29400)] and config.ifaces == ["eth0", "ib0"]
+    assert parse_args([]).ifaces == "auto" and parse_args(["--ifaces", "off"]).ifaces == "off"
+    with pytest.raises(UsageError, match="--ifaces"):
+        parse_args(["--ifaces", "eth0;rm"])

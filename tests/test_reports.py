@@ -126,3 +126,22 @@ def test_expectation_for_a_probe_that_measured_nothing_fails():
     (finding,) = judge_rows([], {"all_gather": 10.0}, nodes_of, ["all_gather"])
     assert finding.code == "low_bandwidth" and "no size was measured" in finding.message
     assert judge_rows([], {"all_gather": 10.0}, nodes_of, ["all_reduce"]) == []  # not run: not judged
+
+
+def test_findings_are_located_by_node_and_hostname_when_hostnames_differ():
+    from nccldoctor.findings import make_finding
+    from nccldoctor.reports.tables import hostnames, where
+
+    nodes = [
+        {"node_rank": 0, "hostname": "gpu-1", "ranks": [0]},
+        {"node_rank": 1, "hostname": "gpu-2", "ranks": [1]},
+    ]
+    report = Report(job={"nodes": nodes}, environment={}, results=[], findings=[])
+    finding = make_finding("port_blocked", "m", nodes=[1], ranks=[1])
+    assert where(finding, hostnames(report)) == "node 1 (gpu-2) / rank 1"
+    shared = Report(
+        job={"nodes": [{**n, "hostname": "same"} for n in nodes]}, environment={}, results=[], findings=[]
+    )
+    assert (
+        where(finding, hostnames(shared)) == "node 1 / rank 1"
+    )  # a label that tells nothing apart is left out

@@ -9,6 +9,7 @@ FAULT  crash            rank RANK exits at once (os._exit) inside the first step
                         process group forms (WHERE is ignored): the job hangs at init
        corrupt-output   after each call of probe WHERE, one element of rank RANK's output is changed
        corrupt-input    rank RANK's input to probe WHERE is changed before every call
+       flags            rank RANK gets the extra bench arguments WHERE (e.g. "-e 1M")
 
 Faults come from monkeypatching and subclassing here; the product has no fault hooks.
 """
@@ -82,6 +83,9 @@ def main() -> None:
     fault, rank, where, *bench_args = sys.argv[1:]
     if fault.startswith("corrupt"):
         corrupt_probe(fault, int(rank), where)
+    elif fault == "flags":
+        if os.environ.get("RANK") == rank:
+            bench_args += where.split()
     elif fault == "stall-join":
         stall_before_process_group(int(rank))
     else:
