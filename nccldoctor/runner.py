@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from nccldoctor.analysis import judge_rows, wrong_data
+from nccldoctor.analysis import judge_rows
 from nccldoctor.config import BenchConfig, config_section, flag_disagreement, parse_args, shared_flags
 from nccldoctor.environment import relevant_env
 from nccldoctor.errors import UsageError
-from nccldoctor.findings import EXIT_INCOMPLETE, EXIT_USAGE, Finding, make_finding
+from nccldoctor.findings import EXIT_INCOMPLETE, EXIT_USAGE, Finding
 from nccldoctor.incomplete import diagnose_incomplete
 from nccldoctor.nccl_capture import (
     NcclCapture,
@@ -38,7 +38,7 @@ from nccldoctor.nccl_capture import (
 from nccldoctor.netcheck import NetworkCheck, NetworkPlan
 from nccldoctor.outdir import prepare_out_dir
 from nccldoctor.probes import REGISTRY, ProbeContext, ProbeResult
-from nccldoctor.probes.nic_sweep import iface_variants, judge_sweep, summarize, sweep_config
+from nccldoctor.probes.nic_sweep import iface_variants, report_sweep, sweep_config
 from nccldoctor.progress import ProgressDisplay
 from nccldoctor.report import Report, describe_environment, describe_job
 from nccldoctor.reports import emit_all, make_sinks
@@ -58,7 +58,7 @@ from nccldoctor.runtime import (
 )
 from nccldoctor.signals import EarlySignals
 from nccldoctor.supervisor import Cause, RankState, Supervisor, cause_of
-from nccldoctor.variants import Variant, VariantOutcome, VariantRunner, variant_rows
+from nccldoctor.variants import Variant, VariantRunner
 
 # Collectives time out a little after the run's deadline, so the supervisor (which writes a
 # report) always acts before the backend's own timeout (which, for NCCL, may kill the process).
@@ -186,7 +186,8 @@ class Bench:
         probes = [REGISTRY[name](self.config) for name in self.config.probes]
         context = ProbeContext(job=self.job, config=self.config, step=self.step)
         sweep = iface_variants(plan.sweep, self.job.backend)
-        self.display.start(sum(p.planned_steps(self.job) for p in probes) + len(sweep))
+        steps = sum(p.planned_steps(self.job) for p in probes) + len(sweep) + (capture is not None)
+        self.display.start(steps)
         for probe in probes:
             self.recorder.add(probe.run(context))
         if capture is not None:
@@ -229,44 +230,20 @@ class Bench:
         runner = VariantRunner(
             self.store, run_prefix(self.launch), self.launch, self.job.backend, self.supervisor.remaining_s
         )
-        config = sweep_config(self.config)
-        outcomes: list[VariantOutcome] = []
+        outcomes = []
         for index, variant in enumerate(variants):
             self.step(f"per-NIC sweep: {variant.name}")
             budget = min(VARIANT_TIMEOUT_S, self.supervisor.remaining_s() - REPORT_RESERVE_S)
-            outcome = runner.run(index, variant, config, budget)
+            outcome = runner.run(index, variant, sweep_config(self.config), budget)
             if outcome is None:
                 break
             outcomes.append(outcome)
         if self.launch.rank == 0:
-            self.judge_nic_sweep(variants, outcomes, in_use)
-
-    def judge_nic_sweep(
-        self, variants: list[Variant], outcomes: list[VariantOutcome], in_use: str | None
-    ) -> None:
-        results = [summarize(o, self.network.nodes) for o in outcomes]
-        findings = judge_sweep(results, in_use, self.job.backend, [n.node_rank for n in self.network.nodes])
-        rows = [row for o in outcomes for row in variant_rows(o)]
-        for finding in wrong_data(rows, self.job.nodes_of):
-            finding.message = f"per-NIC sweep: {finding.message}"
-            findings.append(finding)
-        left = [v.name for v in variants[len(outcomes) :]]
-        if left:
-            findings.append(
-                make_finding(
-                    "probe_skipped",
-                    f"per-NIC sweep: no time left for {', '.join(left)} before the deadline",
-                    evidence={"not_measured": left},
-                    fix="raise --timeout, or lower --max-bytes",
-                )
+            findings, section = report_sweep(
+                variants, outcomes, in_use, self.job.backend, self.network.nodes, self.job.nodes_of
             )
-        self.sections["nic_sweep"] = {
-            "backend": self.job.backend,
-            "in_use": in_use,
-            "results": [r.to_row(in_use) for r in results],
-            "rows": rows,
-        }
-        self.recorder.add(ProbeResult(findings=findings))
+            self.sections["nic_sweep"] = section
+            self.recorder.add(ProbeResult(findings=findings))
 
     def prepare_out_dir(self) -> Path:
         if self.out_dir is None:

@@ -33,7 +33,7 @@ from nccldoctor.config import BenchConfig
 from nccldoctor.runtime import LaunchEnv
 
 SPEC_ENV = "NCCLDOCTOR_WORKER"
-STATUS_GRACE_S = 15.0  # after a child's deadline, how long rank 0 waits for every status
+STATUS_GRACE_S = 15.0  # past the children's deadline, how long rank 0 waits for every status
 # The config fields a worker needs (the rest is about the parent's run and report).
 WORKER_FIELDS = ("probes", "min_bytes", "max_bytes", "step_factor", "iters", "warmup", "dtype", "op", "check")
 
@@ -101,18 +101,19 @@ class VariantRunner:
             self.store.set(f"{key}status/{self.launch.rank}", json.dumps({"why": why}))
             rows = json.loads(result_path.read_text()) if result_path.exists() else []
         if self.launch.rank == 0:
-            failures = self._collect(key)
+            failures = self._collect(key, start + timeout_s + STATUS_GRACE_S)
         else:
             failures = {}
             self._get(f"{key}done", self.remaining_s())  # in step: nobody starts the next one early
         return VariantOutcome(variant, rows, failures, time.monotonic() - start)
 
-    def _collect(self, key: str) -> dict[int, str]:
-        """Rank 0: how every rank's child ended; then release the others to the next variant."""
+    def _collect(self, key: str, deadline: float) -> dict[int, str]:
+        """Rank 0: how every rank's child ended (each parent posts by its child's deadline plus
+        a grace); then release the others to the next variant."""
         keys = [f"{key}status/{r}" for r in range(self.launch.world_size)]
-        grace = datetime.timedelta(seconds=max(0.1, min(STATUS_GRACE_S, self.remaining_s())))
+        left = min(deadline - time.monotonic(), self.remaining_s())
         with contextlib.suppress(RuntimeError, dist.DistError):  # a parent that never posted: named below
-            self.store.wait(keys, grace)
+            self.store.wait(keys, datetime.timedelta(seconds=max(0.1, left)))
         failures = {}
         for rank, name in enumerate(keys):
             if not self.store.check([name]):

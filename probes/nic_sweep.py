@@ -13,11 +13,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from nccldoctor.analysis import NodesOf, wrong_data
 from nccldoctor.config import BenchConfig
 from nccldoctor.findings import Finding, make_finding
 from nccldoctor.netif import Choice
 from nccldoctor.probes.interfaces import SOCKET_VARIABLE, NodeNet, shared_candidates
-from nccldoctor.variants import Variant, VariantOutcome
+from nccldoctor.variants import Variant, VariantOutcome, variant_rows
 
 SLOWER_THAN_BEST = 0.8  # in-use busbw at or below this fraction of the best candidate's: warn
 LATENCY_BYTES = 8
@@ -155,3 +156,37 @@ def _failed(result: NicResult, backend: str, nodes: list[int]) -> Finding:
         evidence={"iface": result.iface, "setting": result.setting, "error": result.failed},
         fix=f"do not point {SOCKET_VARIABLE[backend]} at {result.iface}; check its link and firewall",
     )
+
+
+def report_sweep(
+    variants: list[Variant],
+    outcomes: list[VariantOutcome],
+    in_use: str | None,
+    backend: str,
+    nodes: list[NodeNet],
+    nodes_of: NodesOf,
+) -> tuple[list[Finding], dict[str, Any]]:
+    """Rank 0: the sweep's findings and the report's `nic_sweep` section."""
+    results = [summarize(o, nodes) for o in outcomes]
+    findings = judge_sweep(results, in_use, backend, [n.node_rank for n in nodes])
+    rows = [row for o in outcomes for row in variant_rows(o)]
+    for finding in wrong_data(rows, nodes_of):
+        finding.message = f"per-NIC sweep: {finding.message}"
+        findings.append(finding)
+    left = [v.name for v in variants[len(outcomes) :]]
+    if left:
+        findings.append(
+            make_finding(
+                "probe_skipped",
+                f"per-NIC sweep: no time left for {', '.join(left)} before the deadline",
+                evidence={"not_measured": left},
+                fix="raise --timeout, or lower --max-bytes",
+            )
+        )
+    section = {
+        "backend": backend,
+        "in_use": in_use,
+        "results": [r.to_row(in_use) for r in results],
+        "rows": rows,
+    }
+    return findings, section

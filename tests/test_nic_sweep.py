@@ -66,8 +66,8 @@ def test_sweep_config_measures_latency_and_the_largest_size_of_at_least_1m():
 
 def rows(busbw, latency_us=50.0, size=1 << 20):
     return [
-        {"probe": "all_reduce", "size_bytes": 8, "time_us": latency_us, "busbw_gbps": 0.0},
-        {"probe": "all_reduce", "size_bytes": size, "time_us": 1000.0, "busbw_gbps": busbw},
+        {"probe": "all_reduce", "size_bytes": 8, "time_us": latency_us, "busbw_gbps": 0.0, "inplace": True},
+        {"probe": "all_reduce", "size_bytes": size, "time_us": 1000.0, "busbw_gbps": busbw, "inplace": True},
     ]
 
 
@@ -104,3 +104,20 @@ def test_close_enough_or_already_best_is_quiet_and_failures_are_named():
     )
     assert failed.code == "sweep_variant_failed" and "eth0" in failed.message
     assert "NCCL_SOCKET_IFNAME" in failed.fix
+
+
+def test_report_names_variants_left_out_for_time_and_wrong_data_in_a_variant():
+    from nccldoctor.probes.nic_sweep import report_sweep
+
+    variants = iface_variants(["eth0", "eth1"], "gloo")
+    bad = outcome("eth0", busbw=1.0)
+    bad.rows[1].update(wrong=3, wrong_ranks=[1], wrong_sources=[])
+    bad.rows[0].update(wrong=0, wrong_ranks=[], wrong_sources=[])
+    findings, section = report_sweep(variants, [bad], "eth0", "gloo", [node(0), node(1)], lambda ranks: [1])
+    codes = {f.code: f for f in findings}
+    assert set(codes) == {"wrong_data", "probe_skipped"}
+    assert codes["wrong_data"].message.startswith("per-NIC sweep: all_reduce") and codes[
+        "wrong_data"
+    ].ranks == [1]
+    assert codes["probe_skipped"].evidence == {"not_measured": ["eth1"]}
+    assert [r["iface"] for r in section["results"]] == ["eth0"] and section["rows"][0]["setting"]
