@@ -177,6 +177,41 @@ _SPECS = [
         "Read the variant's error in the evidence; do not use that interface or setting.",
     ),
     CodeSpec(
+        "host_contention",
+        Severity.WARN,
+        "The named node is busy with work that is not this job: processes outside the job "
+        "using CPU, high load, memory pressure or swapping. (Health probe: being built, issue 5.)",
+        "Stop or move the named processes (the evidence lists the top ones), or drain the node.",
+    ),
+    CodeSpec(
+        "gpu_throttled",
+        Severity.WARN,
+        "A GPU is clocked down for thermal, power or hardware-slowdown reasons (NVML throttle "
+        "reasons). (Health probe: being built, issue 5.)",
+        "Check cooling, power capping (nvidia-smi -q -d PERFORMANCE,POWER) and the node's BMC logs.",
+    ),
+    CodeSpec(
+        "gpu_ecc_errors",
+        Severity.FAIL,
+        "A GPU reports uncorrectable ECC errors, or retired / remapped rows beyond the "
+        "threshold. (Health probe: being built, issue 5.)",
+        "Drain the node and run the vendor's diagnostics (dcgmi diag -r 3); reset or replace the GPU.",
+    ),
+    CodeSpec(
+        "gpu_pcie_degraded",
+        Severity.WARN,
+        "A GPU's PCIe link runs at a lower generation or width than its maximum. (Health probe: "
+        "being built, issue 5.)",
+        "Reseat the GPU or riser, check the slot and BIOS PCIe settings.",
+    ),
+    CodeSpec(
+        "gpu_unhealthy",
+        Severity.FAIL,
+        "A GPU is in a bad state NVML reports directly: a pending row remap or page retirement, "
+        "an inactive NVLink, or NVML itself failing for that GPU. (Health probe: being built, issue 5.)",
+        "Drain the node; reset the GPU (nvidia-smi -r) or reboot, and replace it if it repeats.",
+    ),
+    CodeSpec(
         "probe_skipped",
         Severity.INFO,
         "A probe did not run because this job cannot run it (e.g. send/recv needs two ranks).",
