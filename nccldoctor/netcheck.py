@@ -14,7 +14,6 @@ Every wait is bounded by the run's deadline (the supervisor's remaining time).
 
 from __future__ import annotations
 
-import datetime
 import json
 import random
 import time
@@ -40,7 +39,7 @@ from nccldoctor.probes.ports import (
     port_summary,
     targets_of,
 )
-from nccldoctor.runtime import LaunchEnv, hostname
+from nccldoctor.runtime import LaunchEnv, hostname, wait_for
 from nccldoctor.tcpcheck import connect_all, ephemeral_range, source_address
 
 
@@ -153,7 +152,7 @@ class NetworkCheck:
 
     # -- the store -------------------------------------------------------------------------------
     def _wait(self, keys: list[str]) -> None:
-        self.store.wait(keys, datetime.timedelta(seconds=max(self.remaining_s(), 0.1)))
+        wait_for(self.store, keys, self.remaining_s())
 
     def _read(self, key: str) -> dict[str, Any]:
         self._wait([key])

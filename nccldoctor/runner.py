@@ -8,7 +8,6 @@ crash, a hang or a signal into a partial report and exit code 3.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import shutil
@@ -55,6 +54,7 @@ from nccldoctor.runtime import (
     read_launch_env,
     read_rank_infos,
     run_prefix,
+    wait_for,
 )
 from nccldoctor.signals import EarlySignals
 from nccldoctor.supervisor import Cause, RankState, Supervisor, cause_of
@@ -105,12 +105,12 @@ class Bench:
     # -- the run -------------------------------------------------------------------------------
     def run(self) -> int:
         backend, device = self.prepare()
-        self.agree_on_flags()
+        ranks = self.agree_on_flags()
         self.network = NetworkCheck(
             self.store, self.launch, self.config, backend, self.supervisor.remaining_s, self.supervisor.enter
         )
         plan = self.network.run()
-        self.job = Job(launch=self.launch, backend=backend, device=device)
+        self.job = Job(launch=self.launch, backend=backend, device=device, ranks=ranks)
         if plan.go:
             self.measure(plan)
         self.supervisor.enter("report")
@@ -153,19 +153,20 @@ class Bench:
             self.out_dir = self.prepare_out_dir()
         return backend, device
 
-    def agree_on_flags(self) -> None:
-        """Store only: every rank must run the same probes and sizes, or they hang each other."""
+    def agree_on_flags(self) -> list[RankInfo]:
+        """Store only: every rank must run the same probes and sizes, or they hang each other.
+        Returns every rank's info on rank 0 (which the report needs too), [] elsewhere."""
         self.supervisor.enter("flag check")
+        infos = []
         if self.launch.rank == 0:
             infos = read_rank_infos(self.store, self.launch.world_size, self.supervisor.remaining_s())
             problem = flag_disagreement({i.rank: i.flags for i in infos})
             self.store.set("flags_verdict", problem or "")
-        self.store.wait(
-            ["flags_verdict"], datetime.timedelta(seconds=max(self.supervisor.remaining_s(), 0.1))
-        )
+        wait_for(self.store, ["flags_verdict"], self.supervisor.remaining_s())
         problem = self.store.get("flags_verdict").decode()
         if problem:
             raise UsageError(problem)
+        return infos
 
     def measure(self, plan: NetworkPlan) -> None:
         """Join the process group, run the probes, then the per-NIC sweep."""
@@ -178,10 +179,6 @@ class Bench:
                 self.job.backend,
                 self.job.device,
                 self.config.timeout + BACKEND_TIMEOUT_MARGIN_S,
-            )
-        if self.launch.rank == 0:
-            self.job.ranks = read_rank_infos(
-                self.store, self.launch.world_size, self.supervisor.remaining_s()
             )
         probes = [REGISTRY[name](self.config) for name in self.config.probes]
         context = ProbeContext(job=self.job, config=self.config, step=self.step)
@@ -209,7 +206,7 @@ class Bench:
         self.store.set(f"nccl/{self.launch.rank}", json.dumps(entry))
         if self.launch.rank == 0:
             keys = [f"nccl/{r}" for r in range(self.launch.world_size)]
-            self.store.wait(keys, datetime.timedelta(seconds=max(self.supervisor.remaining_s(), 0.1)))
+            wait_for(self.store, keys, self.supervisor.remaining_s())
             published = {r: json.loads(raw) for r, raw in enumerate(self.store.multi_get(keys))}
             node_of = {r: self.job.node_of(r) for r in published}
             predicted = {n["node_rank"]: next(iter(n["chosen"]), None) for n in self.network.section["nodes"]}

@@ -153,10 +153,16 @@ def publish_rank_info(store: dist.Store, info: RankInfo) -> None:
     store.set(f"info/{info.rank}", json.dumps(asdict(info)))
 
 
+def wait_for(store: dist.Store, keys: list[str], timeout_s: float) -> None:
+    """Block until every key is set, for at most `timeout_s` (a spent deadline still gets one
+    short look rather than an invalid zero timeout); raises the store's timeout error."""
+    store.wait(keys, datetime.timedelta(seconds=max(timeout_s, 0.1)))
+
+
 def read_rank_infos(store: dist.Store, world_size: int, timeout_s: float) -> list[RankInfo]:
     """Every rank's RankInfo in one round trip; waits (bounded) for ranks still joining."""
     keys = [f"info/{r}" for r in range(world_size)]
-    store.wait(keys, datetime.timedelta(seconds=timeout_s))
+    wait_for(store, keys, timeout_s)
     return [RankInfo(**json.loads(raw)) for raw in store.multi_get(keys)]
 
 

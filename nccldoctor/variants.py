@@ -16,7 +16,6 @@ statuses before anyone starts the next variant. A child dies with its parent
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import os
 import subprocess
@@ -30,7 +29,7 @@ from typing import Any
 import torch.distributed as dist
 
 from nccldoctor.config import BenchConfig
-from nccldoctor.runtime import LaunchEnv
+from nccldoctor.runtime import LaunchEnv, wait_for
 
 SPEC_ENV = "NCCLDOCTOR_WORKER"
 STATUS_GRACE_S = 15.0  # past the children's deadline, how long rank 0 waits for every status
@@ -113,7 +112,7 @@ class VariantRunner:
         keys = [f"{key}status/{r}" for r in range(self.launch.world_size)]
         left = min(deadline - time.monotonic(), self.remaining_s())
         with contextlib.suppress(RuntimeError, dist.DistError):  # a parent that never posted: named below
-            self.store.wait(keys, datetime.timedelta(seconds=max(0.1, left)))
+            wait_for(self.store, keys, left)
         failures = {}
         for rank, name in enumerate(keys):
             if not self.store.check([name]):
@@ -126,7 +125,7 @@ class VariantRunner:
         return failures
 
     def _get(self, key: str, timeout_s: float) -> bytes:
-        self.store.wait([key], datetime.timedelta(seconds=max(0.1, timeout_s)))
+        wait_for(self.store, [key], timeout_s)
         return self.store.get(key)
 
     def _run_child(
