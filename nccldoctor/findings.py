@@ -112,8 +112,8 @@ _SPECS = [
     CodeSpec(
         "iface_slower_than_best",
         Severity.WARN,
-        "In the per-NIC sweep the interface the backend uses was at least 20% slower than the "
-        "best candidate interface all nodes share.",
+        "In the per-NIC sweep the best candidate interface all nodes share was 1.5x or more "
+        "faster than the interface the backend uses.",
         "Export the socket variable with the faster interface (the fix names it), or fix "
         "/etc/hosts so the hostname resolves to its address.",
     ),

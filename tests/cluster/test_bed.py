@@ -130,7 +130,7 @@ def test_bench_across_two_nodes_reports_nodes_hostnames_and_ranks(tmp_path):
         {"node_rank": 0, "hostname": hostnames[0], "ranks": [0, 1]},
         {"node_rank": 1, "hostname": hostnames[1], "ranks": [2, 3]},
     ]
-    assert run.report["verdict"] == "pass"
+    assert run.report["verdict"] == "pass", run.report["findings"]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGSTOP])
