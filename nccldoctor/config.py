@@ -64,6 +64,9 @@ class BenchConfig:
     quiet: bool = False  # terminal: verdict and findings only
     ports: list[tuple[int, int]] = field(default_factory=list)  # extra port ranges to check
     ifaces: str | list[str] = "auto"  # per-NIC sweep: "auto", "off" or interface names
+    health: bool = True  # stragglers, links, host contention and GPU health after the collectives
+    straggler_warn: float = 0.9  # a rank scoring below this (median rank = 1.0) warns
+    straggler_fail: float = 0.75  # ... below this, fails
 
     def __post_init__(self) -> None:
         self._check_numbers()
@@ -100,6 +103,11 @@ class BenchConfig:
             raise UsageError(f"--timeout must be a positive number of seconds, not {self.timeout}")
         if self.root < 0:
             raise UsageError(f"--root must be a rank (0 or more), not {self.root}")
+        if not 0 < self.straggler_fail < self.straggler_warn <= 1:
+            raise UsageError(
+                f"--straggler-fail ({self.straggler_fail}) and --straggler-warn ({self.straggler_warn}) "
+                "need 0 < fail < warn <= 1 (scores: the median rank is 1.0, half as fast is 0.5)"
+            )
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -118,6 +126,23 @@ def _switch(text: str) -> bool:
     if text not in ("0", "1"):
         raise argparse.ArgumentTypeError(f"{text!r} is not 0 or 1")
     return text == "1"
+
+
+def _on_off(text: str) -> bool:
+    if text not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not on or off")
+    return text == "on"
+
+
+def score(text: str) -> float:
+    """A straggler score threshold: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a score in (0, 1] (the median rank is 1.0)")
+    return value
 
 
 def parse_expect_busbw(text: str) -> dict[str, float]:
@@ -205,6 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--ifaces", default="auto", help="per-NIC sweep: auto (multi-node, 2+ shared NICs), off, or eth0,eth1"
     )
+    add(
+        "--health",
+        type=_on_off,
+        default=True,
+        help="straggler, link, host and GPU health probes after the collectives: on or off (default on)",
+    )
+    add("--straggler-warn", type=score, default=0.9, help="warn below this rank score (default 0.9)")
+    add("--straggler-fail", type=score, default=0.75, help="fail below this rank score (default 0.75)")
     add("--strict", action="store_true", help="exit 1 on warnings too")
     add("--quiet", action="store_true", help="print only findings and the verdict")
     return p
@@ -232,6 +265,9 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         quiet=args.quiet,
         ports=parse_ports(args.ports) if args.ports else [],
         ifaces=parse_ifaces(args.ifaces),
+        health=args.health,
+        straggler_warn=args.straggler_warn,
+        straggler_fail=args.straggler_fail,
     )
 
 

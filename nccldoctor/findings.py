@@ -177,38 +177,59 @@ _SPECS = [
         "Read the variant's error in the evidence; do not use that interface or setting.",
     ),
     CodeSpec(
+        "straggler_rank",
+        Severity.WARN,
+        "A rank is slower than the median rank at the same fixed work (matmul, memory copy, "
+        "a training-like step; host-device copies on GPUs): its score (median time / its time) "
+        "is below 0.9, or below 0.75 for fail (--straggler-warn, --straggler-fail).",
+        "Check that rank's GPU or CPU cores (clocks, throttling, affinity, other processes); the "
+        "evidence names the slowest kernel.",
+    ),
+    CodeSpec(
+        "straggler_node",
+        Severity.WARN,
+        "More than half of one node's ranks are stragglers: the node is named instead of its "
+        "ranks (a node-wide cause: CPU quota, power cap, noisy neighbour, thermal).",
+        "Look at the node's host and GPU health rows; drain the node if the cause cannot be removed.",
+    ),
+    CodeSpec(
+        "slow_link",
+        Severity.WARN,
+        "A link (node pair, or ring neighbours rank -> rank+1) ran below half the median link of "
+        "its kind, fail below a fifth. When every slow link touches one node, that node is named.",
+        "Check the named node's NIC and link (ethtool: speed, errors; the cable and switch port).",
+    ),
+    CodeSpec(
         "host_contention",
         Severity.WARN,
         "The named node is busy with work that is not this job: processes outside the job "
-        "using CPU, high load, memory pressure or swapping. (Health probe: being built, issue 5.)",
+        "using CPU, memory pressure or swapping (the load average is shown, not judged: it counts "
+        "the job's own threads).",
         "Stop or move the named processes (the evidence lists the top ones), or drain the node.",
     ),
     CodeSpec(
         "gpu_throttled",
         Severity.WARN,
-        "A GPU is clocked down for thermal, power or hardware-slowdown reasons (NVML throttle "
-        "reasons). (Health probe: being built, issue 5.)",
+        "A GPU is clocked down for thermal, power or hardware-slowdown reasons (NVML throttle reasons).",
         "Check cooling, power capping (nvidia-smi -q -d PERFORMANCE,POWER) and the node's BMC logs.",
     ),
     CodeSpec(
         "gpu_ecc_errors",
         Severity.FAIL,
-        "A GPU reports uncorrectable ECC errors, or retired / remapped rows beyond the "
-        "threshold. (Health probe: being built, issue 5.)",
+        "A GPU reports uncorrectable ECC errors, or retired / remapped rows beyond the threshold.",
         "Drain the node and run the vendor's diagnostics (dcgmi diag -r 3); reset or replace the GPU.",
     ),
     CodeSpec(
         "gpu_pcie_degraded",
         Severity.WARN,
-        "A GPU's PCIe link runs at a lower generation or width than its maximum. (Health probe: "
-        "being built, issue 5.)",
+        "A GPU's PCIe link runs at a lower generation or width than its maximum.",
         "Reseat the GPU or riser, check the slot and BIOS PCIe settings.",
     ),
     CodeSpec(
         "gpu_unhealthy",
         Severity.FAIL,
         "A GPU is in a bad state NVML reports directly: a pending row remap or page retirement, "
-        "an inactive NVLink, or NVML itself failing for that GPU. (Health probe: being built, issue 5.)",
+        "an inactive NVLink, or NVML itself failing for that GPU.",
         "Drain the node; reset the GPU (nvidia-smi -r) or reboot, and replace it if it repeats.",
     ),
     CodeSpec(

@@ -20,7 +20,9 @@ How the sample is taken, and why:
 - Memory: % available (the kernel's MemAvailable), PSI "some avg10" from /proc/pressure/memory
   (the % of the last 10 s in which at least one task stalled waiting for memory; None where the
   kernel has no PSI), swap used, and swap-in/out rates over the window (psutil's sin/sout).
-- Load average and core count, both node-wide (in a container they are the host's).
+- Load average and core count, both node-wide (in a container they are the host's). The load
+  average is shown, never judged: it counts the job's own threads, and a container sees the
+  whole host's.
 """
 
 from __future__ import annotations
@@ -107,7 +109,6 @@ class Thresholds:
 
     foreign_cores: float = 0.5  # floor for CPU outside the job, in cores (one spinning process is 1.0)
     foreign_fraction: float = 0.05  # ...raised to this fraction of the node's cores on big nodes
-    load_per_core: float = 2.0  # 1-min load average per core: twice oversubscribed, job included
     swap_bytes_per_s: float = 1.0 * MIB  # swap-in + swap-out: a rank that pages stalls its collective
     mem_available_pct: float = 10.0  # flagged below this % of memory available (near reclaim / OOM)
     psi_some_avg10: float = 10.0  # flagged at or above: % of the last 10 s some task waited for memory
@@ -323,11 +324,6 @@ def _problems(s: HostSample, t: Thresholds) -> dict[str, str]:
             f"processes outside the job use {s.foreign_cores:.1f} of {s.cpu_count} cores "
             f"(limit {limit:.1f}): {named or 'spread thinly over many processes'}"
         )
-    if s.load_avg[0] >= t.load_per_core * s.cpu_count:
-        problems["load"] = (
-            f"1-min load average {s.load_avg[0]:.1f} on {s.cpu_count} cores "
-            f"(limit {t.load_per_core:g} per core)"
-        )
     if s.swap_bytes_per_s >= t.swap_bytes_per_s:
         problems["swap"] = (
             f"swapping {s.swap_bytes_per_s / MIB:.1f} MiB/s (in {s.swap_in_bytes_per_s / MIB:.1f}, "
@@ -354,7 +350,7 @@ def _fix(where: str, problems: Mapping[str, str], offenders: list[ProcessLoad]) 
     if "cpu" in problems and offenders:
         named = ", ".join(f"PID {p.pid} ({p.name}, {p.cores:.1f} cores)" for p in offenders)
         steps.append(f"stop or renice {named} on {where}")
-    elif "cpu" in problems or "load" in problems:
+    elif "cpu" in problems:
         steps.append(f"find what is running or blocked on {where} (top; ps -eo stat,pid,pcpu,args)")
     if problems.keys() & {"swap", "memory", "memory_pressure"}:
         steps.append(f"free memory on {where}: stop the largest processes (ps aux --sort=-rss | head)")

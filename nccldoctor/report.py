@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # torch loads in seconds: preflight and `show` must not pay f
 
 SCHEMA_VERSION = 1
 # Top-level keys present when their check ran.
-OPTIONAL_SECTIONS = ("config", "network", "nic_sweep", "nccl", "preflight")
+OPTIONAL_SECTIONS = ("config", "network", "nic_sweep", "nccl", "stragglers", "health", "preflight")
 
 
 @dataclass

@@ -37,7 +37,10 @@ from nccldoctor.nccl_capture import (
 from nccldoctor.netcheck import NetworkCheck, NetworkPlan
 from nccldoctor.outdir import prepare_out_dir
 from nccldoctor.probes import REGISTRY, ProbeContext, ProbeResult
+from nccldoctor.probes.health import STEPS as HEALTH_STEPS
+from nccldoctor.probes.health import HealthPhase
 from nccldoctor.probes.nic_sweep import iface_variants, report_sweep, sweep_config
+from nccldoctor.probes.stragglers import ScoreThresholds
 from nccldoctor.progress import ProgressDisplay
 from nccldoctor.report import Report, describe_environment, describe_job
 from nccldoctor.reports import emit_all, make_sinks
@@ -184,13 +187,23 @@ class Bench:
         context = ProbeContext(job=self.job, config=self.config, step=self.step)
         sweep = iface_variants(plan.sweep, self.job.backend)
         steps = sum(p.planned_steps(self.job) for p in probes) + len(sweep) + (capture is not None)
-        self.display.start(steps)
+        self.display.start(steps + HEALTH_STEPS * self.config.health)
         for probe in probes:
             self.recorder.add(probe.run(context))
+        if self.config.health:
+            self.check_health()
         if capture is not None:
             self.check_nccl_log(capture)
         self.sweep_nics(sweep, plan.in_use)
         self.display.stop()
+
+    def check_health(self) -> None:
+        """Stragglers, links, host contention and GPU health (probes.health)."""
+        thresholds = ScoreThresholds(warn=self.config.straggler_warn, fail=self.config.straggler_fail)
+        phase = HealthPhase(self.job, self.store, thresholds, self.step, self.supervisor.remaining_s)
+        findings, sections = phase.run()
+        self.sections.update(sections)
+        self.recorder.add(ProbeResult(findings=findings))
 
     def plan_nccl_capture(self) -> NcclCapture | None:
         """NCCL only: have NCCL log INIT/NET to a private file during init (see nccl_capture)."""

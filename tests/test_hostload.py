@@ -95,6 +95,11 @@ def test_below_threshold_noise_gives_nothing():
     assert judge_hosts({0: noisy}) == []
 
 
+def test_a_high_load_average_alone_is_not_contention():
+    # The load average counts the job's own threads and, in a container, the whole host's.
+    assert judge_hosts({0: quiet(load_avg=(40.0, 30.0, 20.0))}) == []
+
+
 def test_cpu_limit_scales_with_big_nodes():
     # 96 cores: the limit is 5% of them (4.8 cores), not the 0.5-core floor.
     daemons = quiet(cpu_count=96, foreign_cores=2.0, top=(ProcessLoad(9, "dcgm-exporter", 1.2),))

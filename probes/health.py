@@ -1,0 +1,191 @@
+"""The straggler and node-health phase (`--health on`, the default), run after the collectives.
+
+Every rank: the compute and step probes (probes.compute), the ring links and the node-pair
+matrix (probes.links). Meanwhile each node's leader (its lowest rank) samples its host for
+host contention (nccldoctor.hostload: the job's processes are the PIDs its ranks published)
+and reads its GPUs through NVML (nccldoctor.gpuhealth), and publishes both through the store.
+Rank 0 judges everything: straggler_rank / straggler_node, slow_link, host_contention and the
+gpu_* codes.
+
+A second look: when the first measurement shows a slow rank or link, it is measured again and
+each rank or link keeps its better result. A real straggler is slow both times; a rank that
+lost a scheduler race once is not. Every rank takes the same decision from the same gathered
+numbers, so the ranks stay in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch.distributed as dist
+
+from nccldoctor.findings import Finding
+from nccldoctor.gpuhealth import GpuInventory, health_rows, judge_gpus, read_gpus
+from nccldoctor.hostload import HostSample, host_rows, judge_hosts, sample_host
+from nccldoctor.probes.compute import RankCompute, gather_floats, measure_compute
+from nccldoctor.probes.links import (
+    LINK_BYTES,
+    judge_links,
+    measure_node_pairs,
+    measure_ring,
+    pair_links,
+    ring_links,
+    slow_links,
+)
+from nccldoctor.probes.stragglers import ScoreThresholds, judge_stragglers, rank_rows, score_ranks, slow_ranks
+from nccldoctor.runtime import Job, read_rank_infos, wait_for
+
+HOST_WINDOW_S = 1.0  # the host sample's window; it overlaps the measurements
+STEPS = 4  # progress steps: compute, ring, node pairs, node health
+
+
+class NodeSampler(threading.Thread):
+    """On a node's leader: host contention and NVML, read beside the measurements."""
+
+    def __init__(self, job_pids: list[int]) -> None:
+        super().__init__(name="nccldoctor-node-sampler", daemon=True)
+        self.job_pids = job_pids
+        self.result: dict[str, Any] = {}
+
+    def run(self) -> None:
+        result: dict[str, Any] = {"host": None, "gpus": None, "error": ""}
+        try:
+            result["host"] = sample_host(self.job_pids, HOST_WINDOW_S).to_json()
+            result["gpus"] = read_gpus().to_json()
+        except Exception as exc:  # a broken /proc or NVML must not stop the measurements
+            result["error"] = f"{type(exc).__name__}: {exc}"
+        self.result = result
+
+
+class HealthPhase:
+    def __init__(
+        self,
+        job: Job,
+        store: dist.Store,
+        thresholds: ScoreThresholds,
+        step: Callable[[str], None],
+        remaining_s: Callable[[], float],
+    ) -> None:
+        self.job = job
+        self.store = store
+        self.thresholds = thresholds
+        self.step = step
+        self.remaining_s = remaining_s
+        self.device = job.device
+
+    def run(self) -> tuple[list[Finding], dict[str, Any]]:
+        """Every rank measures; rank 0 returns the findings and the report sections."""
+        started = time.monotonic()
+        node_of = [int(row[0]) for row in gather_floats([float(self.job.launch.node_rank)], self.device)]
+        nodes = sorted(set(node_of))
+        leaders = [node_of.index(node) for node in nodes]
+        sampler = self._start_sampler(node_of) if self.job.rank in leaders else None
+        plan, computes = self._compute()
+        ring_seconds = self._ring(node_of)
+        pair_seconds = self._node_pairs(leaders)
+        self.step("node health")
+        if sampler is not None:
+            sampler.join(timeout=max(self.remaining_s(), 0.1))
+            self.store.set(f"health/{self.job.launch.node_rank}", json.dumps(sampler.result))
+        if self.job.rank != 0:
+            return [], {}
+        hostnames = {info.node_rank: info.hostname for info in self.job.ranks}
+        size = LINK_BYTES[self.device.type]
+        links = ring_links(ring_seconds, node_of, size) + pair_links(pair_seconds, leaders, nodes, size)
+        verdicts = score_ranks(computes, node_of)
+        findings = judge_stragglers(verdicts, computes, self.thresholds, hostnames)
+        findings += judge_links(links, hostnames)
+        ring_in = [link.gbps for link in links if link.kind.startswith("ring")] or None
+        stragglers = {
+            "seconds": round(time.monotonic() - started, 3),
+            "thresholds": dataclasses.asdict(self.thresholds),
+            "plan": dataclasses.asdict(plan),
+            "ranks": rank_rows(verdicts, computes, plan, ring_in, hostnames),
+            "link_bytes": size,
+            "ring": [dataclasses.asdict(link) for link in links if link.kind.startswith("ring")],
+            "node_pairs": _matrix(pair_seconds, nodes, size),
+        }
+        health_findings, health = self._judge_nodes(nodes)
+        return findings + health_findings, {"stragglers": stragglers, "health": health}
+
+    # -- measuring, with a second look at what seemed slow -----------------------------------
+    def _compute(self):
+        self.step("stragglers: compute and step")
+        plan, computes = measure_compute(self.device)
+        node_of = list(range(len(computes)))  # nodes do not matter for "is any rank slow"
+        if slow_ranks(score_ranks(computes, node_of), self.thresholds):
+            self.step("stragglers: second look")
+            _, again = measure_compute(self.device)  # same kernels; the plan is recalibrated
+            computes = [_faster(a, b) for a, b in zip(computes, again, strict=True)]
+        return plan, computes
+
+    def _ring(self, node_of: list[int]) -> list[float]:
+        self.step("links: ring")
+        seconds = measure_ring(self.device)
+        size = LINK_BYTES[self.device.type]
+        if slow_links(ring_links(seconds, node_of, size)):
+            seconds = [min(a, b) for a, b in zip(seconds, measure_ring(self.device), strict=True)]
+        return seconds
+
+    def _node_pairs(self, leaders: list[int]) -> list[list[float]]:
+        self.step("links: node pairs")
+        if len(leaders) < 2:
+            return [[0.0]]
+        seconds = measure_node_pairs(self.device, leaders)
+        size = LINK_BYTES[self.device.type]
+        slow = {
+            (min(link.src_node, link.dst_node), max(link.src_node, link.dst_node))
+            for link, _ in slow_links(pair_links(seconds, leaders, list(range(len(leaders))), size))
+        }
+        if slow:  # as positions in `leaders`, which is what measure_node_pairs takes
+            again = measure_node_pairs(self.device, leaders, only=slow)
+            seconds = [
+                [min(a, b) if b > 0 else a for a, b in zip(row, row2, strict=True)]
+                for row, row2 in zip(seconds, again, strict=True)
+            ]
+        return seconds
+
+    # -- node health -----------------------------------------------------------------------------
+    def _start_sampler(self, node_of: list[int]) -> NodeSampler:
+        infos = read_rank_infos(self.store, self.job.world_size, self.remaining_s())
+        pids = [info.pid for info in infos if info.node_rank == self.job.launch.node_rank]
+        sampler = NodeSampler(pids)
+        sampler.start()
+        return sampler
+
+    def _judge_nodes(self, nodes: list[int]) -> tuple[list[Finding], dict[str, Any]]:
+        keys = [f"health/{node}" for node in nodes]
+        wait_for(self.store, keys, self.remaining_s())
+        published = dict(zip(nodes, (json.loads(raw) for raw in self.store.multi_get(keys)), strict=True))
+        hosts = {n: HostSample.from_json(p["host"]) for n, p in published.items() if p["host"]}
+        gpus = {n: GpuInventory.from_json(p["gpus"]) for n, p in published.items() if p["gpus"]}
+        findings = judge_hosts(hosts) + judge_gpus(gpus)
+        section = {
+            "hosts": host_rows(hosts),
+            "gpus": health_rows(gpus),
+            "errors": {n: p["error"] for n, p in published.items() if p["error"]},
+        }
+        return findings, section
+
+
+def _faster(a: RankCompute, b: RankCompute) -> RankCompute:
+    """Each kernel's better time of two measurements (None stays None)."""
+    values = {}
+    for f in dataclasses.fields(RankCompute):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        values[f.name] = x if y is None else y if x is None else min(x, y)
+    return RankCompute(**values)
+
+
+def _matrix(seconds: list[list[float]], nodes: list[int], size_bytes: int) -> dict[str, Any]:
+    """The node-pair bandwidth matrix for the report: gbps[a][b] is node a -> node b."""
+    gbps = [
+        [size_bytes / t / 1e9 if t > 0 and a != b else None for b, t in enumerate(row)]
+        for a, row in enumerate(seconds)
+    ]
+    return {"nodes": nodes, "size_bytes": size_bytes, "gbps": gbps if len(nodes) > 1 else []}

@@ -1,0 +1,225 @@
+"""Link probes: every rank's ring link, and the bandwidth between every pair of nodes.
+
+Ring: each rank sends LINK_BYTES to rank+1 while it receives from rank-1 (every rank at once,
+a barrier before each iteration so a slow link cannot delay the next iteration's start
+elsewhere). On Gloo a rank times its receive, which is the link from rank-1; on NCCL the two
+operations are one group, so a rank times both directions together.
+
+Node pairs: one leader rank per node (its lowest rank). The pairs run in the rounds of a
+round-robin tournament (nccldoctor.schedule): every round's pairs are disjoint, so they run at
+the same time without sharing a node, and N nodes need N-1 rounds (N when N is odd), not
+N(N-1)/2. In each pair both leaders send and receive at once; each times what it receives, so
+the matrix is directional: bandwidth[a][b] is a -> b.
+
+`judge_links` turns slow links into `slow_link` findings and localises them: a link is slow
+against the median link of its kind (node pair, inter-node ring link, intra-node ring link).
+When every slow link touches one node, that node is named (its NIC, cable or switch port is the
+common factor); otherwise the pairs are named.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from nccldoctor.findings import Finding, Severity, make_finding
+from nccldoctor.probes.compute import gather_floats
+from nccldoctor.schedule import round_robin
+from nccldoctor.timing import synchronize
+
+LINK_BYTES = {"cpu": 1 << 20, "cuda": 64 << 20}
+LINK_ITERS = 5  # timed exchanges per link; the median counts
+LINK_WARMUP = 1
+SLOW_WARN = 0.5  # a link below this fraction of the median link of its kind: warn
+SLOW_FAIL = 0.2  # ... below this (5x slower than its peers): fail
+
+
+@dataclass(frozen=True)
+class Link:
+    """One directional link and its measured bandwidth (GB/s, 1e9 B/s)."""
+
+    kind: str  # "node_pair", "ring_inter" (ring link across nodes) or "ring_intra" (same node)
+    src_rank: int
+    dst_rank: int
+    src_node: int
+    dst_node: int
+    gbps: float
+
+    def label(self) -> str:
+        if self.kind == "node_pair":
+            return f"node {self.src_node} -> node {self.dst_node}"
+        return f"rank {self.src_rank} (node {self.src_node}) -> rank {self.dst_rank} (node {self.dst_node})"
+
+
+def _exchange(peer_send: int, peer_recv: int, send: torch.Tensor, recv: torch.Tensor) -> float:
+    """Seconds until this rank has received (Gloo), or both directions are done (NCCL)."""
+    ops = [dist.P2POp(dist.isend, send, peer_send), dist.P2POp(dist.irecv, recv, peer_recv)]
+    start = time.perf_counter()
+    works = dist.batch_isend_irecv(ops)
+    works[-1].wait()
+    synchronize(recv.device)
+    received = time.perf_counter() - start
+    for work in works[:-1]:  # a Gloo work waited on twice never returns
+        work.wait()
+    synchronize(recv.device)
+    return received
+
+
+def _buffers(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    numel = LINK_BYTES[device.type] // 4
+    return torch.ones(numel, device=device), torch.empty(numel, device=device)
+
+
+def measure_ring(device: torch.device) -> list[float]:
+    """Collective: every rank's median receive time from rank-1, indexed by rank."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    send, recv = _buffers(device)
+    times = []
+    for i in range(LINK_WARMUP + LINK_ITERS):
+        dist.barrier()
+        seconds = _exchange((rank + 1) % world, (rank - 1) % world, send, recv)
+        if i >= LINK_WARMUP:
+            times.append(seconds)
+    return [row[0] for row in gather_floats([statistics.median(times)], device)]
+
+
+def measure_node_pairs(
+    device: torch.device, leaders: list[int], only: set[tuple[int, int]] | None = None
+) -> list[list[float]]:
+    """Collective: seconds[a][b] for node a -> node b between node leaders (0 where unmeasured).
+
+    `only`: measure just these node pairs (a < b), in their own rounds (a second look at
+    links that seemed slow)."""
+    rank, nnodes = dist.get_rank(), len(leaders)
+    send, recv = _buffers(device)
+    seconds = torch.zeros(nnodes, nnodes, dtype=torch.float64, device=device)
+    for pairs in round_robin(nnodes):
+        dist.barrier()  # a round starts when the previous one has finished everywhere
+        for a, b in pairs:
+            if only is not None and (a, b) not in only:
+                continue
+            if rank in (leaders[a], leaders[b]):
+                me, peer = (a, b) if rank == leaders[a] else (b, a)
+                seconds[peer][me] = _pair_seconds(leaders[peer], send, recv)
+    dist.all_reduce(seconds)  # each entry was written by exactly one rank
+    return seconds.cpu().tolist()
+
+
+def _pair_seconds(peer: int, send: torch.Tensor, recv: torch.Tensor) -> float:
+    times = [_exchange(peer, peer, send, recv) for _ in range(LINK_WARMUP + LINK_ITERS)]
+    return statistics.median(times[LINK_WARMUP:])
+
+
+def ring_links(seconds: list[float], node_of: list[int], size_bytes: int) -> list[Link]:
+    """The ring's links from every rank's receive time (rank r received from r-1)."""
+    world = len(seconds)
+    if world < 2:
+        return []
+    links = []
+    for dst, t in enumerate(seconds):
+        src = (dst - 1) % world
+        kind = "ring_intra" if node_of[src] == node_of[dst] else "ring_inter"
+        links.append(Link(kind, src, dst, node_of[src], node_of[dst], _gbps(size_bytes, t)))
+    return links
+
+
+def pair_links(
+    seconds: list[list[float]], leaders: list[int], nodes: list[int], size_bytes: int
+) -> list[Link]:
+    """The node-pair matrix (rows and columns: positions in `nodes`) as directional links,
+    the diagonal and unmeasured pairs left out."""
+    return [
+        Link("node_pair", leaders[a], leaders[b], nodes[a], nodes[b], _gbps(size_bytes, t))
+        for a, row in enumerate(seconds)
+        for b, t in enumerate(row)
+        if a != b and t > 0
+    ]
+
+
+def _gbps(size_bytes: int, seconds: float) -> float:
+    return size_bytes / seconds / 1e9 if seconds > 0 else 0.0
+
+
+def slow_links(links: list[Link], warn: float = SLOW_WARN) -> list[tuple[Link, float]]:
+    """Links below `warn` x the median of their kind, with that ratio. A kind needs three
+    links or more: with two, neither can be told to be the odd one."""
+    slow = []
+    for kind in sorted({link.kind for link in links}):
+        same = [link for link in links if link.kind == kind]
+        if len(same) < 3:
+            continue
+        median = statistics.median(link.gbps for link in same)
+        slow += [(link, link.gbps / median) for link in same if median > 0 and link.gbps < warn * median]
+    return slow
+
+
+def judge_links(
+    links: list[Link], hostnames: dict[int, str], warn: float = SLOW_WARN, fail: float = SLOW_FAIL
+) -> list[Finding]:
+    """`slow_link`: one finding naming the node when every slow link touches it, else one per link."""
+    slow = slow_links(links, warn)
+    if not slow:
+        return []
+    medians = {
+        kind: statistics.median(link.gbps for link in links if link.kind == kind)
+        for kind in {link.kind for link, _ in slow}
+    }
+    severity = Severity.FAIL if min(ratio for _, ratio in slow) < fail else Severity.WARN
+    shared = set.intersection(*({link.src_node, link.dst_node} for link, _ in slow))
+    if len(shared) == 1 and (len(slow) > 1 or slow[0][0].src_node == slow[0][0].dst_node):
+        return [_node_finding(shared.pop(), slow, medians, severity, hostnames)]
+    return [_link_finding(link, ratio, medians[link.kind], fail, hostnames) for link, ratio in slow]
+
+
+def _evidence(slow: list[tuple[Link, float]], medians: dict[str, float]) -> dict:
+    return {
+        "slow_links": [
+            {
+                "kind": link.kind,
+                "from_rank": link.src_rank,
+                "to_rank": link.dst_rank,
+                "from_node": link.src_node,
+                "to_node": link.dst_node,
+                "gbps": link.gbps,
+                "ratio_to_median": ratio,
+            }
+            for link, ratio in slow
+        ],
+        "median_gbps": medians,
+    }
+
+
+def _node_finding(
+    node: int, slow: list[tuple[Link, float]], medians: dict[str, float], severity: Severity, hostnames: dict
+) -> Finding:
+    worst_link, worst = min(slow, key=lambda item: item[1])
+    where = f"node {node}" + (f" ({hostnames[node]})" if node in hostnames else "")
+    return make_finding(
+        "slow_link",
+        f"every slow link touches {where}: {len(slow)} link(s) below {SLOW_WARN:.0%} of their peers' "
+        f"median, the worst {worst_link.label()} at {worst_link.gbps:.3f} GB/s "
+        f"({worst:.2f}x the median {medians[worst_link.kind]:.3f} GB/s)",
+        nodes=[node],
+        severity=severity,
+        evidence=_evidence(slow, medians),
+        fix=f"check {where}'s NIC and its link (ethtool <iface> for speed and errors, the cable, the "
+        "switch port), or drain the node",
+    )
+
+
+def _link_finding(link: Link, ratio: float, median: float, fail: float, hostnames: dict) -> Finding:
+    return make_finding(
+        "slow_link",
+        f"{link.label()} ran at {link.gbps:.3f} GB/s, {ratio:.2f}x the median {link.kind} link "
+        f"({median:.3f} GB/s)",
+        nodes=sorted({link.src_node, link.dst_node}),
+        ranks=sorted({link.src_rank, link.dst_rank}),
+        severity=Severity.FAIL if ratio < fail else Severity.WARN,
+        evidence=_evidence([(link, ratio)], {link.kind: median}),
+        fix="check the NICs, cables and switch ports on the path between these two nodes "
+        "(ethtool <iface> on both; the switch's port counters)",
+    )

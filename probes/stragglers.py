@@ -1,0 +1,214 @@
+"""Straggler scores from the compute and step probes, and the findings that name the slow ones.
+
+Each measured kernel (matmul, memory copy, the step's compute, and on a GPU the host<->device
+copies) gives every rank a score: the median rank's time divided by the rank's own time
+(nccldoctor.stats). A rank's score combines them as the reciprocal of its mean relative time,
+so three noisy measurements average out and a rank slow at any one of them still drops.
+
+`straggler_node` when more than half of a node's ranks are slow (the node is named: a node-wide
+cause such as a CPU quota, a power cap or a noisy neighbour is likelier than that many
+independent faults); `straggler_rank` for the slow ranks that are left.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from nccldoctor.findings import Finding, Severity, make_finding
+from nccldoctor.probes.compute import ComputePlan, RankCompute
+from nccldoctor.stats import straggler_scores
+
+# Kernel time fields of RankCompute that feed the score (None on some ranks: not measured).
+SCORED = ("matmul_s", "copy_s", "step_compute_s", "h2d_s", "d2h_s")
+
+
+@dataclass(frozen=True)
+class ScoreThresholds:
+    warn: float = 0.9  # a rank below this score (10% slower than the median rank) warns
+    fail: float = 0.75  # ... below this, fails
+
+    def __post_init__(self) -> None:
+        if not 0 < self.fail < self.warn <= 1:
+            raise ValueError(f"straggler thresholds need 0 < fail < warn <= 1, got {self}")
+
+
+@dataclass(frozen=True)
+class RankVerdict:
+    rank: int
+    node: int
+    score: float
+    kernel_scores: dict[str, float] = field(default_factory=dict)
+
+
+def score_ranks(computes: list[RankCompute], node_of: list[int]) -> list[RankVerdict]:
+    """Every rank's combined score (index = rank)."""
+    per_kernel: dict[str, list[float]] = {}
+    for name in SCORED:
+        times = [getattr(c, name) for c in computes]
+        if all(t is not None and t > 0 for t in times):
+            per_kernel[name] = [s.score for s in straggler_scores(times)]
+    verdicts = []
+    for rank in range(len(computes)):
+        scores = {name: values[rank] for name, values in per_kernel.items()}
+        relative = statistics.fmean(1 / s for s in scores.values()) if scores else 1.0
+        verdicts.append(RankVerdict(rank, node_of[rank], 1 / relative, scores))
+    return verdicts
+
+
+def slow_ranks(verdicts: list[RankVerdict], thresholds: ScoreThresholds) -> list[RankVerdict]:
+    return [v for v in verdicts if v.score < thresholds.warn] if len(verdicts) > 1 else []
+
+
+def judge_stragglers(
+    verdicts: list[RankVerdict],
+    computes: list[RankCompute],
+    thresholds: ScoreThresholds,
+    hostnames: dict[int, str],
+) -> list[Finding]:
+    """straggler_node for nodes with most ranks slow, straggler_rank for the other slow ranks."""
+    slow = slow_ranks(verdicts, thresholds)
+    medians = _medians(computes)
+    findings = []
+    named_nodes = set()
+    for node in sorted({v.node for v in slow}):
+        on_node = [v for v in verdicts if v.node == node]
+        slow_here = [v for v in slow if v.node == node]
+        if 2 * len(slow_here) > len(on_node):
+            named_nodes.add(node)
+            findings.append(_node_finding(node, slow_here, on_node, computes, medians, thresholds, hostnames))
+    for verdict in slow:
+        if verdict.node not in named_nodes:
+            findings.append(_rank_finding(verdict, computes[verdict.rank], medians, thresholds, hostnames))
+    return findings
+
+
+def _medians(computes: list[RankCompute]) -> dict[str, float]:
+    medians = {}
+    for name in (*SCORED, "step_wait_s"):
+        values = [getattr(c, name) for c in computes if getattr(c, name) is not None]
+        if values:
+            medians[name] = statistics.median(values)
+    return medians
+
+
+def _severity(score: float, thresholds: ScoreThresholds) -> Severity:
+    return Severity.FAIL if score < thresholds.fail else Severity.WARN
+
+
+def _where(node: int, hostnames: dict[int, str]) -> str:
+    return f"node {node}" + (f" ({hostnames[node]})" if node in hostnames else "")
+
+
+def _rank_evidence(verdict: RankVerdict, compute: RankCompute) -> dict[str, Any]:
+    return {
+        "rank": verdict.rank,
+        "node": verdict.node,
+        "score": verdict.score,
+        "kernel_scores": verdict.kernel_scores,
+        "seconds": {name: getattr(compute, name) for name in (*SCORED, "step_wait_s")},
+    }
+
+
+def _rank_finding(
+    verdict: RankVerdict,
+    compute: RankCompute,
+    medians: dict[str, float],
+    thresholds: ScoreThresholds,
+    hostnames: dict[int, str],
+) -> Finding:
+    worst = min(verdict.kernel_scores, key=verdict.kernel_scores.get)
+    return make_finding(
+        "straggler_rank",
+        f"rank {verdict.rank} on {_where(verdict.node, hostnames)} scores {verdict.score:.2f} "
+        f"(the median rank is 1.00); slowest at {_kernel_label(worst)}: "
+        f"{1 / verdict.kernel_scores[worst]:.2f}x the median rank's time",
+        ranks=[verdict.rank],
+        nodes=[verdict.node],
+        severity=_severity(verdict.score, thresholds),
+        evidence={
+            **_rank_evidence(verdict, compute),
+            "median_seconds": medians,
+            "thresholds": {"warn": thresholds.warn, "fail": thresholds.fail},
+        },
+        fix=_rank_fix(worst, verdict.node, hostnames),
+    )
+
+
+def _node_finding(
+    node: int,
+    slow_here: list[RankVerdict],
+    on_node: list[RankVerdict],
+    computes: list[RankCompute],
+    medians: dict[str, float],
+    thresholds: ScoreThresholds,
+    hostnames: dict[int, str],
+) -> Finding:
+    worst = min(v.score for v in slow_here)
+    where = _where(node, hostnames)
+    return make_finding(
+        "straggler_node",
+        f"{where} is slow: {len(slow_here)} of its {len(on_node)} rank(s) score below "
+        f"{thresholds.warn:.2f} (worst {worst:.2f}; the median rank is 1.00)",
+        ranks=[v.rank for v in slow_here],
+        nodes=[node],
+        severity=_severity(worst, thresholds),
+        evidence={
+            "node": node,
+            "ranks": [_rank_evidence(v, computes[v.rank]) for v in on_node],
+            "median_seconds": medians,
+            "thresholds": {"warn": thresholds.warn, "fail": thresholds.fail},
+        },
+        fix=f"on {where}: look for a CPU or power limit, throttling GPUs and other jobs "
+        "(see the host and GPU health tables), or drain the node",
+    )
+
+
+def _kernel_label(name: str) -> str:
+    return {
+        "matmul_s": "the matmul",
+        "copy_s": "the memory copy",
+        "step_compute_s": "the step's compute",
+        "h2d_s": "the host-to-device copy",
+        "d2h_s": "the device-to-host copy",
+    }[name]
+
+
+def _rank_fix(worst: str, node: int, hostnames: dict[int, str]) -> str:
+    where = _where(node, hostnames)
+    if worst in ("h2d_s", "d2h_s"):
+        return f"check this GPU's PCIe link on {where} (nvidia-smi -q -d PCI: generation and width)"
+    return (
+        f"check this rank's GPU or CPU cores on {where}: clocks and throttling (nvidia-smi -q -d "
+        "PERFORMANCE), CPU affinity and other processes on those cores"
+    )
+
+
+def rank_rows(
+    verdicts: list[RankVerdict],
+    computes: list[RankCompute],
+    plan: ComputePlan,
+    ring_in_gbps: list[float] | None,
+    hostnames: dict[int, str],
+) -> list[dict[str, Any]]:
+    """The per-rank table's rows, slowest first."""
+    rows = []
+    for verdict, compute in zip(verdicts, computes, strict=True):
+        rows.append(
+            {
+                "rank": verdict.rank,
+                "node": verdict.node,
+                "host": hostnames.get(verdict.node, ""),
+                "score": verdict.score,
+                "tflops": plan.tflops(compute.matmul_s),
+                "copy_gbps": plan.copy_gbps(compute.copy_s),
+                "h2d_gbps": plan.host_device_gbps(compute.h2d_s),
+                "d2h_gbps": plan.host_device_gbps(compute.d2h_s),
+                "step_compute_ms": compute.step_compute_s * 1e3,
+                "step_wait_ms": compute.step_wait_s * 1e3,
+                "ring_in_gbps": ring_in_gbps[verdict.rank] if ring_in_gbps else None,
+                "kernel_scores": verdict.kernel_scores,
+            }
+        )
+    return sorted(rows, key=lambda row: (row["score"], row["rank"]))
