@@ -278,12 +278,20 @@ class Cluster:
         return self.members[node].addresses[nic or self.nics[0]]
 
     def spawn(
-        self, node: int, argv: list[str], env: dict[str, str] | None = None, log: Path | None = None
+        self,
+        node: int,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+        beside: list[str] | None = None,
     ) -> subprocess.Popen:
-        """Start `argv` on `node`: its netns, hostname, /etc/hosts, PID space and cgroup."""
+        """Start `argv` on `node`: its netns, hostname, /etc/hosts, PID space and cgroup.
+        `beside`: a command started first in the background, in the same PID space (a
+        neighbour process the node's tools can see); it dies with `argv`, the space's PID 1."""
         member = self.members[node]
         inner = " ".join(shlex.quote(a) for a in argv)
-        script = f"hostname {member.hostname} && exec {inner}"
+        neighbour = " ".join(shlex.quote(a) for a in beside) + " & " if beside else ""
+        script = f"hostname {member.hostname} && {neighbour}exec {inner}"
         cmd = [
             "ip",
             "netns",
@@ -331,9 +339,11 @@ class Cluster:
         env: dict[str, str] | None = None,
         node_env: dict[int, dict[str, str]] | None = None,
         target: list[str] | None = None,
+        beside: dict[int, list[str]] | None = None,
     ) -> Launch:
         """Start `torchrun --nnodes N --node-rank i` on every node (rendezvous at node 0's
-        `master_nic`) and return at once. `target` replaces `-m nccldoctor.bench --out DIR`."""
+        `master_nic`) and return at once. `target` replaces `-m nccldoctor.bench --out DIR`;
+        `beside[i]`: a process to run next to torchrun in node i's PID space (see spawn)."""
         out_dir.mkdir(parents=True, exist_ok=True)
         master = self.address(0, master_nic)
         target = target or ["-m", "nccldoctor.bench", "--out", str(out_dir)]
@@ -352,7 +362,8 @@ class Cluster:
                 *target,
                 *args,
             ]
-            procs[i] = self.spawn(i, argv, env=(env or {}) | (node_env or {}).get(i, {}), log=logs[i])
+            node_env_i = (env or {}) | (node_env or {}).get(i, {})
+            procs[i] = self.spawn(i, argv, env=node_env_i, log=logs[i], beside=(beside or {}).get(i))
         return Launch(procs=procs, logs=logs, out_dir=out_dir, start=time.monotonic())
 
     def torchrun(
