@@ -10,7 +10,8 @@ turns at going first:
 - bare: torchrun on every node running a minimal script (init_process_group("gloo") via
   env://, one all_reduce of one float, destroy_process_group);
 - bench: torchrun on every node running `-m nccldoctor.bench --probes all_reduce -b 8 -e 8
-  -n 1 -w 0 --ifaces off --out DIR`; rank 0's report.json gives `network.seconds`, what the
+  -n 1 -w 0 --ifaces off --health off --out DIR` (the straggler and health phase has its own
+  benchmark, benchmarks/stragglers.py); rank 0's report.json gives `network.seconds`, what the
   network checks (interfaces, then ports) cost.
 
 Both are timed from launch until every node's torchrun has exited. One untimed run of each
@@ -44,6 +45,7 @@ dist.destroy_process_group()
 """
 
 BENCH_ARGS = ["--probes", "all_reduce", "-b", "8", "-e", "8", "-n", "1", "-w", "0", "--ifaces", "off"]
+BENCH_ARGS += ["--health", "off"]
 
 
 def check(name: str, run, problems: list[str]) -> bool:

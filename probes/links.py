@@ -20,6 +20,7 @@ common factor); otherwise the pairs are named.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -80,6 +81,8 @@ def _buffers(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
 def measure_ring(device: torch.device) -> list[float]:
     """Collective: every rank's median receive time from rank-1, indexed by rank."""
     rank, world = dist.get_rank(), dist.get_world_size()
+    if world < 2:
+        return [0.0] * world  # no ring: a rank cannot send to itself
     send, recv = _buffers(device)
     times = []
     for i in range(LINK_WARMUP + LINK_ITERS):
@@ -153,9 +156,10 @@ def reference_gbps(links: list[Link]) -> dict[str, float]:
     be one of its own; the upper quartile still comes from healthy links for N >= 3."""
     reference = {}
     for kind in sorted({link.kind for link in links}):
-        values = [link.gbps for link in links if link.kind == kind]
+        values = sorted(link.gbps for link in links if link.kind == kind)
         if len(values) >= 3:  # with two, neither can be told to be the odd one
-            reference[kind] = statistics.quantiles(values, n=4, method="inclusive")[2]
+            # A measured value (rounded up), not one interpolated towards the slow ones.
+            reference[kind] = values[math.ceil(0.75 * (len(values) - 1))]
     return reference
 
 

@@ -121,6 +121,7 @@ def test_exception_on_one_rank_is_a_crash_with_its_message(out_dir):
     [
         (["-b", "12Q"], "nccldoctor: error: --min-bytes: '12Q' is not a size"),
         (["--root", "5"], "nccldoctor: error: --root 5 is not a rank of this job (world size 2)"),
+        (["--straggler-fail", "0.95"], "nccldoctor: error: --straggler-fail (0.95) and --straggler-warn"),
     ],
 )
 def test_bad_input_under_torchrun_is_one_line_and_exit_2_on_every_rank(args, line, out_dir):
@@ -163,3 +164,20 @@ def test_ifaces_naming_an_interface_no_node_has_is_bad_usage(out_dir):
     assert run.rank_exit_codes() == {0: 2, 1: 2}, run.stderr[-3000:]
     (line,) = [x for x in run.stderr.splitlines() if x.startswith("nccldoctor: error:")]
     assert "--ifaces: node 0" in line and "'eth9'" in line and "lo" in line
+
+
+def test_a_rank_doing_three_times_the_compute_is_the_one_straggler_rank(out_dir):
+    run = torchrun(3, [*QUICK, "--probes", "all_reduce"], out_dir, fault=["slow-compute", "2", "3"])
+    (finding,) = run.findings("straggler_rank")
+    assert finding["ranks"] == [2] and finding["nodes"] == [0], finding
+    assert finding["severity"] == "fail" and finding["evidence"]["kernel_scores"]["matmul_s"] < 0.5
+    assert run.findings("straggler_node") == []  # one rank of three on the node: not the node
+    table = run.report["stragglers"]["ranks"]
+    assert table[0]["rank"] == 2 and table[0]["score"] < 0.75
+    assert run.rank_exit_codes() == {0: 1, 1: 1, 2: 1}
+
+
+def test_health_off_skips_the_straggler_and_node_health_probes(out_dir):
+    run = torchrun(2, [*QUICK, "--probes", "all_reduce", "--health", "off"], out_dir)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "stragglers" not in run.report and "health" not in run.report

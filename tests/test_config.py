@@ -72,6 +72,10 @@ def test_expect_busbw_global_and_per_probe():
         (["--expect-busbw", "fast"], "'fast' is not a number"),
         (["--backend", "mpi"], "'mpi' is not one of"),
         (["--no-such-flag"], "unrecognized arguments"),
+        (["--health", "yes"], "'yes' is not on or off"),
+        (["--straggler-warn", "1.5"], "'1.5' is not a score in (0, 1]"),
+        (["--straggler-fail", "x"], "'x' is not a number"),
+        (["--straggler-warn", "0.7"], "need 0 < fail < warn <= 1"),
     ],
 )
 def test_bad_input_is_one_usage_error(argv, message):
@@ -100,3 +104,10 @@ def test_ports_and_ifaces_parse():
     assert parse_args([]).ifaces == "auto" and parse_args(["--ifaces", "off"]).ifaces == "off"
     with pytest.raises(UsageError, match="--ifaces"):
         parse_args(["--ifaces", "eth0;rm"])
+
+
+def test_health_and_straggler_thresholds_parse():
+    config = parse_args(["--health", "off", "--straggler-warn", "0.8", "--straggler-fail", "0.5"])
+    assert (config.health, config.straggler_warn, config.straggler_fail) == (False, 0.8, 0.5)
+    default = parse_args([])
+    assert default.health and (default.straggler_warn, default.straggler_fail) == (0.9, 0.75)

@@ -10,6 +10,7 @@ FAULT  crash            rank RANK exits at once (os._exit) inside the first step
        corrupt-output   after each call of probe WHERE, one element of rank RANK's output is changed
        corrupt-input    rank RANK's input to probe WHERE is changed before every call
        flags            rank RANK gets the extra bench arguments WHERE (e.g. "-e 1M")
+       slow-compute     rank RANK's compute-probe matmuls do WHERE times the work (e.g. "3")
 
 Faults come from monkeypatching and subclassing here; the product has no fault hooks.
 """
@@ -79,6 +80,17 @@ def corrupt_probe(fault: str, rank: int, probe: str) -> None:
     REGISTRY[probe] = Corrupted
 
 
+def slow_compute(rank: int, factor: int) -> None:
+    from nccldoctor.probes import compute
+
+    original = compute.Kernels.matmul
+
+    def matmul(self, repeats: int) -> None:
+        original(self, repeats * (factor if os.environ.get("RANK") == str(rank) else 1))
+
+    compute.Kernels.matmul = matmul
+
+
 def main() -> None:
     fault, rank, where, *bench_args = sys.argv[1:]
     if fault.startswith("corrupt"):
@@ -86,6 +98,8 @@ def main() -> None:
     elif fault == "flags":
         if os.environ.get("RANK") == rank:
             bench_args += where.split()
+    elif fault == "slow-compute":
+        slow_compute(int(rank), int(where))
     elif fault == "stall-join":
         stall_before_process_group(int(rank))
     else:

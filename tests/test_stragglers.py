@@ -1,0 +1,109 @@
+"""Straggler scores and findings: which rank, which node, which severity (pure logic)."""
+
+import pytest
+
+from nccldoctor.findings import Severity
+from nccldoctor.probes.compute import ComputePlan, RankCompute
+from nccldoctor.probes.health import _faster, _matrix
+from nccldoctor.probes.stragglers import ScoreThresholds, judge_stragglers, rank_rows, score_ranks
+
+T = ScoreThresholds()
+
+
+def compute(slowdown=1.0, copy=1.0, h2d=None):
+    return RankCompute(
+        matmul_s=0.1 * slowdown,
+        copy_s=0.05 * copy,
+        h2d_s=h2d,
+        d2h_s=None,
+        step_compute_s=0.025 * slowdown,
+        step_wait_s=0.01,
+    )
+
+
+def judge(computes, node_of, thresholds=T, hostnames=None):
+    verdicts = score_ranks(computes, node_of)
+    return judge_stragglers(verdicts, computes, thresholds, hostnames or {})
+
+
+def test_one_slow_rank_among_eight_is_a_straggler_rank_and_the_median_does_not_move():
+    computes = [compute() for _ in range(8)]
+    computes[5] = compute(slowdown=2.0)
+    verdicts = score_ranks(computes, [r // 4 for r in range(8)])
+    assert all(v.score == pytest.approx(1.0) for v in verdicts if v.rank != 5)
+    (finding,) = judge_stragglers(verdicts, computes, T, {1: "gpu-17"})
+    assert (finding.code, finding.ranks, finding.nodes) == ("straggler_rank", [5], [1])
+    assert finding.severity == Severity.FAIL  # matmul and step at 0.5, copy at 1.0: 1 / mean(2, 1, 2)
+    assert finding.evidence["score"] == pytest.approx(0.6)
+    assert "node 1 (gpu-17)" in finding.message and "the matmul" in finding.message
+    assert finding.evidence["median_seconds"]["matmul_s"] == pytest.approx(0.1)
+
+
+def test_a_node_with_most_ranks_slow_is_named_once_as_the_node():
+    computes = [compute() for _ in range(8)]
+    for rank in (4, 5, 6):  # three of node 1's four ranks
+        computes[rank] = compute(slowdown=1.2)
+    findings = judge(computes, [r // 4 for r in range(8)])
+    (finding,) = findings
+    assert (finding.code, finding.nodes, finding.ranks) == ("straggler_node", [1], [4, 5, 6])
+    assert finding.severity == Severity.WARN  # 1 / mean(1.2, 1, 1.2) = 0.88: below 0.9, above 0.75
+    assert len(finding.evidence["ranks"]) == 4  # every rank of the node, slow or not
+
+
+def test_half_a_node_slow_is_two_ranks_not_the_node():
+    computes = [compute() for _ in range(8)]
+    computes[0] = computes[1] = compute(slowdown=2.0)
+    findings = judge(computes, [r // 4 for r in range(8)])
+    assert [(f.code, f.ranks) for f in findings] == [("straggler_rank", [0]), ("straggler_rank", [1])]
+
+
+def test_a_single_rank_node_that_is_slow_is_the_node():
+    computes = [compute(), compute(slowdown=5.0), compute()]
+    (finding,) = judge(computes, [0, 1, 2])
+    assert (finding.code, finding.nodes, finding.severity) == ("straggler_node", [1], Severity.FAIL)
+
+
+def test_noise_below_the_thresholds_and_a_lone_rank_give_nothing():
+    computes = [compute(slowdown=s) for s in (1.0, 1.05, 0.97, 1.08)]
+    assert judge(computes, [0, 0, 1, 1]) == []
+    assert judge([compute(slowdown=9.0)], [0]) == []  # nothing to compare with
+
+
+def test_thresholds_are_configurable_and_checked():
+    computes = [compute(), compute(), compute(slowdown=1.1)]
+    assert judge(computes, [0, 0, 0]) == []  # 1 / mean(1.1, 1, 1.1) = 0.94
+    (finding,) = judge(computes, [0, 0, 0], ScoreThresholds(warn=0.95, fail=0.9))
+    assert finding.severity == Severity.WARN
+    with pytest.raises(ValueError):
+        ScoreThresholds(warn=0.7, fail=0.8)
+
+
+def test_a_slow_host_to_device_copy_alone_is_named_with_a_pcie_fix():
+    computes = [compute(h2d=0.01), compute(h2d=0.01), compute(h2d=0.04)]
+    (finding,) = judge(computes, [0, 0, 0])
+    assert finding.ranks == [2] and "host-to-device" in finding.message
+    assert "PCIe" in finding.fix
+
+
+def test_rows_are_slowest_first_with_rates():
+    computes = [compute(), compute(slowdown=2.0)]
+    plan = ComputePlan(
+        matmul_n=100, matmul_repeats=10, copy_bytes=1000, copy_repeats=5, host_device_bytes=None
+    )
+    rows = rank_rows(score_ranks(computes, [0, 1]), computes, plan, [1.0, 2.0], {0: "a", 1: "b"})
+    assert [r["rank"] for r in rows] == [1, 0]
+    assert rows[1]["tflops"] == pytest.approx(2 * 100**3 * 10 / 0.1 / 1e12)
+    assert rows[1]["copy_gbps"] == pytest.approx(2 * 1000 * 5 / 0.05 / 1e9)  # read + write
+    assert rows[0]["host"] == "b" and rows[0]["ring_in_gbps"] == 2.0 and rows[0]["h2d_gbps"] is None
+
+
+def test_a_second_look_keeps_each_kernels_better_time():
+    first, second = compute(slowdown=3.0), compute(copy=2.0)
+    best = _faster(first, second)
+    assert (best.matmul_s, best.copy_s, best.h2d_s) == (0.1, 0.05, None)
+
+
+def test_the_matrix_is_directional_gbps_without_the_diagonal():
+    matrix = _matrix([[0.0, 0.002], [0.004, 0.0]], [0, 1], 4_000_000)
+    assert matrix["gbps"] == [[None, 2.0], [1.0, None]]
+    assert _matrix([[0.0]], [0], 4_000_000)["gbps"] == []
