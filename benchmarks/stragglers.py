@@ -29,14 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from cluster import Cluster, cluster_unavailable_reason
+from network_check import BARE, spread  # the same bare job and summary as the network benchmark
 
-BARE = """
-import torch, torch.distributed as dist
-dist.init_process_group("gloo", init_method="env://")
-t = torch.ones(1)
-dist.all_reduce(t)
-dist.destroy_process_group()
-"""
 BENCH_ARGS = ["--probes", "all_reduce", "-b", "8", "-e", "8", "-n", "1", "-w", "0", "--ifaces", "off"]
 QUOTA_CORES = 0.2
 FAIL_SCORE = 0.75
@@ -92,12 +86,6 @@ def measure(nodes: int, repeats: int) -> tuple[dict[str, list[float]], dict[str,
                 "named": [f["nodes"] for f in run.report["findings"] if f["code"] == "straggler_node"],
             }
     return samples, margin, problems
-
-
-def spread(values: list[float]) -> str:
-    if not values:
-        return f"{'-':>8} {'-':>8} {'-':>8}"
-    return f"{statistics.median(values):>8.3f} {min(values):>8.3f} {max(values):>8.3f}"
 
 
 def report(nodes: int, repeats: int, samples, margin, problems) -> None:

@@ -215,11 +215,14 @@ def measure_steps(kernels: Kernels, plan: ComputePlan) -> tuple[float, float]:
     return statistics.fmean(compute), statistics.fmean(wait)
 
 
-def measure_compute(device: torch.device) -> tuple[ComputePlan, list[RankCompute]]:
-    """Collective: every rank measures; every rank returns the plan and all ranks' results."""
+def measure_compute(
+    device: torch.device, plan: ComputePlan | None = None
+) -> tuple[ComputePlan, list[RankCompute]]:
+    """Collective: every rank measures; every rank returns the plan and all ranks' results.
+    `plan`: the work of an earlier measurement, so that the two can be compared."""
     with one_cpu_thread(device):
         kernels = Kernels(device)
-        plan = calibrate(kernels)
+        plan = plan or calibrate(kernels)
         windows = measure_windows(kernels, plan)
         step_compute, step_wait = measure_steps(kernels, plan)
     nan = float("nan")

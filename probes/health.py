@@ -50,7 +50,7 @@ class NodeSampler(threading.Thread):
     def __init__(self, job_pids: list[int]) -> None:
         super().__init__(name="nccldoctor-node-sampler", daemon=True)
         self.job_pids = job_pids
-        self.result: dict[str, Any] = {}
+        self.result: dict[str, Any] = {"host": None, "gpus": None, "error": "not finished in time"}
 
     def run(self) -> None:
         result: dict[str, Any] = {"host": None, "gpus": None, "error": ""}
@@ -120,7 +120,7 @@ class HealthPhase:
         node_of = list(range(len(computes)))  # nodes do not matter for "is any rank slow"
         if slow_ranks(score_ranks(computes, node_of), self.thresholds):
             self.step("stragglers: second look")
-            _, again = measure_compute(self.device)  # same kernels; the plan is recalibrated
+            _, again = measure_compute(self.device, plan)  # the same work, to compare
             computes = [_faster(a, b) for a, b in zip(computes, again, strict=True)]
         return plan, computes
 
