@@ -2,8 +2,9 @@
 
 Scores follow the convention of NVIDIA's straggler detector (nvidia-resiliency-ext): a rank's
 score is the reference time divided by its own time, so 1.0 is typical and 0.5 means twice as
-slow. The reference is the median rank, and outliers are judged by the median absolute
-deviation (MAD), so one slow rank moves neither the reference nor the spread; a mean and a
+slow. The reference is the median rank (the lower one of an even count), and outliers are
+judged by the median absolute deviation (MAD), so one slow rank moves neither the reference
+nor the spread; a mean and a
 standard deviation would be dragged towards the very rank being looked for.
 """
 
@@ -44,7 +45,9 @@ class RankScore:
 
 def straggler_scores(seconds: Sequence[float]) -> list[RankScore]:
     """One score per rank (index = rank) from each rank's time for the same work."""
-    reference = statistics.median(seconds)
+    # The lower median: a time some rank really took. With two ranks the median would be their
+    # midpoint, and a rank k times slower could never score below 0.5; this way it scores 1/k.
+    reference = statistics.median_low(seconds)
     spread = mad(seconds) / MAD_TO_SIGMA
     return [
         RankScore(

@@ -37,7 +37,14 @@ from nccldoctor.probes.links import (
     ring_links,
     slow_links,
 )
-from nccldoctor.probes.stragglers import ScoreThresholds, judge_stragglers, rank_rows, score_ranks, slow_ranks
+from nccldoctor.probes.stragglers import (
+    ScoreThresholds,
+    judge_stragglers,
+    rank_rows,
+    score_ranks,
+    scored_kernels,
+    slow_ranks,
+)
 from nccldoctor.runtime import Job, read_rank_infos, wait_for
 
 HOST_WINDOW_S = 1.0  # the host sample's window; it overlaps the measurements
@@ -97,7 +104,7 @@ class HealthPhase:
         hostnames = {info.node_rank: info.hostname for info in self.job.ranks}
         size = LINK_BYTES[self.device.type]
         links = ring_links(ring_seconds, node_of, size) + pair_links(pair_seconds, leaders, nodes, size)
-        verdicts = score_ranks(computes, node_of)
+        verdicts = score_ranks(computes, node_of, scored_kernels(self.device.type))
         findings = judge_stragglers(verdicts, computes, self.thresholds, hostnames)
         findings += judge_links(links, hostnames)
         ring_in = [link.gbps for link in links if link.kind.startswith("ring")] or None
@@ -118,7 +125,7 @@ class HealthPhase:
         self.step("stragglers: compute and step")
         plan, computes = measure_compute(self.device)
         node_of = list(range(len(computes)))  # nodes do not matter for "is any rank slow"
-        if slow_ranks(score_ranks(computes, node_of), self.thresholds):
+        if slow_ranks(score_ranks(computes, node_of, scored_kernels(self.device.type)), self.thresholds):
             self.step("stragglers: second look")
             _, again = measure_compute(self.device, plan)  # the same work, to compare
             computes = [_faster(a, b) for a, b in zip(computes, again, strict=True)]

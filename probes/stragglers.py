@@ -1,7 +1,7 @@
 """Straggler scores from the compute and step probes, and the findings that name the slow ones.
 
-Each measured kernel (matmul, memory copy, the step's compute, and on a GPU the host<->device
-copies) gives every rank a score: the median rank's time divided by the rank's own time
+Each measured kernel (matmul, the step's compute, and on a GPU the memory copy and the
+host<->device copies) gives every rank a score: the median rank's time divided by the rank's own time
 (nccldoctor.stats). A rank's score combines them as the reciprocal of its mean relative time,
 so three noisy measurements average out and a rank slow at any one of them still drops.
 
@@ -20,8 +20,16 @@ from nccldoctor.findings import Finding, Severity, make_finding
 from nccldoctor.probes.compute import ComputePlan, RankCompute
 from nccldoctor.stats import straggler_scores
 
-# Kernel time fields of RankCompute that feed the score (None on some ranks: not measured).
+# Kernel time fields of RankCompute that feed the score (None where not measured). On a CPU
+# the ranks of a node share one memory bus, so a rank's copy time says how the bus happened to
+# be shared in its windows, not how fast the rank is: it is shown, not scored. A GPU's memory
+# is its own.
 SCORED = ("matmul_s", "copy_s", "step_compute_s", "h2d_s", "d2h_s")
+SCORED_ON_CPU = ("matmul_s", "step_compute_s")
+
+
+def scored_kernels(device_type: str) -> tuple[str, ...]:
+    return SCORED if device_type == "cuda" else SCORED_ON_CPU
 
 
 @dataclass(frozen=True)
@@ -42,10 +50,12 @@ class RankVerdict:
     kernel_scores: dict[str, float] = field(default_factory=dict)
 
 
-def score_ranks(computes: list[RankCompute], node_of: list[int]) -> list[RankVerdict]:
-    """Every rank's combined score (index = rank)."""
+def score_ranks(
+    computes: list[RankCompute], node_of: list[int], kernels: tuple[str, ...] = SCORED
+) -> list[RankVerdict]:
+    """Every rank's combined score (index = rank) over the given kernels."""
     per_kernel: dict[str, list[float]] = {}
-    for name in SCORED:
+    for name in kernels:
         times = [getattr(c, name) for c in computes]
         if all(t is not None and t > 0 for t in times):
             per_kernel[name] = [s.score for s in straggler_scores(times)]

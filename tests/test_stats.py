@@ -21,3 +21,8 @@ def test_identical_times_are_all_typical():
     scores = straggler_scores([2.0, 2.0, 2.0])
     assert [s.score for s in scores] == [1.0, 1.0, 1.0] and [s.robust_z for s in scores] == [0.0] * 3
     assert mad([1.0, 2.0, 3.0, 100.0]) == 1.0  # the outlier does not inflate the spread
+
+
+def test_with_two_ranks_the_faster_is_the_reference():
+    fast, slow = straggler_scores([1.0, 3.0])
+    assert (fast.score, slow.score) == (1.0, pytest.approx(1 / 3))

@@ -5,7 +5,13 @@ import pytest
 from nccldoctor.findings import Severity
 from nccldoctor.probes.compute import ComputePlan, RankCompute
 from nccldoctor.probes.health import _faster, _matrix
-from nccldoctor.probes.stragglers import ScoreThresholds, judge_stragglers, rank_rows, score_ranks
+from nccldoctor.probes.stragglers import (
+    ScoreThresholds,
+    judge_stragglers,
+    rank_rows,
+    score_ranks,
+    scored_kernels,
+)
 
 T = ScoreThresholds()
 
@@ -107,3 +113,12 @@ def test_the_matrix_is_directional_gbps_without_the_diagonal():
     matrix = _matrix([[0.0, 0.002], [0.004, 0.0]], [0, 1], 4_000_000)
     assert matrix["gbps"] == [[None, 2.0], [1.0, None]]
     assert _matrix([[0.0]], [0], 4_000_000)["gbps"] == []
+
+
+def test_on_a_cpu_the_shared_memory_bus_copy_is_shown_not_scored():
+    computes = [compute(), compute(), compute(copy=2.0)]
+    verdicts = score_ranks(computes, [0, 0, 0], scored_kernels("cpu"))
+    assert judge_stragglers(verdicts, computes, T, {}) == []
+    assert set(verdicts[2].kernel_scores) == {"matmul_s", "step_compute_s"}
+    (finding,) = judge(computes, [0, 0, 0])  # on a GPU the copy counts
+    assert finding.ranks == [2] and "memory copy" in finding.message
