@@ -195,8 +195,9 @@ _SPECS = [
     CodeSpec(
         "slow_link",
         Severity.WARN,
-        "A link (node pair, or ring neighbours rank -> rank+1) ran below half the median link of "
-        "its kind, fail below a fifth. When every slow link touches one node, that node is named.",
+        "A link (node pair, or ring neighbours rank -> rank+1) ran below half of what links of its "
+        "kind reach (their upper quartile), fail below a fifth. When every slow link touches one "
+        "node, that node is named.",
         "Check the named node's NIC and link (ethtool: speed, errors; the cable and switch port).",
     ),
     CodeSpec(

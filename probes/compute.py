@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import math
 import statistics
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -29,7 +28,7 @@ import torch
 import torch.distributed as dist
 
 from nccldoctor.probes.collective import all_gather_single
-from nccldoctor.timing import synchronize
+from nccldoctor.timing import seconds_per_op, synchronize
 
 WINDOWS = 5  # lock-step windows; each rank keeps its median window
 # Seconds of matmul per window on the median rank (the copy gets half as much). On a CPU the
@@ -94,25 +93,6 @@ def one_cpu_thread(device: torch.device) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-class Timer:
-    """Seconds for a piece of device work: CUDA events on a GPU, the host clock on the CPU."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-
-    def __call__(self, work: Callable[[], object]) -> float:
-        if self.device.type == "cuda":
-            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            begin.record()
-            work()
-            end.record()
-            end.synchronize()
-            return begin.elapsed_time(end) / 1e3
-        start = time.perf_counter()
-        work()
-        return time.perf_counter() - start
-
-
 def gather_floats(values: list[float], device: torch.device) -> list[list[float]]:
     """Every rank's `values` (same length everywhere), indexed by rank."""
     world = dist.get_world_size()
@@ -130,7 +110,6 @@ class Kernels:
         n = MATMUL_N[kind]
         dtype = torch.bfloat16 if kind == "cuda" else torch.float32
         self.device = device
-        self.timer = Timer(device)
         self.a = torch.randn(n, n, device=device).to(dtype)
         self.b = torch.randn(n, n, device=device).to(dtype)
         self.c = torch.empty(n, n, device=device, dtype=dtype)
@@ -142,6 +121,10 @@ class Kernels:
             self.host = torch.ones(HOST_DEVICE_BYTES // 4, pin_memory=True)
             self.staged = torch.empty(HOST_DEVICE_BYTES // 4, device=device)
         self.bucket = torch.ones(STEP_ALLREDUCE_BYTES // 4, device=device)
+
+    def timer(self, work: Callable[[], object]) -> float:
+        """Seconds for one run of `work`: CUDA events on a GPU, the host clock on the CPU."""
+        return seconds_per_op(work, 1, self.device)
 
     def matmul(self, repeats: int) -> None:
         for _ in range(repeats):

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch.distributed as dist
 
+from nccldoctor.bandwidth import algbw_gbps
 from nccldoctor.findings import Finding
 from nccldoctor.gpuhealth import GpuInventory, health_rows, judge_gpus, read_gpus
 from nccldoctor.hostload import HostSample, host_rows, judge_hosts, sample_host
@@ -91,7 +92,7 @@ class HealthPhase:
         node_of = [int(row[0]) for row in gather_floats([float(self.job.launch.node_rank)], self.device)]
         nodes = sorted(set(node_of))
         leaders = [node_of.index(node) for node in nodes]
-        sampler = self._start_sampler(node_of) if self.job.rank in leaders else None
+        sampler = self._start_sampler() if self.job.rank in leaders else None
         plan, computes = self._compute()
         ring_seconds = self._ring(node_of)
         pair_seconds = self._node_pairs(leaders)
@@ -158,7 +159,7 @@ class HealthPhase:
         return seconds
 
     # -- node health -----------------------------------------------------------------------------
-    def _start_sampler(self, node_of: list[int]) -> NodeSampler:
+    def _start_sampler(self) -> NodeSampler:
         infos = read_rank_infos(self.store, self.job.world_size, self.remaining_s())
         pids = [info.pid for info in infos if info.node_rank == self.job.launch.node_rank]
         sampler = NodeSampler(pids)
@@ -192,7 +193,7 @@ def _faster(a: RankCompute, b: RankCompute) -> RankCompute:
 def _matrix(seconds: list[list[float]], nodes: list[int], size_bytes: int) -> dict[str, Any]:
     """The node-pair bandwidth matrix for the report: gbps[a][b] is node a -> node b."""
     gbps = [
-        [size_bytes / t / 1e9 if t > 0 and a != b else None for b, t in enumerate(row)]
+        [algbw_gbps(size_bytes, t * 1e6) if t > 0 and a != b else None for b, t in enumerate(row)]
         for a, row in enumerate(seconds)
     ]
     return {"nodes": nodes, "size_bytes": size_bytes, "gbps": gbps if len(nodes) > 1 else []}

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from nccldoctor.bandwidth import algbw_gbps
 from nccldoctor.findings import Finding, Severity, make_finding
 from nccldoctor.probes.compute import gather_floats
 from nccldoctor.schedule import round_robin
@@ -147,7 +148,7 @@ def pair_links(
 
 
 def _gbps(size_bytes: int, seconds: float) -> float:
-    return size_bytes / seconds / 1e9 if seconds > 0 else 0.0
+    return algbw_gbps(size_bytes, seconds * 1e6)
 
 
 def reference_gbps(links: list[Link]) -> dict[str, float]:
