@@ -54,6 +54,10 @@ class RankCompute:
     d2h_s: float | None
     step_compute_s: float  # per step, mean over the steps
     step_wait_s: float  # per step, inside the all_reduce
+    # The fastest step's compute. Scored instead of the mean: while the others wait in the
+    # all_reduce a rank has a core to itself, so its best step shows its speed, whereas the
+    # mean also shows which rank lost scheduler races on an oversubscribed node.
+    step_best_s: float
 
 
 @dataclass(frozen=True)
@@ -183,8 +187,9 @@ def measure_windows(kernels: Kernels, plan: ComputePlan) -> list[float | None]:
     return [statistics.median(s) if s else None for s in samples]
 
 
-def measure_steps(kernels: Kernels, plan: ComputePlan) -> tuple[float, float]:
-    """Mean compute and all_reduce seconds per step of a compute-then-all_reduce loop."""
+def measure_steps(kernels: Kernels, plan: ComputePlan) -> tuple[float, float, float]:
+    """Mean compute, mean all_reduce and fastest compute seconds per step of a
+    compute-then-all_reduce loop."""
     repeats = max(1, round(plan.matmul_repeats * STEP_COMPUTE_SHARE))
     timer = kernels.timer
     compute, wait = [], []
@@ -195,7 +200,7 @@ def measure_steps(kernels: Kernels, plan: ComputePlan) -> tuple[float, float]:
         if step >= STEP_WARMUP:
             compute.append(spent)
             wait.append(waited)
-    return statistics.fmean(compute), statistics.fmean(wait)
+    return statistics.fmean(compute), statistics.fmean(wait), min(compute)
 
 
 def measure_compute(
@@ -207,14 +212,14 @@ def measure_compute(
         kernels = Kernels(device)
         plan = plan or calibrate(kernels)
         windows = measure_windows(kernels, plan)
-        step_compute, step_wait = measure_steps(kernels, plan)
+        steps = measure_steps(kernels, plan)
     nan = float("nan")
-    mine = [v if v is not None else nan for v in windows] + [step_compute, step_wait]
+    mine = [v if v is not None else nan for v in windows] + list(steps)
     return plan, [_rank_compute(row) for row in gather_floats(mine, device)]
 
 
 def _rank_compute(row: list[float]) -> RankCompute:
-    matmul, copy, h2d, d2h, step_compute, step_wait = row
+    matmul, copy, h2d, d2h, step_compute, step_wait, step_best = row
     return RankCompute(
         matmul_s=matmul,
         copy_s=copy,
@@ -222,4 +227,5 @@ def _rank_compute(row: list[float]) -> RankCompute:
         d2h_s=None if math.isnan(d2h) else d2h,
         step_compute_s=step_compute,
         step_wait_s=step_wait,
+        step_best_s=step_best,
     )

@@ -24,8 +24,8 @@ from nccldoctor.stats import straggler_scores
 # the ranks of a node share one memory bus, so a rank's copy time says how the bus happened to
 # be shared in its windows, not how fast the rank is: it is shown, not scored. A GPU's memory
 # is its own.
-SCORED = ("matmul_s", "copy_s", "step_compute_s", "h2d_s", "d2h_s")
-SCORED_ON_CPU = ("matmul_s", "step_compute_s")
+SCORED = ("matmul_s", "copy_s", "step_best_s", "h2d_s", "d2h_s")
+SCORED_ON_CPU = ("matmul_s", "step_best_s")
 
 
 def scored_kernels(device_type: str) -> tuple[str, ...]:
@@ -179,7 +179,7 @@ def _kernel_label(name: str) -> str:
     return {
         "matmul_s": "the matmul",
         "copy_s": "the memory copy",
-        "step_compute_s": "the step's compute",
+        "step_best_s": "the step's compute",
         "h2d_s": "the host-to-device copy",
         "d2h_s": "the device-to-host copy",
     }[name]
