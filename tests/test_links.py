@@ -67,7 +67,7 @@ def test_ring_links_are_grouped_by_kind_and_a_slow_receive_names_its_sender():
         (1, 2, "ring_inter"),
         (2, 3, "ring_intra"),
     ]
-    assert slow_links(links) == []  # fewer than three of each kind: no reference
+    assert slow_links(links) == []  # fewer than four of each kind: no reference
 
 
 def test_a_slow_intra_node_ring_link_names_its_node():
@@ -77,3 +77,8 @@ def test_a_slow_intra_node_ring_link_names_its_node():
     seconds[6] = MB4 / 1e9  # 5 -> 6 on node 1: 10x slower than its intra-node peers
     (finding,) = judge_links(ring_links(seconds, node_of, MB4), {})
     assert finding.nodes == [1] and finding.evidence["slow_links"][0]["from_rank"] == 5
+
+
+def test_three_ring_links_across_three_nodes_are_not_judged_against_the_fastest():
+    links = ring_links([MB4 / 1.6e9, MB4 / 1.2e9, MB4 / 0.7e9], [0, 1, 2], MB4)
+    assert reference_gbps(links) == {} and judge_links(links, {}) == []
