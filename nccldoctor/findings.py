@@ -179,8 +179,8 @@ _SPECS = [
     CodeSpec(
         "straggler_rank",
         Severity.WARN,
-        "A rank is slower than the median rank at the same fixed work (matmul, a training-like "
-        "step; on GPUs also memory and host-device copies): its score (median time / its time) "
+        "A rank is slower than the median rank at the same fixed work (a training-like step; on "
+        "GPUs also matmul, memory and host-device copies): its score (median time / its time) "
         "is below 0.9, or below 0.75 for fail (--straggler-warn, --straggler-fail).",
         "Check that rank's GPU or CPU cores (clocks, throttling, affinity, other processes); the "
         "evidence names the slowest kernel.",

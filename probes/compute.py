@@ -38,8 +38,10 @@ WINDOW_S = {"cpu": 0.1, "cuda": 0.01}
 MATMUL_N = {"cpu": 128, "cuda": 8192}  # square matrices: 2 n^3 flops per product
 COPY_BYTES = {"cpu": 16 << 20, "cuda": 1 << 30}  # copied per memory-bandwidth measurement
 HOST_DEVICE_BYTES = 256 << 20  # per host<->device copy (GPU only, from pinned memory)
-STEPS, STEP_WARMUP = 12, 2
-STEP_COMPUTE_SHARE = 0.25  # one step's compute is this share of a compute window
+STEPS, STEP_WARMUP = 10, 1
+# One step's compute is a whole window (0.1 s on a CPU): at least the usual CFS quota period
+# (100 ms), so a rank under a CPU quota is throttled inside even its fastest step.
+STEP_COMPUTE_SHARE = 1.0
 STEP_ALLREDUCE_BYTES = 64 << 10  # a small gradient bucket
 MAX_REPEATS = 100_000
 
