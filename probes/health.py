@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import psutil
 import torch.distributed as dist
 
 from nccldoctor.bandwidth import algbw_gbps
@@ -40,6 +41,7 @@ from nccldoctor.probes.links import (
 )
 from nccldoctor.probes.stragglers import (
     ScoreThresholds,
+    crowded_nodes,
     judge_stragglers,
     rank_rows,
     score_ranks,
@@ -93,11 +95,15 @@ class HealthPhase:
     def run(self) -> tuple[list[Finding], dict[str, Any]]:
         """Every rank measures; rank 0 returns the findings and the report sections."""
         started = time.monotonic()
-        node_of = [int(row[0]) for row in gather_floats([float(self.job.launch.node_rank)], self.device)]
+        mine = [float(self.job.launch.node_rank), float(psutil.cpu_count() or 1)]
+        rows = gather_floats(mine, self.device)
+        node_of = [int(row[0]) for row in rows]
         nodes = sorted(set(node_of))
+        cpus = {int(row[0]): int(row[1]) for row in rows}
+        crowded = crowded_nodes(node_of, cpus) if self.device.type == "cpu" else {}
         leaders = [node_of.index(node) for node in nodes]
         sampler = self._start_sampler() if self.job.rank in leaders else None
-        plan, computes = self._compute()
+        plan, computes = self._compute(node_of, crowded)
         ring_seconds = self._ring(node_of)
         pair_seconds = self._node_pairs(leaders)
         self.step("node health")
@@ -109,8 +115,9 @@ class HealthPhase:
         hostnames = {info.node_rank: info.hostname for info in self.job.ranks}
         size = LINK_BYTES[self.device.type]
         links = ring_links(ring_seconds, node_of, size) + pair_links(pair_seconds, leaders, nodes, size)
+        health_findings, health = self._judge_nodes(nodes)
         verdicts = score_ranks(computes, node_of, scored_kernels(self.device.type))
-        findings = judge_stragglers(verdicts, computes, self.thresholds, hostnames)
+        findings = judge_stragglers(verdicts, computes, self.thresholds, hostnames, crowded)
         findings += judge_links(links, hostnames)
         ring_in = [link.gbps for link in links if link.kind.startswith("ring")] or None
         stragglers = {
@@ -122,17 +129,16 @@ class HealthPhase:
             "ring": [dataclasses.asdict(link) for link in links if link.kind.startswith("ring")],
             "node_pairs": _matrix(pair_seconds, nodes, size),
         }
-        health_findings, health = self._judge_nodes(nodes)
         return findings + health_findings, {"stragglers": stragglers, "health": health}
 
     # -- measuring, with a second look at what seemed slow -----------------------------------
-    def _compute(self):
+    def _compute(self, node_of: list[int], crowded: dict[int, str]):
         self.step("stragglers: compute and step")
         plan, computes = measure_compute(self.device)
-        node_of = list(range(len(computes)))  # nodes do not matter for "is any rank slow"
         kernels = scored_kernels(self.device.type)
         for look in range(2, COMPUTE_LOOKS + 1):
-            if not slow_ranks(score_ranks(computes, node_of, kernels), self.thresholds):
+            slow = slow_ranks(score_ranks(computes, node_of, kernels), self.thresholds)
+            if all(v.node in crowded for v in slow):  # nothing, or nothing that will be judged
                 break
             self.step(f"stragglers: look {look} of {COMPUTE_LOOKS}")
             _, again = measure_compute(self.device, plan)  # the same work, to compare
@@ -174,6 +180,7 @@ class HealthPhase:
         return sampler
 
     def _judge_nodes(self, nodes: list[int]) -> tuple[list[Finding], dict[str, Any]]:
+        """Host and GPU findings, and the `health` section."""
         keys = [f"health/{node}" for node in nodes]
         wait_for(self.store, keys, self.remaining_s())
         published = dict(zip(nodes, (json.loads(raw) for raw in self.store.multi_get(keys)), strict=True))

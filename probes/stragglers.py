@@ -74,13 +74,28 @@ def slow_ranks(verdicts: list[RankVerdict], thresholds: ScoreThresholds) -> list
     return [v for v in verdicts if v.score < thresholds.warn] if len(verdicts) > 1 else []
 
 
+def crowded_nodes(node_of: list[int], cpu_counts: dict[int, int]) -> dict[int, str]:
+    """CPU nodes running more ranks than they have cores, with why their ranks are not judged
+    one against another: there, which rank the scheduler gives a core decides its speed (a
+    healthy rank of 4 on 2 cores scored 0.84 at its best of 30 steps)."""
+    crowded = {}
+    for node, cpus in sorted(cpu_counts.items()):
+        ranks = node_of.count(node)
+        if cpus and ranks > cpus:
+            crowded[node] = f"{ranks} ranks share {cpus} CPU cores"
+    return crowded
+
+
 def judge_stragglers(
     verdicts: list[RankVerdict],
     computes: list[RankCompute],
     thresholds: ScoreThresholds,
     hostnames: dict[int, str],
+    crowded: dict[int, str] | None = None,
 ) -> list[Finding]:
-    """straggler_node for nodes with most ranks slow, straggler_rank for the other slow ranks."""
+    """straggler_node for nodes with most ranks slow, straggler_rank for the other slow ranks,
+    except on `crowded` nodes (crowded_nodes), which get one probe_skipped note instead."""
+    crowded = crowded or {}
     slow = slow_ranks(verdicts, thresholds)
     medians = _medians(computes)
     findings = []
@@ -92,8 +107,19 @@ def judge_stragglers(
             named_nodes.add(node)
             findings.append(_node_finding(node, slow_here, on_node, computes, medians, thresholds, hostnames))
     for verdict in slow:
-        if verdict.node not in named_nodes:
+        if verdict.node not in named_nodes and verdict.node not in crowded:
             findings.append(_rank_finding(verdict, computes[verdict.rank], medians, thresholds, hostnames))
+    for node, why in crowded.items():
+        findings.append(
+            make_finding(
+                "probe_skipped",
+                f"straggler_rank is not judged on {_where(node, hostnames)}: {why}, so which rank "
+                "the scheduler gives a core decides its speed",
+                nodes=[node],
+                evidence={"probe": "straggler_rank", "why": why},
+                fix="run one rank per core (or fewer ranks) to compare the ranks of this node",
+            )
+        )
     return findings
 
 

@@ -7,12 +7,14 @@ rank, which exit code.
 
 import re
 
+import psutil
 import pytest
 from conftest import QUICK, torchrun
 
 from nccldoctor.config import ALL_PROBES
 
 pytestmark = pytest.mark.multiproc
+CORES = psutil.cpu_count() or 1  # what the bench's host sample counts
 
 
 @pytest.mark.parametrize("nproc", [2, 4])
@@ -21,7 +23,9 @@ def test_healthy_run_measures_every_probe_and_passes(nproc, out_dir):
     assert run.returncode == 0, run.stderr[-3000:]
     report = run.report
     assert report["verdict"] == "pass" and report["exit_code"] == 0 and report["complete"]
-    assert report["findings"] == []
+    # More ranks than cores (4 on CI's 2) are too many to compare one against another: one note.
+    notes = [] if nproc <= CORES else [("probe_skipped", [0])]
+    assert [(f["code"], f["nodes"]) for f in report["findings"]] == notes
     rows = report["results"]
     assert {r["probe"] for r in rows} == set(ALL_PROBES)
     assert all(r["wrong"] == 0 and r["busbw_gbps"] > 0 and r["world_size"] == nproc for r in rows)
@@ -166,16 +170,27 @@ def test_ifaces_naming_an_interface_no_node_has_is_bad_usage(out_dir):
     assert "--ifaces: node 0" in line and "'eth9'" in line and "lo" in line
 
 
+@pytest.mark.skipif(CORES < 2, reason="needs a core per rank")
 def test_a_rank_doing_three_times_the_compute_is_the_one_straggler_rank(out_dir):
-    run = torchrun(3, [*QUICK, "--probes", "all_reduce"], out_dir, fault=["slow-compute", "2", "3"])
+    # Two ranks with a core each, so the ranks can be compared.
+    run = torchrun(2, [*QUICK, "--probes", "all_reduce"], out_dir, fault=["slow-compute", "1", "3"])
     (finding,) = run.findings("straggler_rank")
-    assert finding["ranks"] == [2] and finding["nodes"] == [0], finding
-    # Not 1/3: 3 ranks share 2 cores, and once the others wait in the all_reduce rank 2 gets a whole one.
+    assert finding["ranks"] == [1] and finding["nodes"] == [0], finding
     assert finding["severity"] == "fail" and finding["evidence"]["kernel_scores"]["step_best_s"] < 0.75
-    assert run.findings("straggler_node") == []  # one rank of three on the node: not the node
+    assert run.findings("straggler_node") == []  # one rank of two on the node: not the node
     table = run.report["stragglers"]["ranks"]
-    assert table[0]["rank"] == 2 and table[0]["score"] < 0.75
-    assert run.rank_exit_codes() == {0: 1, 1: 1, 2: 1}
+    assert table[0]["rank"] == 1 and table[0]["score"] < 0.75
+    assert run.rank_exit_codes() == {0: 1, 1: 1}
+
+
+@pytest.mark.skipif(CORES >= 3, reason="needs more ranks (3) than cores")
+def test_more_ranks_than_cores_are_not_compared_and_the_report_says_why(out_dir):
+    run = torchrun(3, [*QUICK, "--probes", "all_reduce"], out_dir, fault=["slow-compute", "2", "3"])
+    assert run.findings("straggler_rank") == [] and run.findings("straggler_node") == []
+    (note,) = run.findings("probe_skipped")
+    assert note["nodes"] == [0] and note["evidence"]["probe"] == "straggler_rank"
+    assert f"3 ranks share {CORES} CPU cores" in note["message"]
+    assert run.report["stragglers"]["ranks"][0]["rank"] == 2  # still measured and shown first
 
 
 def test_health_off_skips_the_straggler_and_node_health_probes(out_dir):

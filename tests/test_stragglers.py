@@ -7,6 +7,7 @@ from nccldoctor.probes.compute import ComputePlan, RankCompute
 from nccldoctor.probes.health import _faster, _matrix
 from nccldoctor.probes.stragglers import (
     ScoreThresholds,
+    crowded_nodes,
     judge_stragglers,
     rank_rows,
     score_ranks,
@@ -123,3 +124,16 @@ def test_on_a_cpu_the_shared_memory_bus_copy_is_shown_not_scored():
     assert set(verdicts[2].kernel_scores) == {"step_best_s"}
     (finding,) = judge(computes, [0, 0, 0])  # on a GPU the copy counts
     assert finding.ranks == [2] and "memory copy" in finding.message
+
+
+def test_ranks_of_a_node_with_more_ranks_than_cores_are_not_judged_one_against_another():
+    computes = [compute(), compute(slowdown=1.2), compute(), compute(), compute(slowdown=2.0), compute()]
+    node_of = [0, 0, 0, 1, 1, 1]
+    crowded = crowded_nodes(node_of, {0: 2, 1: 8})
+    assert crowded == {0: "3 ranks share 2 CPU cores"}
+    findings = judge_stragglers(score_ranks(computes, node_of), computes, T, {}, crowded)
+    assert [(f.code, f.nodes, f.ranks) for f in findings] == [
+        ("straggler_rank", [1], [4]),  # node 1 has a core per rank: still judged
+        ("probe_skipped", [0], []),
+    ]
+    assert "3 ranks share 2 CPU cores" in findings[1].message
