@@ -128,8 +128,12 @@ def judge_ports(
 
 
 def blocks_backend(finding: Finding) -> bool:
-    """Blocked ephemeral ports hang the backend's init; blocked --ports alone do not."""
-    return finding.code == "port_blocked" and bool(finding.evidence.get("ephemeral_blocked"))
+    """Blocked ports in the ephemeral range can hang the backend's init; --ports outside it cannot.
+
+    The kernel may hand Gloo or NCCL any ephemeral port, so a blocked user port inside the
+    range is as dangerous as a blocked sampled one.
+    """
+    return finding.code == "port_blocked" and bool(finding.evidence.get("backend_ports_blocked"))
 
 
 def _blocked_finding(
@@ -143,10 +147,11 @@ def _blocked_finding(
     kinds = Counter(failed.values())
     ephemeral_blocked = sorted({p for (_, p) in failed if p in info.sampled})
     extra_blocked = sorted({p for (_, p) in failed if p in info.extra})
+    low, high = info.ephemeral
+    backend_blocked = sorted({p for (_, p) in failed if low <= p <= high})
     tested = len(info.sampled) + len(info.extra)
     parts = []
     if ephemeral_blocked:
-        low, high = info.ephemeral
         which = (
             f"all {len(info.sampled)}"
             if len(ephemeral_blocked) == len(info.sampled)
@@ -156,7 +161,12 @@ def _blocked_finding(
             f"{which} ports sampled across its ephemeral range {low}-{high}, where NCCL and Gloo listen"
         )
     if extra_blocked:
-        parts.append(f"--ports {compress_ports(extra_blocked)}")
+        inside = (
+            " (inside the ephemeral range: the backend may listen there)"
+            if any(low <= p <= high for p in extra_blocked)
+            else ""
+        )
+        parts.append(f"--ports {compress_ports(extra_blocked)}{inside}")
     how = "; ".join(f"{n} {_describe(kind)}" for kind, n in kinds.most_common())
     source_addresses = sorted({listening[s].address for s in sources if s in listening})
     return make_finding(
@@ -173,6 +183,7 @@ def _blocked_finding(
             "ephemeral_range": list(info.ephemeral),
             "ephemeral_blocked": ephemeral_blocked,
             "ports_blocked": extra_blocked,
+            "backend_ports_blocked": backend_blocked,
             "ports_tested": tested,
         },
         fix=_fix(dest, info, ephemeral_blocked, extra_blocked, source_addresses),

@@ -105,19 +105,19 @@ def listening(node, sampled=(33000, 45000), extra=()):
 
 
 def test_judge_names_only_the_node_whose_ports_fail_and_the_kind_of_rule():
-    nodes = {n: listening(n, extra=[40000, 40001]) for n in range(3)}
+    nodes = {n: listening(n, extra=[20000, 20001]) for n in range(3)}
     connected = {
-        0: Connected(0, [(1, 33000, OPEN), (1, 45000, OPEN), (1, 40000, TIMEOUT), (1, 40001, TIMEOUT)]),
-        1: Connected(1, [(0, 33000, OPEN), (2, 40000, OPEN)]),
-        2: Connected(2, [(1, 40000, TIMEOUT), (1, 40001, REFUSED), (1, 33000, OPEN)]),
+        0: Connected(0, [(1, 33000, OPEN), (1, 45000, OPEN), (1, 20000, TIMEOUT), (1, 20001, TIMEOUT)]),
+        1: Connected(1, [(0, 33000, OPEN), (2, 20000, OPEN)]),
+        2: Connected(2, [(1, 20000, TIMEOUT), (1, 20001, REFUSED), (1, 33000, OPEN)]),
     }
     (finding,) = judge_ports(nodes, connected, {1: "host1"})
     assert finding.code == "port_blocked" and finding.nodes == [1]
     assert finding.evidence["from_nodes"] == [0, 2]
-    assert finding.evidence["ports_blocked"] == [40000, 40001] and finding.evidence["ephemeral_blocked"] == []
+    assert finding.evidence["ports_blocked"] == [20000, 20001] and finding.evidence["ephemeral_blocked"] == []
     assert finding.evidence["outcomes"] == {"timeout": 3, "refused": 1}
-    assert "--ports 40000-40001" in finding.message and "host1" in finding.message
-    assert "--dport 40000:40001" in finding.fix and finding.fix.startswith("on node 1:")
+    assert "--ports 20000-20001" in finding.message and "host1" in finding.message
+    assert "--dport 20000:20001" in finding.fix and finding.fix.startswith("on node 1:")
     assert not blocks_backend(finding)  # the backend's ephemeral ports are fine: measure anyway
 
 
@@ -132,6 +132,20 @@ def test_dropped_ephemeral_range_blocks_the_backend_and_the_fix_opens_it():
     assert "all 2 ports sampled across its ephemeral range 32768-60999" in finding.message
     assert "-s 10.0.0.1 --dport 32768:60999 -j ACCEPT" in finding.fix
     assert blocks_backend(finding)
+
+
+def test_blocked_user_ports_inside_the_ephemeral_range_block_the_backend():
+    nodes = {0: listening(0, extra=[40000, 20000]), 1: listening(1, extra=[40000, 20000])}
+    connected = {0: Connected(0, [(1, 33000, OPEN), (1, 40000, TIMEOUT)]), 1: Connected(1, [])}
+    (finding,) = judge_ports(nodes, connected, {})
+    assert finding.evidence["ephemeral_blocked"] == [] and finding.evidence["backend_ports_blocked"] == [
+        40000
+    ]
+    assert "inside the ephemeral range" in finding.message
+    assert blocks_backend(finding)  # the kernel may give Gloo or NCCL port 40000: stop, don't hang
+    below = {0: Connected(0, [(1, 20000, TIMEOUT)]), 1: Connected(1, [])}
+    (finding,) = judge_ports(nodes, below, {})
+    assert not blocks_backend(finding) and "inside" not in finding.message
 
 
 def test_all_open_is_no_finding():
