@@ -16,6 +16,7 @@ import torch
 
 from nccldoctor.argtypes import Parser, seconds, whole_number
 from nccldoctor.errors import UsageError
+from nccldoctor.sweepspec import DEFAULT_MAX_COMBOS, check_combos, parse_sweep
 from nccldoctor.units import parse_size
 
 DTYPES: dict[str, torch.dtype] = {
@@ -67,6 +68,9 @@ class BenchConfig:
     health: bool = True  # stragglers, links, host contention and GPU health after the collectives
     straggler_warn: float = 0.9  # a rank scoring below this (median rank = 1.0) warns
     straggler_fail: float = 0.75  # ... below this, fails
+    sweep: list[tuple[str, list[str]]] = field(default_factory=list)  # settings sweep: (VAR, values)
+    max_combos: int = DEFAULT_MAX_COMBOS  # most settings a sweep may have (besides the defaults)
+    sweep_repeats: int = 3  # interleaved rounds: each setting is measured this many times
 
     def __post_init__(self) -> None:
         self._check_numbers()
@@ -103,6 +107,14 @@ class BenchConfig:
             raise UsageError(f"--timeout must be a positive number of seconds, not {self.timeout}")
         if self.root < 0:
             raise UsageError(f"--root must be a rank (0 or more), not {self.root}")
+        if self.sweep_repeats < 2:
+            raise UsageError(
+                f"--sweep-repeats must be 2 or more, not {self.sweep_repeats} (the spread between "
+                "repeats is the noise a recommendation must beat)"
+            )
+        if self.max_combos < 1:
+            raise UsageError(f"--max-combos must be 1 or more, not {self.max_combos}")
+        check_combos(self.sweep, self.max_combos)
         if not 0 < self.straggler_fail < self.straggler_warn <= 1:
             raise UsageError(
                 f"--straggler-fail ({self.straggler_fail}) and --straggler-warn ({self.straggler_warn}) "
@@ -238,6 +250,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--straggler-warn", type=score, default=0.9, help="warn below this rank score (default 0.9)")
     add("--straggler-fail", type=score, default=0.75, help="fail below this rank score (default 0.75)")
+    add(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="VAR=v1,v2",
+        help="settings sweep: measure each value in fresh processes (repeatable: all combinations)",
+    )
+    add(
+        "--max-combos",
+        type=whole_number,
+        default=DEFAULT_MAX_COMBOS,
+        help=f"most combinations --sweep may make (default {DEFAULT_MAX_COMBOS})",
+    )
+    add("--sweep-repeats", type=whole_number, default=3, help="interleaved rounds per setting (default 3)")
     add("--strict", action="store_true", help="exit 1 on warnings too")
     add("--quiet", action="store_true", help="print only findings and the verdict")
     return p
@@ -268,6 +294,9 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         health=args.health,
         straggler_warn=args.straggler_warn,
         straggler_fail=args.straggler_fail,
+        sweep=parse_sweep(args.sweep),
+        max_combos=args.max_combos,
+        sweep_repeats=args.sweep_repeats,
     )
 
 

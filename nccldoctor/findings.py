@@ -170,6 +170,24 @@ _SPECS = [
         "Set NCCL_SOCKET_IFNAME explicitly to the interface you mean on every node.",
     ),
     CodeSpec(
+        "tuning_recommendation",
+        Severity.INFO,
+        "In the settings sweep (--sweep) a setting was faster than the defaults by more than 5% "
+        "and by more than the defaults' own spread between rounds, and ahead in every "
+        "interleaved round: overall, or for one size band.",
+        "Export the setting's variables on every node before torchrun (the fix gives the lines); "
+        "a band-only gain trades against the other sizes, which the evidence lists.",
+    ),
+    CodeSpec(
+        "sweep_setting_ignored",
+        Severity.WARN,
+        "NCCL did not apply a swept NCCL_* variable: its log never says it read it, the "
+        "algorithms or protocols it chose contradict it, or it warned about it (GPU runs, from "
+        "NCCL's own ENV and TUNING log lines).",
+        "Check the name and value against your NCCL version's documentation; that setting's "
+        "numbers measure the defaults.",
+    ),
+    CodeSpec(
         "sweep_variant_failed",
         Severity.WARN,
         "A variant of a sweep (one interface of the per-NIC sweep, one NCCL setting) could "

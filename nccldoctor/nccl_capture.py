@@ -31,11 +31,11 @@ class NcclCapture:
     own_directory: Path | None = None  # ours to delete after reading
 
 
-def plan_capture(environ: Mapping[str, str], directory: Path) -> NcclCapture:
+def plan_capture(environ: Mapping[str, str], directory: Path, subsystems: str = "INIT,NET") -> NcclCapture:
     debug = environ.get("NCCL_DEBUG", "").strip()
     if not debug:
         pattern = str(directory / OWN_PATTERN)
-        env = {"NCCL_DEBUG": "INFO", "NCCL_DEBUG_SUBSYS": "INIT,NET", "NCCL_DEBUG_FILE": pattern}
+        env = {"NCCL_DEBUG": "INFO", "NCCL_DEBUG_SUBSYS": subsystems, "NCCL_DEBUG_FILE": pattern}
         return NcclCapture(pattern, env, own_directory=directory)
     user_file = environ.get("NCCL_DEBUG_FILE", "").strip()
     if debug.upper() in ("INFO", "TRACE") and user_file:

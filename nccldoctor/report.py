@@ -17,7 +17,16 @@ if TYPE_CHECKING:  # torch loads in seconds: preflight and `show` must not pay f
 
 SCHEMA_VERSION = 1
 # Top-level keys present when their check ran.
-OPTIONAL_SECTIONS = ("config", "network", "nic_sweep", "nccl", "stragglers", "health", "preflight")
+OPTIONAL_SECTIONS = (
+    "config",
+    "network",
+    "nic_sweep",
+    "settings_sweep",
+    "nccl",
+    "stragglers",
+    "health",
+    "preflight",
+)
 
 
 @dataclass
@@ -43,6 +52,11 @@ class Report:
 
     def results_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.results)
+
+    @property
+    def probe_results(self) -> list[dict[str, Any]]:
+        """The main run's rows, without those a sweep measured under other settings."""
+        return [row for row in self.results if not row.get("sweep")]
 
     def to_dict(self) -> dict[str, Any]:
         return {

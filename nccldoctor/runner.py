@@ -15,6 +15,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import torch
@@ -40,6 +41,7 @@ from nccldoctor.probes import REGISTRY, ProbeContext, ProbeResult
 from nccldoctor.probes.health import STEPS as HEALTH_STEPS
 from nccldoctor.probes.health import HealthPhase
 from nccldoctor.probes.nic_sweep import iface_variants, report_sweep, sweep_config
+from nccldoctor.probes.settings_sweep import interleaved, report_settings, setting_variants
 from nccldoctor.probes.stragglers import ScoreThresholds
 from nccldoctor.progress import ProgressDisplay
 from nccldoctor.report import Report, describe_environment, describe_job
@@ -61,7 +63,8 @@ from nccldoctor.runtime import (
 )
 from nccldoctor.signals import EarlySignals
 from nccldoctor.supervisor import Cause, RankState, Supervisor, cause_of
-from nccldoctor.variants import Variant, VariantRunner
+from nccldoctor.sweepspec import backend_mismatch
+from nccldoctor.variants import Variant, VariantOutcome, VariantRunner
 
 # Collectives time out a little after the run's deadline, so the supervisor (which writes a
 # report) always acts before the backend's own timeout (which, for NCCL, may kill the process).
@@ -97,6 +100,8 @@ class Bench:
         self.store = store
         self.supervisor = supervisor
         self.recorder = Recorder()
+        self.sweep_rows: list[dict] = []  # the settings sweep's rows, labelled with their setting
+        self.probe_seconds = 0.0  # how long the main probes took: a yardstick for a sweep's runs
         self.job: Job | None = None
         self.network: NetworkCheck | None = None
         self.out_dir: Path | None = None
@@ -135,6 +140,9 @@ class Bench:
         """Check what can be checked alone, publish who we are, make the output folder."""
         self.supervisor.enter("join")
         backend, device = choose_backend(self.config.backend, self.launch.local_rank)
+        mismatch = backend_mismatch(self.config.sweep, backend)
+        if mismatch:
+            raise UsageError(mismatch)
         if self.config.root >= self.launch.world_size:
             raise UsageError(
                 f"--root {self.config.root} is not a rank of this job (world size {self.launch.world_size})"
@@ -186,15 +194,20 @@ class Bench:
         probes = [REGISTRY[name](self.config) for name in self.config.probes]
         context = ProbeContext(job=self.job, config=self.config, step=self.step)
         sweep = iface_variants(plan.sweep, self.job.backend)
-        steps = sum(p.planned_steps(self.job) for p in probes) + len(sweep) + (capture is not None)
-        self.display.start(steps + HEALTH_STEPS * self.config.health)
+        settings = setting_variants(self.config.sweep) if self.config.sweep else []
+        runs = interleaved(settings, self.config.sweep_repeats)
+        steps = sum(p.planned_steps(self.job) for p in probes) + len(sweep) + len(runs)
+        self.display.start(steps + (capture is not None) + HEALTH_STEPS * self.config.health)
+        started = time.monotonic()
         for probe in probes:
             self.recorder.add(probe.run(context))
+        self.probe_seconds = time.monotonic() - started
         if self.config.health:
             self.check_health()
         if capture is not None:
             self.check_nccl_log(capture)
         self.sweep_nics(sweep, plan.in_use)
+        self.sweep_settings(settings, runs)
         self.display.stop()
 
     def check_health(self) -> None:
@@ -237,9 +250,7 @@ class Bench:
         """Each candidate interface in fresh processes (NCCL reads its variables once)."""
         if not variants:
             return
-        runner = VariantRunner(
-            self.store, run_prefix(self.launch), self.launch, self.job.backend, self.supervisor.remaining_s
-        )
+        runner = self.variant_runner()
         outcomes = []
         for index, variant in enumerate(variants):
             self.step(f"per-NIC sweep: {variant.name}")
@@ -254,6 +265,39 @@ class Bench:
             )
             self.sections["nic_sweep"] = section
             self.recorder.add(ProbeResult(findings=findings))
+
+    def sweep_settings(self, variants: list[Variant], plan: list[tuple[int, Variant]]) -> None:
+        """Every --sweep setting in fresh processes, rounds interleaved; a failed one is not rerun."""
+        if not plan:
+            return
+        runner = self.variant_runner()
+        runs: list[tuple[int, VariantOutcome]] = []
+        failed: set[str] = set()
+        for index, (repeat, variant) in enumerate(plan):
+            self.step(f"settings sweep: {variant.name} (round {repeat + 1})")
+            budget = min(
+                VARIANT_TIMEOUT_S + 2 * self.probe_seconds, self.supervisor.remaining_s() - REPORT_RESERVE_S
+            )
+            # NCCL's TUNING log slows every call a little: only the first round pays for it.
+            outcome = runner.run(
+                index, variant, self.config, budget, skip=variant.name in failed, log_nccl=repeat == 0
+            )
+            if outcome is None:
+                break
+            runs.append((repeat, outcome))
+            if not outcome.ok:
+                failed.add(variant.name)
+        if self.launch.rank == 0:
+            nodes = sorted({info.node_rank for info in self.job.ranks})
+            findings, section, rows = report_settings(variants, plan, runs, nodes)
+            self.sections["settings_sweep"] = section
+            self.sweep_rows = rows
+            self.recorder.add(ProbeResult(findings=findings))
+
+    def variant_runner(self) -> VariantRunner:
+        return VariantRunner(
+            self.store, run_prefix(self.launch), self.launch, self.job.backend, self.supervisor.remaining_s
+        )
 
     def prepare_out_dir(self) -> Path:
         if self.out_dir is None:
@@ -273,7 +317,7 @@ class Bench:
         return Report(
             job=describe_job(job),
             environment=describe_environment(job.ranks),
-            results=rows,
+            results=rows + self.sweep_rows,
             findings=(extra or []) + network_findings + judged + findings,
             complete=complete,
             strict=self.config.strict,

@@ -29,9 +29,11 @@ from typing import Any
 import torch.distributed as dist
 
 from nccldoctor.config import BenchConfig
+from nccldoctor.nccl_capture import NcclCapture, plan_capture
+from nccldoctor.nccl_tuning import TUNING_SUBSYSTEMS, read_child_log
 from nccldoctor.runtime import LaunchEnv, wait_for
+from nccldoctor.worker import SPEC_ENV
 
-SPEC_ENV = "NCCLDOCTOR_WORKER"
 STATUS_GRACE_S = 15.0  # past the children's deadline, how long rank 0 waits for every status
 # The config fields a worker needs (the rest is about the parent's run and report).
 WORKER_FIELDS = ("probes", "min_bytes", "max_bytes", "step_factor", "iters", "warmup", "dtype", "op", "check")
@@ -42,10 +44,11 @@ class Variant:
     sweep: str  # which sweep it belongs to: "ifaces", "settings", ...
     name: str  # short label: "eth0", "NCCL_ALGO=Ring"
     env: dict[str, str] = field(default_factory=dict)  # set in the children's environment
+    watch: tuple[str, ...] = ()  # variables the child reports as it sees them (proof of its setting)
 
     @property
     def setting(self) -> str:
-        return " ".join(f"{k}={v}" for k, v in sorted(self.env.items()))
+        return " ".join(f"{k}={v}" for k, v in sorted(self.env.items())) or "defaults"
 
 
 @dataclass
@@ -54,6 +57,10 @@ class VariantOutcome:
     rows: list[dict[str, Any]]  # rank 0's copy of the children's rows (empty elsewhere)
     failures: dict[int, str]  # rank -> how its child failed
     seconds: float
+    child: dict[str, Any] = field(default_factory=dict)  # rank 0's child: pid, env seen, phase times
+    pids: dict[int, int] = field(default_factory=dict)  # rank -> its child's pid (rank 0 only)
+    nccl_log: dict[str, Any] | None = None  # rank 0's child's NCCL log, when asked and captured
+    skipped: bool = False  # rank 0 said not to run it (e.g. it failed in an earlier round)
 
     @property
     def ok(self) -> bool:
@@ -83,63 +90,97 @@ class VariantRunner:
         self.remaining_s = remaining_s
 
     def run(
-        self, index: int, variant: Variant, config: BenchConfig, timeout_s: float
+        self,
+        index: int,
+        variant: Variant,
+        config: BenchConfig,
+        timeout_s: float,
+        skip: bool = False,
+        log_nccl: bool = False,
     ) -> VariantOutcome | None:
-        """One variant on every rank; None when rank 0 said there is no time left for it."""
+        """One variant on every rank; None when rank 0 said there is no time left for it.
+
+        Rank 0's `skip` and `timeout_s` decide for everyone. `log_nccl`: on NCCL, rank 0's child
+        logs INIT, ENV and TUNING (unless the user logs NCCL already), read into `nccl_log`.
+        """
         key = f"variants/{variant.sweep}/{index}/"
         if self.launch.rank == 0:
             granted = min(timeout_s, self.remaining_s())
-            self.store.set(f"{key}plan", json.dumps({"timeout_s": granted}))
-        timeout_s = json.loads(self._get(f"{key}plan", self.remaining_s()))["timeout_s"]
+            self.store.set(f"{key}plan", json.dumps({"timeout_s": granted, "skip": skip}))
+        plan = json.loads(self._get(f"{key}plan", self.remaining_s()))
+        if plan["skip"]:
+            return VariantOutcome(variant, [], {}, 0.0, skipped=True)
+        timeout_s = plan["timeout_s"]
         if timeout_s <= 0:
             return None
         start = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="nccldoctor-variant-") as tmp:
             result_path = Path(tmp) / "rows.json"
-            why = self._run_child(key, variant, config, timeout_s, result_path)
-            self.store.set(f"{key}status/{self.launch.rank}", json.dumps({"why": why}))
-            rows = json.loads(result_path.read_text()) if result_path.exists() else []
+            capture = self._nccl_capture(Path(tmp)) if log_nccl else None
+            why, pid = self._run_child(key, variant, config, timeout_s, result_path, capture)
+            self.store.set(f"{key}status/{self.launch.rank}", json.dumps({"why": why, "pid": pid}))
+            result = json.loads(result_path.read_text()) if result_path.exists() else {}
+            nccl_log = read_child_log(capture, pid) if capture else None
+        outcome = VariantOutcome(
+            variant, result.get("rows", []), {}, 0.0, child=result.get("child", {}), nccl_log=nccl_log
+        )
         if self.launch.rank == 0:
-            failures = self._collect(key, start + timeout_s + STATUS_GRACE_S)
+            outcome.failures, outcome.pids = self._collect(key, start + timeout_s + STATUS_GRACE_S)
         else:
-            failures = {}
             self._get(f"{key}done", self.remaining_s())  # in step: nobody starts the next one early
-        return VariantOutcome(variant, rows, failures, time.monotonic() - start)
+        outcome.seconds = time.monotonic() - start
+        return outcome
 
-    def _collect(self, key: str, deadline: float) -> dict[int, str]:
+    def _nccl_capture(self, directory: Path) -> NcclCapture | None:
+        if self.backend != "nccl" or self.launch.rank != 0:
+            return None
+        capture = plan_capture(os.environ, directory, subsystems=TUNING_SUBSYSTEMS)
+        return capture if capture.own_directory else None  # the user's own logging: leave it be
+
+    def _collect(self, key: str, deadline: float) -> tuple[dict[int, str], dict[int, int]]:
         """Rank 0: how every rank's child ended (each parent posts by its child's deadline plus
-        a grace); then release the others to the next variant."""
+        a grace) and its pid; then release the others to the next variant."""
         keys = [f"{key}status/{r}" for r in range(self.launch.world_size)]
         left = min(deadline - time.monotonic(), self.remaining_s())
         with contextlib.suppress(RuntimeError, dist.DistError):  # a parent that never posted: named below
             wait_for(self.store, keys, left)
-        failures = {}
+        failures, pids = {}, {}
         for rank, name in enumerate(keys):
             if not self.store.check([name]):
                 failures[rank] = "its parent posted no status"
                 continue
-            why = json.loads(self.store.get(name))["why"]
-            if why:
-                failures[rank] = why
+            status = json.loads(self.store.get(name))
+            pids[rank] = status["pid"]
+            if status["why"]:
+                failures[rank] = status["why"]
         self.store.set(f"{key}done", "1")
-        return failures
+        return failures, pids
 
     def _get(self, key: str, timeout_s: float) -> bytes:
         wait_for(self.store, [key], timeout_s)
         return self.store.get(key)
 
     def _run_child(
-        self, key: str, variant: Variant, config: BenchConfig, timeout_s: float, result_path: Path
-    ) -> str | None:
-        """Start this rank's child and wait for it; None when it succeeded, else why not."""
+        self,
+        key: str,
+        variant: Variant,
+        config: BenchConfig,
+        timeout_s: float,
+        result_path: Path,
+        capture: NcclCapture | None,
+    ) -> tuple[str | None, int]:
+        """Start this rank's child and wait for it: (None when it succeeded, else why not; its pid)."""
         spec = {
             "prefix": f"{self.run_prefix}{key}",
             "backend": self.backend,
             "config": {name: getattr(config, name) for name in WORKER_FIELDS} | {"timeout": timeout_s},
             "parent_pid": os.getpid(),
             "result_path": str(result_path) if self.launch.rank == 0 else None,
+            "watch": list(variant.watch),
+            "spawned_at": time.time(),
         }
-        env = {**os.environ, **variant.env, SPEC_ENV: json.dumps(spec)}
+        log_env = capture.set_env if capture else {}
+        env = {**os.environ, **variant.env, **log_env, SPEC_ENV: json.dumps(spec)}
         with tempfile.TemporaryFile("w+") as log:
             child = subprocess.Popen(
                 [sys.executable, "-m", "nccldoctor.worker"],
@@ -153,11 +194,11 @@ class VariantRunner:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
-                return f"timed out after {timeout_s:.0f} s in {self._child_step(key)}"
+                return f"timed out after {timeout_s:.0f} s in {self._child_step(key)}", child.pid
             if code != 0:
                 log.seek(0)
-                return f"exited with {code}: {_last_line(log.read())}"
-        return None
+                return f"exited with {code}: {_last_line(log.read())}", child.pid
+        return None, child.pid
 
     def _child_step(self, key: str) -> str:
         name = f"{key}step/{self.launch.rank}"
@@ -172,14 +213,10 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else "(no output)"
 
 
-def variant_rows(outcome: VariantOutcome) -> list[dict[str, Any]]:
+def variant_rows(outcome: VariantOutcome, **more: Any) -> list[dict[str, Any]]:
     """The children's rows, labelled with the sweep and setting they were measured under."""
-    labels = {"sweep": outcome.variant.sweep, "setting": outcome.variant.setting}
+    labels = {"sweep": outcome.variant.sweep, "setting": outcome.variant.setting, **more}
     return [{**row, **labels} for row in outcome.rows]
-
-
-def spec_from_env() -> dict[str, Any]:
-    return json.loads(os.environ[SPEC_ENV])
 
 
 def worker_config(spec: dict[str, Any]) -> BenchConfig:

@@ -14,9 +14,11 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+SPEC_ENV = "NCCLDOCTOR_WORKER"  # the spec's variable; nccldoctor.variants sets it
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -27,7 +29,7 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def run(spec: dict) -> None:
+def run(spec: dict, started: float) -> None:
     import torch.distributed as dist
 
     from nccldoctor.probes import REGISTRY, ProbeContext
@@ -45,20 +47,27 @@ def run(spec: dict) -> None:
     step("init_process_group")
     init_process_group(store, launch, backend, device, config.timeout)
     context = ProbeContext(job=Job(launch=launch, backend=backend, device=device), config=config, step=step)
+    initialised = time.time()
     rows = [row for name in config.probes for row in REGISTRY[name](config).run(context).rows]
     if spec.get("result_path"):
-        Path(spec["result_path"]).write_text(json.dumps(rows))
+        child = {
+            "pid": os.getpid(),
+            "env": {name: os.environ.get(name) for name in spec.get("watch", [])},
+            "startup_s": started - spec["spawned_at"],  # interpreter start, before any import
+            "init_s": initialised - started,  # torch import and the process group
+            "measure_s": time.time() - initialised,
+        }
+        Path(spec["result_path"]).write_text(json.dumps({"rows": rows, "child": child}))
     step("destroy_process_group")
     dist.destroy_process_group()
 
 
 def main() -> None:
-    from nccldoctor.variants import spec_from_env
-
-    spec = spec_from_env()
+    started = time.time()
+    spec = json.loads(os.environ[SPEC_ENV])
     die_with_parent(spec["parent_pid"])
     try:
-        run(spec)
+        run(spec, started)
     except Exception as exc:  # one line for the parent's report; the exit code says it failed
         text = str(exc).strip().splitlines()
         print(f"{type(exc).__name__}: {text[0] if text else ''}", file=sys.stderr)

@@ -62,13 +62,13 @@ def render(report: Report) -> str:
         lines += [markdown_table(findings), ""]
     else:
         lines += ["None.", ""]
-    for probe, table in probe_tables(report.results).items():
+    for probe, table in probe_tables(report.probe_results).items():
         lines += [
             f"## {probe}",
             "",
             markdown_table(table),
             "",
-            f"Avg bus bandwidth: {average_busbw(report.results, probe):.3f} GB/s",
+            f"Avg bus bandwidth: {average_busbw(report.probe_results, probe):.3f} GB/s",
             "",
         ]
     return "\n".join(lines)

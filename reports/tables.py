@@ -182,6 +182,86 @@ def nic_sweep_table(report: Report) -> pd.DataFrame | None:
     return pd.DataFrame(lines, columns=[*columns, "status"])
 
 
+def settings_busbw_table(report: Report) -> pd.DataFrame | None:
+    """Probe and size x setting: the median busbw over the rounds, with its range."""
+    sweep = report.sections.get("settings_sweep")
+    if not sweep or not sweep["table"]:
+        return None
+    frame = pd.DataFrame(sweep["table"])
+    frame["cell"] = [
+        f"{r.busbw_median:.3g} ({r.busbw_min:.3g}-{r.busbw_max:.3g})" for r in frame.itertuples(index=False)
+    ]
+    order = [s["name"] for s in sweep["settings"]]
+    table = frame.pivot(index=["probe", "size_bytes"], columns="setting", values="cell")
+    table = table.reindex(columns=[name for name in order if name in table.columns]).fillna("-")
+    table = table.reset_index()
+    table["size_bytes"] = [format_size(int(size)) for size in table["size_bytes"]]
+    return table.rename(columns={"size_bytes": "size"}).rename_axis(columns=None)
+
+
+def settings_verdict_table(report: Report) -> pd.DataFrame | None:
+    """Per scope (all sizes, each band): the best setting against the defaults, and whether it counts."""
+    sweep = report.sections.get("settings_sweep")
+    if not sweep or not sweep["verdicts"]:
+        return None
+    lines = []
+    for scope, verdict in sweep["verdicts"].items():
+        shown = next((c for c in sweep["comparisons"][scope] if c["setting"] == verdict["best"]), None)
+        numbers = (
+            [f"{shown['gain']:+.1%}", f"{shown['worst_round']:+.1%}", f"{shown['noise']:.1%}"]
+            if shown
+            else ["-", "-", "-"]
+        )
+        lines.append([scope, verdict["best"], *numbers, verdict["verdict"]])
+    columns = ["sizes", "best setting", "gain (median)", "worst round", "defaults' noise", "verdict"]
+    return pd.DataFrame(lines, columns=columns)
+
+
+def settings_runs_table(report: Report) -> pd.DataFrame | None:
+    """Per setting: how its runs went, and what a run costs besides measuring (start-up, init)."""
+    sweep = report.sections.get("settings_sweep")
+    if not sweep:
+        return None
+    lines = []
+    for setting in sweep["settings"]:
+        children = [run["child"] for run in setting["runs"] if run["child"]]
+
+        def mean(key: str, children: list = children) -> str:
+            values = [c[key] for c in children if c.get(key) is not None]
+            return f"{sum(values) / len(values):.2f}" if values else "-"
+
+        status = setting["error"] or ("ok" if setting["runs"] else "not run")
+        if setting.get("ignored"):
+            status += "; NCCL ignored: " + "; ".join(setting["ignored"])
+        lines.append(
+            [
+                setting["name"],
+                len(setting["runs"]),
+                mean("startup_s"),
+                mean("init_s"),
+                mean("measure_s"),
+                _nccl_choice(setting.get("nccl")),
+                status,
+            ]
+        )
+    columns = ["setting", "rounds", "start-up (s)", "import + init (s)", "measure (s)", "NCCL chose"]
+    return pd.DataFrame(lines, columns=[*columns, "status"])
+
+
+def _nccl_choice(log: dict | None) -> str:
+    """'AllReduce 8B-64K Ring/LL, 1M-8M Ring/Simple' from the TUNING lines (GPU runs)."""
+    if not log or not log.get("tuning"):
+        return "-"
+    spans: dict[tuple[str, str], list[int]] = {}
+    for entry in log["tuning"]:
+        choice = f"{entry['algo']}/{entry['proto']}"
+        spans.setdefault((entry["collective"], choice), []).append(entry["bytes"])
+    return ", ".join(
+        f"{coll} {format_size(min(sizes))}-{format_size(max(sizes))} {choice}"
+        for (coll, choice), sizes in spans.items()
+    )
+
+
 def nccl_table(report: Report) -> pd.DataFrame | None:
     """Per node, what NCCL's own INFO log says it used."""
     nccl = report.sections.get("nccl")
@@ -296,6 +376,18 @@ def gpu_table(report: Report) -> pd.DataFrame | None:
     return frame.astype(object).where(frame.notna(), "-")
 
 
+def settings_tables(report: Report) -> list[tuple[str, pd.DataFrame | None]]:
+    sweep = report.sections.get("settings_sweep")
+    if not sweep:
+        return []
+    rounds = sweep["repeats"]
+    return [
+        (f"Settings sweep: busbw GB/s, median (min-max) of {rounds} rounds", settings_busbw_table(report)),
+        (f"Settings sweep against the defaults: {sweep['advice']}", settings_verdict_table(report)),
+        ("Settings sweep runs (fresh processes each; times of rank 0's child)", settings_runs_table(report)),
+    ]
+
+
 def section_tables(report: Report) -> list[tuple[str, pd.DataFrame]]:
     """The tables of the checks that ran besides the probes, titled, in reading order."""
     backend = (report.sections.get("network") or report.sections.get("nic_sweep") or {}).get("backend", "")
@@ -304,6 +396,7 @@ def section_tables(report: Report) -> list[tuple[str, pd.DataFrame]]:
         ("Ports (sampled ephemeral range and --ports, between nodes)", ports_table(report)),
         ("NCCL, from its own INFO log", nccl_table(report)),
         (f"Per-NIC sweep ({backend}, all_reduce in fresh processes)", nic_sweep_table(report)),
+        *settings_tables(report),
         rank_table(report),
         node_pair_table(report),
         ("Hosts (CPU outside the job over a 1 s window, memory, swap)", host_table(report)),

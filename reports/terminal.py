@@ -39,8 +39,8 @@ class TerminalSink:
         if not self.quiet:
             self._preflight(report)
             self._sections(report)
-            for probe, frame in probe_tables(report.results).items():
-                self._probe_table(probe, frame, average_busbw(report.results, probe))
+            for probe, frame in probe_tables(report.probe_results).items():
+                self._probe_table(probe, frame, average_busbw(report.probe_results, probe))
         self._findings(report)
         self._verdict(report, out_dir)
 
