@@ -290,6 +290,7 @@ class Bench:
         if self.launch.rank == 0:
             nodes = sorted({info.node_rank for info in self.job.ranks})
             findings, section, rows = report_settings(variants, plan, runs, nodes)
+            section["bench_pids"] = {info.rank: info.pid for info in self.job.ranks}  # the children differ
             self.sections["settings_sweep"] = section
             self.sweep_rows = rows
             self.recorder.add(ProbeResult(findings=findings))

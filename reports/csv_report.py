@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from nccldoctor.report import Report
 
 FILENAME = "results.csv"
@@ -14,9 +16,23 @@ def _flat(value: object) -> object:
     return " ".join(map(str, value)) if isinstance(value, list) else value
 
 
+def _gappy_whole_numbers(frame: pd.DataFrame) -> list[str]:
+    """Columns of whole numbers with gaps (a sweep's `repeat`, blank on the main run's rows):
+    pandas would write them as 2.0."""
+    columns = []
+    for column in frame.columns:
+        values = frame[column].dropna()
+        whole = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+        if 0 < len(values) < len(frame) and whole:
+            columns.append(column)
+    return columns
+
+
 class CsvSink:
     def emit(self, report: Report, out_dir: Path) -> None:
-        frame = report.results_frame()
+        frame = pd.DataFrame(report.results, dtype=object)
         if not frame.empty:
+            whole = _gappy_whole_numbers(frame)
             frame = frame.map(_flat)
+            frame[whole] = frame[whole].astype("Int64")
         frame.to_csv(out_dir / FILENAME, index=False)
