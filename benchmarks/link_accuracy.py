@@ -67,6 +67,7 @@ def bare_mbit(cluster: Cluster, size: int, iters: int, work: Path) -> float:
 
 def bench_mbit(cluster: Cluster, size: int, iters: int, work: Path) -> float:
     args = ["--probes", "all_reduce", "-b", str(size), "-e", str(size), "-n", str(iters), "-w", "1"]
+    args += ["--no-ddp"]
     run = cluster.torchrun(1, args, work / "bench", env={"GLOO_SOCKET_IFNAME": "fast0"})
     if run.returncodes != {0: 0, 1: 0}:
         raise RuntimeError(run.logs[0][-2000:])

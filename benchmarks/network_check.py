@@ -45,7 +45,7 @@ dist.destroy_process_group()
 """
 
 BENCH_ARGS = ["--probes", "all_reduce", "-b", "8", "-e", "8", "-n", "1", "-w", "0", "--ifaces", "off"]
-BENCH_ARGS += ["--health", "off"]
+BENCH_ARGS += ["--health", "off", "--no-ddp"]
 
 
 def check(name: str, run, problems: list[str]) -> bool:

@@ -37,7 +37,7 @@ from network_check import BARE  # the same bare job as the network benchmark
 def bench_args(repeats: int, max_bytes: str) -> list[str]:
     return [
         "--probes", "all_reduce", "-b", "8", "-e", max_bytes, "-n", "10", "-w", "2",
-        "--health", "off", "--ifaces", "off", "--timeout", "600",
+        "--health", "off", "--ifaces", "off", "--timeout", "600", "--no-ddp",
         "--sweep", "GLOO_SOCKET_IFNAME=fast0,slow0", "--sweep-repeats", str(repeats),
     ]  # fmt: skip
 

@@ -32,6 +32,7 @@ from cluster import Cluster, cluster_unavailable_reason
 from network_check import BARE, spread  # the same bare job and summary as the network benchmark
 
 BENCH_ARGS = ["--probes", "all_reduce", "-b", "8", "-e", "8", "-n", "1", "-w", "0", "--ifaces", "off"]
+BENCH_ARGS += ["--no-ddp"]
 QUOTA_CORES = 0.2
 FAIL_SCORE = 0.75
 

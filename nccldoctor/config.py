@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from nccldoctor.argtypes import Parser, seconds, whole_number
+from nccldoctor.argtypes import Parser, megabytes, seconds, whole_number
 from nccldoctor.errors import UsageError
 from nccldoctor.sweepspec import DEFAULT_MAX_COMBOS, check_combos, parse_sweep
 from nccldoctor.units import parse_size
@@ -71,14 +71,23 @@ class BenchConfig:
     sweep: list[tuple[str, list[str]]] = field(default_factory=list)  # settings sweep: (VAR, values)
     max_combos: int = DEFAULT_MAX_COMBOS  # most settings a sweep may have (besides the defaults)
     sweep_repeats: int = 3  # interleaved rounds: each setting is measured this many times
+    ddp: bool = True  # the reference DDP training benchmark after the probes
+    ddp_only: bool = False  # run only it (and the network check that guards init)
+    ddp_model: str = "auto"  # a refmodel preset; auto: gpt2-125m on GPU, tiny on CPU
+    ddp_batch: int = 0  # per-rank micro-batch; 0: the preset's
+    ddp_accum: int = 1  # micro-batches per optimizer step
+    ddp_bucket_mb: float = 25.0  # DDP's bucket_cap_mb
+    ddp_steps: int = 10  # measured synced steps (as many no_sync steps again)
+    ckpt_dir: Path | None = None  # checkpoint round trip into this directory (shared by all nodes?)
 
     def __post_init__(self) -> None:
         self._check_numbers()
         unknown = [p for p in self.probes if p not in ALL_PROBES]
         if unknown:
             raise UsageError(f"--probes: unknown probe {unknown[0]!r} (known: {', '.join(ALL_PROBES)})")
-        if not self.probes:
+        if not self.probes and not self.ddp_only:
             raise UsageError("--probes: name at least one probe")
+        self._check_ddp()
         if self.dtype not in DTYPES:
             raise UsageError(f"--dtype: unknown dtype {self.dtype!r} (known: {', '.join(DTYPES)})")
         if self.op not in REDUCE_OPS:
@@ -120,6 +129,24 @@ class BenchConfig:
                 f"--straggler-fail ({self.straggler_fail}) and --straggler-warn ({self.straggler_warn}) "
                 "need 0 < fail < warn <= 1 (scores: the median rank is 1.0, half as fast is 0.5)"
             )
+
+    def _check_ddp(self) -> None:
+        from nccldoctor.refmodel import PRESETS  # torch.nn: only the bench's config needs it
+
+        if self.ddp_only and not self.ddp:
+            raise UsageError("--ddp-only and --no-ddp contradict each other")
+        if self.ddp_only and self.sweep:
+            raise UsageError("--ddp-only runs only the DDP benchmark; drop --sweep (or --ddp-only)")
+        if self.ddp_model != "auto" and self.ddp_model not in PRESETS:
+            raise UsageError(
+                f"--ddp-model: unknown model {self.ddp_model!r} (known: auto, {', '.join(PRESETS)})"
+            )
+        if self.ddp_batch < 0 or self.ddp_accum < 1 or self.ddp_steps < 1:
+            raise UsageError(
+                "--ddp-batch must be 0 (the preset's) or more, --ddp-accum and --ddp-steps 1 or more"
+            )
+        if not self.ddp_bucket_mb > 0:
+            raise UsageError(f"--ddp-bucket-mb must be a positive number of MiB, not {self.ddp_bucket_mb}")
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -264,6 +291,20 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"most combinations --sweep may make (default {DEFAULT_MAX_COMBOS})",
     )
     add("--sweep-repeats", type=whole_number, default=3, help="interleaved rounds per setting (default 3)")
+    add("--no-ddp", action="store_true", help="skip the reference DDP training benchmark")
+    add("--ddp-only", action="store_true", help="run only the DDP benchmark (no probes, health or sweeps)")
+    add(
+        "--ddp-model",
+        default="auto",
+        help="DDP model preset: auto (gpt2-125m on GPU, tiny on CPU), tiny, gpt2-125m",
+    )
+    add("--ddp-batch", type=whole_number, default=0, help="DDP per-rank micro-batch (default: the preset's)")
+    add("--ddp-accum", type=whole_number, default=1, help="DDP gradient accumulation steps (default 1)")
+    add("--ddp-bucket-mb", type=megabytes, default=25.0, help="DDP bucket_cap_mb (default 25)")
+    add("--ddp-steps", type=whole_number, default=10, help="measured synced DDP steps (default 10)")
+    add(
+        "--ckpt-dir", default=None, help="checkpoint round trip in DIR: must be one filesystem for every node"
+    )
     add("--strict", action="store_true", help="exit 1 on warnings too")
     add("--quiet", action="store_true", help="print only findings and the verdict")
     return p
@@ -272,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None = None) -> BenchConfig:
     args = build_parser().parse_args(argv)
     dtype = DTYPE_ALIASES.get(args.dtype, args.dtype)
-    return BenchConfig(
+    values = dict(
         probes=[name.strip() for name in args.probes.split(",") if name.strip()],
         min_bytes=parse_size(args.min_bytes, "--min-bytes"),
         max_bytes=parse_size(args.max_bytes, "--max-bytes"),
@@ -298,12 +339,30 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         max_combos=args.max_combos,
         sweep_repeats=args.sweep_repeats,
     )
+    return BenchConfig(**(values | _ddp_args(args)))
+
+
+def _ddp_args(args: argparse.Namespace) -> dict:
+    only = args.ddp_only
+    return {
+        "ddp": not args.no_ddp,
+        "ddp_only": only,
+        "ddp_model": args.ddp_model,
+        "ddp_batch": args.ddp_batch,
+        "ddp_accum": args.ddp_accum,
+        "ddp_bucket_mb": args.ddp_bucket_mb,
+        "ddp_steps": args.ddp_steps,
+        "ckpt_dir": Path(args.ckpt_dir) if args.ckpt_dir else None,
+        # --ddp-only: nothing else that measures (the network check before init still runs)
+        **({"probes": [], "health": False, "ifaces": "off"} if only else {}),
+    }
 
 
 def config_section(config: BenchConfig) -> dict:
     """The report's `config` section: what this run was asked to do (and so what a pass means)."""
     section = dataclasses.asdict(config)
     section["out"] = str(config.out) if config.out else None
+    section["ckpt_dir"] = str(config.ckpt_dir) if config.ckpt_dir else None
     section["sizes"] = config.sizes()
     return section
 

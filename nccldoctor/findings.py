@@ -170,6 +170,32 @@ _SPECS = [
         "Set NCCL_SOCKET_IFNAME explicitly to the interface you mean on every node.",
     ),
     CodeSpec(
+        "ddp_divergence",
+        Severity.FAIL,
+        "In the reference DDP benchmark the replicas differ after a synchronised step "
+        "(parameter checksums compared across ranks; the differing ranks are named), or the loss "
+        "on its learnable synthetic task did not fall: gradients are not being averaged correctly.",
+        "Suspect the named ranks' memory and links (wrong_data in the probes points the same way); "
+        "check that every rank runs the same code, torch and NCCL versions.",
+    ),
+    CodeSpec(
+        "fs_inconsistent",
+        Severity.FAIL,
+        "With --ckpt-dir, some ranks could not see checkpoint files (shards, manifest, COMPLETE "
+        "marker) that other ranks wrote there: the directory is not one shared filesystem "
+        "(node-local disks), so a sharded checkpoint saved there could not be loaded.",
+        "Checkpoint to a filesystem every node mounts (NFS, Lustre, GPFS, a shared volume), or "
+        "gather the shards before saving; check the mount on the named nodes.",
+    ),
+    CodeSpec(
+        "ckpt_failed",
+        Severity.FAIL,
+        "With --ckpt-dir, a rank could not write its checkpoint shard, or read back a shard that "
+        "differs from what was written.",
+        "Check the directory's permissions and free space on the named nodes, and the "
+        "filesystem's health (the evidence has each rank's error).",
+    ),
+    CodeSpec(
         "tuning_recommendation",
         Severity.INFO,
         "In the settings sweep (--sweep) a setting was faster than the defaults by more than 5% "

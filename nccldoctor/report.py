@@ -22,6 +22,7 @@ OPTIONAL_SECTIONS = (
     "network",
     "nic_sweep",
     "settings_sweep",
+    "ddp",
     "nccl",
     "stragglers",
     "health",

@@ -38,6 +38,8 @@ from nccldoctor.nccl_capture import (
 from nccldoctor.netcheck import NetworkCheck, NetworkPlan
 from nccldoctor.outdir import prepare_out_dir
 from nccldoctor.probes import REGISTRY, ProbeContext, ProbeResult
+from nccldoctor.probes.checkpoint import judge_checkpoint, round_trip
+from nccldoctor.probes.ddp import WINDOW, DdpBenchmark, gather_summaries, report_ddp
 from nccldoctor.probes.health import STEPS as HEALTH_STEPS
 from nccldoctor.probes.health import HealthPhase
 from nccldoctor.probes.nic_sweep import iface_variants, report_sweep, sweep_config
@@ -71,6 +73,7 @@ from nccldoctor.variants import Variant, VariantOutcome, VariantRunner
 BACKEND_TIMEOUT_MARGIN_S = 30.0
 VARIANT_TIMEOUT_S = 90.0  # one variant of a sweep: start-up, process group, measurement
 REPORT_RESERVE_S = 10.0  # a sweep leaves this much of the deadline for the report
+DDP_DISPLAY_STEPS = 3  # model, checkpoint, and about one all_reduce at a bucket size
 
 
 class Recorder:
@@ -197,7 +200,8 @@ class Bench:
         settings = setting_variants(self.config.sweep) if self.config.sweep else []
         runs = interleaved(settings, self.config.sweep_repeats)
         steps = sum(p.planned_steps(self.job) for p in probes) + len(sweep) + len(runs)
-        self.display.start(steps + (capture is not None) + HEALTH_STEPS * self.config.health)
+        ddp_steps = DDP_DISPLAY_STEPS + 2 * self.config.ddp_steps // WINDOW if self.config.ddp else 0
+        self.display.start(steps + ddp_steps + (capture is not None) + HEALTH_STEPS * self.config.health)
         started = time.monotonic()
         for probe in probes:
             self.recorder.add(probe.run(context))
@@ -206,6 +210,8 @@ class Bench:
             self.check_health()
         if capture is not None:
             self.check_nccl_log(capture)
+        if self.config.ddp:
+            self.run_ddp()
         self.sweep_nics(sweep, plan.in_use)
         self.sweep_settings(settings, runs)
         self.display.stop()
@@ -265,6 +271,25 @@ class Bench:
             )
             self.sections["nic_sweep"] = section
             self.recorder.add(ProbeResult(findings=findings))
+
+    def run_ddp(self) -> None:
+        """The reference DDP training benchmark (probes.ddp), then the optional checkpoint step."""
+        rows, _ = self.recorder.snapshot()
+        benchmark = DdpBenchmark(self.job, self.config, self.step)
+        run = benchmark.run(rows)
+        summaries = gather_summaries(run)
+        records = None
+        if self.config.ckpt_dir is not None:
+            self.step("DDP benchmark: checkpoint round trip")
+            records = round_trip(run.model, self.config.ckpt_dir, self.job)
+        if self.launch.rank != 0:
+            return
+        findings, section = report_ddp(run, summaries)
+        if records is not None:
+            more, section["checkpoint"] = judge_checkpoint(records, self.config.ckpt_dir, self.job)
+            findings += more
+        self.sections["ddp"] = section
+        self.recorder.add(ProbeResult(findings=findings))
 
     def sweep_settings(self, variants: list[Variant], plan: list[tuple[int, Variant]]) -> None:
         """Every --sweep setting in fresh processes, rounds interleaved; a failed one is not rerun."""

@@ -37,3 +37,24 @@ def _cuda_seconds_per_op(op: Callable[[], object], iters: int) -> float:
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+class Clock:
+    """Points in time on the device's own clock: CUDA events on a GPU (read once the GPU got
+    there), perf_counter on the CPU, where the work is done when the call returns."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+
+    def mark(self) -> torch.cuda.Event | float:
+        if not self.cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def seconds(self, start: torch.cuda.Event | float, end: torch.cuda.Event | float) -> float:
+        if not self.cuda:
+            return end - start
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3

@@ -296,6 +296,7 @@ def rank_table(report: Report) -> tuple[str, pd.DataFrame] | None:
     if not section or not section.get("ranks"):
         return None
     rows = section["ranks"]
+    ddp = {r["rank"]: r for r in (report.sections.get("ddp") or {}).get("ranks", [])}
     lines = [
         [
             r["rank"],
@@ -308,11 +309,13 @@ def rank_table(report: Report) -> tuple[str, pd.DataFrame] | None:
             f"{r['step_compute_ms']:.2f}",
             f"{r['step_wait_ms']:.2f}",
             _num(r["ring_in_gbps"], ".3f"),
+            *([_num(ddp.get(r["rank"], {}).get("compute_p50_ms"), ".1f")] if ddp else []),
         ]
         for r in rows[:ROWS_SHOWN]
     ]
     columns = ["rank", "node", "score", "TFLOP/s", "copy GB/s", "H2D GB/s", "D2H GB/s"]
     columns += ["step compute (ms)", "step wait (ms)", "ring in (GB/s)"]
+    columns += ["DDP compute p50 (ms)"] if ddp else []
     shown = f"slowest {ROWS_SHOWN} of {len(rows)}" if len(rows) > ROWS_SHOWN else f"{len(rows)}"
     return f"Ranks ({shown}, slowest first; score = median rank's time / the rank's)", pd.DataFrame(
         lines, columns=columns
@@ -388,6 +391,68 @@ def settings_tables(report: Report) -> list[tuple[str, pd.DataFrame | None]]:
     ]
 
 
+def ddp_table(report: Report) -> pd.DataFrame | None:
+    """The DDP benchmark in one column: throughput, batch, communication, correctness."""
+    ddp = report.sections.get("ddp")
+    if not ddp:
+        return None
+    model, batch, speed, comm, ok = (
+        ddp[k] for k in ("model", "batch", "throughput", "communication", "correctness")
+    )
+    lines = [
+        ("model", f"{model['preset']}: {model['parameters'] / 1e6:.1f}M parameters, {model['precision']}"),
+        (
+            "global batch",
+            f"{batch['global']} = {batch['per_rank']} x {batch['ranks']} ranks x {batch['accumulation']}",
+        ),
+        ("throughput", f"{speed['samples_per_s']:.1f} samples/s, {speed['tokens_per_s']:.0f} tokens/s"),
+        ("step p50 / p95", f"{speed['step_p50_ms']:.1f} / {speed['step_p95_ms']:.1f} ms"),
+        ("gradients per step", f"{comm['gradient_bytes'] / 1e6:.2f} MB in {len(comm['buckets'])} bucket(s)"),
+        ("fwd+bwd synced / no_sync", f"{comm['synced_fb_ms']:.1f} / {comm['no_sync_fb_ms']:.1f} ms"),
+        (
+            "exposed communication",
+            f"{comm['exposed_ms']:.1f} ms, {_percent(comm['share_of_step'])} of the step",
+        ),
+        ("all-reduce predicted from probes", _ms(comm["predicted_allreduce_ms"])),
+        ("all-reduce DDP spent (Gloo)", _ms(comm["ddp_allreduce_ms"])),
+        ("DDP / probe bandwidth", _percent(comm["fraction_of_probe_bandwidth"])),
+        ("hidden by overlap", _percent(comm["hidden_by_overlap"])),
+        ("loss first -> last", f"{ok['loss_first']:.3f} -> {ok['loss_last']:.3f}"),
+        ("replicas identical", "yes" if ok["checksums_equal"] else f"no: ranks {ok['differing_ranks']}"),
+    ]
+    if batch.get("lr_hint"):
+        lines.append(("learning rate", batch["lr_hint"]))
+    return pd.DataFrame(lines, columns=["DDP benchmark", "value"])
+
+
+def checkpoint_table(report: Report) -> pd.DataFrame | None:
+    checkpoint = (report.sections.get("ddp") or {}).get("checkpoint")
+    if not checkpoint:
+        return None
+    lines = [
+        [
+            r["rank"],
+            r["node"],
+            f"{r['bytes'] / 1e6:.2f}",
+            _num(r["write_mb_s"], ".1f"),
+            _num(r["read_mb_s"], ".1f"),
+            r["write_error"] or "; ".join(r["missing"] + r["corrupt"]) or "ok",
+        ]
+        for r in checkpoint["ranks"]
+    ]
+    return pd.DataFrame(
+        lines, columns=["rank", "node", "shard MB", "write MB/s", "read MB/s", "missing or wrong"]
+    )
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} ms"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
 def section_tables(report: Report) -> list[tuple[str, pd.DataFrame]]:
     """The tables of the checks that ran besides the probes, titled, in reading order."""
     backend = (report.sections.get("network") or report.sections.get("nic_sweep") or {}).get("backend", "")
@@ -397,6 +462,11 @@ def section_tables(report: Report) -> list[tuple[str, pd.DataFrame]]:
         ("NCCL, from its own INFO log", nccl_table(report)),
         (f"Per-NIC sweep ({backend}, all_reduce in fresh processes)", nic_sweep_table(report)),
         *settings_tables(report),
+        ("DDP reference training benchmark", ddp_table(report)),
+        (
+            f"Checkpoint round trip ({(report.sections.get('ddp') or {}).get('checkpoint', {}).get('dir')})",
+            checkpoint_table(report),
+        ),
         rank_table(report),
         node_pair_table(report),
         ("Hosts (CPU outside the job over a 1 s window, memory, swap)", host_table(report)),

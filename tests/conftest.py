@@ -16,7 +16,7 @@ import pytest
 HELPERS = Path(__file__).parent / "helpers"
 FAULTY_BENCH = HELPERS / "faulty_bench.py"
 # Small and quick: correctness and diagnosis do not need big buffers.
-QUICK = ["-e", "64K", "-n", "3", "-w", "1"]
+QUICK = ["-e", "64K", "-n", "3", "-w", "1", "--no-ddp"]  # DDP has tests of its own
 
 
 @dataclass

@@ -284,14 +284,21 @@ class Cluster:
         env: dict[str, str] | None = None,
         log: Path | None = None,
         beside: list[str] | None = None,
+        private_dir: str | None = None,
     ) -> subprocess.Popen:
         """Start `argv` on `node`: its netns, hostname, /etc/hosts, PID space and cgroup.
         `beside`: a command started first in the background, in the same PID space (a
-        neighbour process the node's tools can see); it dies with `argv`, the space's PID 1."""
+        neighbour process the node's tools can see); it dies with `argv`, the space's PID 1.
+        `private_dir`: a fresh tmpfs mounted there for this node only (the node's own mount
+        namespace), like a node-local disk behind a path every node has."""
         member = self.members[node]
         inner = " ".join(shlex.quote(a) for a in argv)
         neighbour = " ".join(shlex.quote(a) for a in beside) + " & " if beside else ""
-        script = f"hostname {member.hostname} && {neighbour}exec {inner}"
+        local = ""
+        if private_dir:
+            quoted = shlex.quote(private_dir)
+            local = f"mkdir -p {quoted} && mount -t tmpfs nccldoctor-local {quoted} && "
+        script = f"{local}hostname {member.hostname} && {neighbour}exec {inner}"
         cmd = [
             "ip",
             "netns",
@@ -340,6 +347,7 @@ class Cluster:
         node_env: dict[int, dict[str, str]] | None = None,
         target: list[str] | None = None,
         beside: dict[int, list[str]] | None = None,
+        private_dir: str | None = None,
     ) -> Launch:
         """Start `torchrun --nnodes N --node-rank i` on every node (rendezvous at node 0's
         `master_nic`) and return at once. `target` replaces `-m nccldoctor.bench --out DIR`;
@@ -363,7 +371,9 @@ class Cluster:
                 *args,
             ]
             node_env_i = (env or {}) | (node_env or {}).get(i, {})
-            procs[i] = self.spawn(i, argv, env=node_env_i, log=logs[i], beside=(beside or {}).get(i))
+            procs[i] = self.spawn(
+                i, argv, env=node_env_i, log=logs[i], beside=(beside or {}).get(i), private_dir=private_dir
+            )
         return Launch(procs=procs, logs=logs, out_dir=out_dir, start=time.monotonic())
 
     def torchrun(

@@ -12,7 +12,7 @@ import pytest
 from cluster import Cluster
 
 pytestmark = pytest.mark.cluster
-BIG = ["--probes", "all_reduce", "-b", "16M", "-e", "16M", "-n", "5", "-w", "1"]
+BIG = ["--probes", "all_reduce", "-b", "16M", "-e", "16M", "-n", "5", "-w", "1", "--no-ddp"]
 
 
 def test_nodes_have_their_own_hostname_hosts_pids_nics_and_decoy(make_cluster):
@@ -121,7 +121,7 @@ def test_cpu_quota_slows_a_fixed_compute_loop_on_that_node_only(tmp_path):
 
 def test_bench_across_two_nodes_reports_nodes_hostnames_and_ranks(tmp_path):
     with Cluster(nodes=2) as cluster:
-        run = cluster.torchrun(2, ["-e", "64K", "-n", "3", "-w", "1"], tmp_path)
+        run = cluster.torchrun(2, ["-e", "64K", "-n", "3", "-w", "1", "--no-ddp"], tmp_path)
         hostnames = [node.hostname for node in cluster.members]
     assert run.returncodes == {0: 0, 1: 0}, run.logs[0][-3000:]
     job = run.report["job"]
@@ -137,7 +137,7 @@ def test_bench_across_two_nodes_reports_nodes_hostnames_and_ranks(tmp_path):
 def test_a_rank_killed_or_frozen_on_node_1_is_named_with_its_node(signum, tmp_path):
     with Cluster(nodes=2) as cluster:
         launch = cluster.launch(
-            2, ["-e", "256M", "-f", "2", "--timeout", "25", "--probes", "all_reduce"], tmp_path
+            2, ["-e", "256M", "-f", "2", "--timeout", "25", "--probes", "all_reduce", "--no-ddp"], tmp_path
         )
         give_up = time.monotonic() + 60
         while time.monotonic() < give_up:

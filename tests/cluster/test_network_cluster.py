@@ -3,13 +3,14 @@
 import pytest
 
 pytestmark = pytest.mark.cluster
-QUICK = ["-e", "64K", "-n", "3", "-w", "1", "--probes", "all_reduce", "--timeout", "60"]
+QUICK = ["-e", "64K", "-n", "3", "-w", "1", "--probes", "all_reduce", "--timeout", "60", "--no-ddp"]
 
 
 def test_hostnames_on_a_slow_nic_warn_and_name_the_fast_one(make_cluster, tmp_path):
     cluster = make_cluster(nodes=2, nics=("fast0", "slow0"), hosts_nic="slow0")
     cluster.shape("slow0", mbit=100)
-    run = cluster.torchrun(1, ["-e", "1M", "-n", "5", "-w", "1", "--probes", "all_reduce"], tmp_path)
+    args = ["-e", "1M", "-n", "5", "-w", "1", "--probes", "all_reduce", "--no-ddp"]
+    run = cluster.torchrun(1, args, tmp_path)
     assert run.returncodes == {0: 0, 1: 0}, run.logs[0][-3000:]
     (finding,) = run.findings("iface_slower_than_best")
     assert finding["evidence"]["in_use"] == "slow0" and finding["evidence"]["best"] == "fast0"
@@ -54,7 +55,7 @@ def test_an_interface_that_cannot_carry_the_job_fails_its_variant_not_the_run(ma
     drop = ["iptables", "-A", "INPUT", "-i", "slow0", "-p", "tcp", "-m", "conntrack", "--ctstate", "NEW"]
     # Node 0 drops new connections on slow0 (of 2 Gloo ranks, rank 1 connects to rank 0).
     assert cluster.run_on(0, [*drop, "-j", "DROP"]).returncode == 0
-    args = ["-e", "64K", "-n", "3", "-w", "1", "--probes", "all_reduce", "--timeout", "45"]
+    args = ["-e", "64K", "-n", "3", "-w", "1", "--probes", "all_reduce", "--timeout", "45", "--no-ddp"]
     run = cluster.torchrun(1, args, tmp_path, timeout=120)
     assert run.returncodes == {0: 0, 1: 0}, run.logs[0][-3000:]
     (failed,) = run.findings("sweep_variant_failed")

@@ -7,6 +7,7 @@ import pytest
 
 pytestmark = pytest.mark.cluster
 QUICK = ["-e", "64K", "-n", "3", "-w", "1", "--probes", "all_reduce", "--ifaces", "off", "--timeout", "120"]
+QUICK += ["--no-ddp"]  # DDP has tests of its own
 HEALTH_CODES = ("straggler_rank", "straggler_node", "slow_link", "host_contention")
 # Two spinning processes: the ranks keep the 2 shared cores busy too, so one alone may get
 # only about half a core, right at the 0.5-core limit.

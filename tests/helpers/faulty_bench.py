@@ -11,6 +11,8 @@ FAULT  crash            rank RANK exits at once (os._exit) inside the first step
        corrupt-input    rank RANK's input to probe WHERE is changed before every call
        flags            rank RANK gets the extra bench arguments WHERE (e.g. "-e 1M")
        slow-compute     rank RANK's compute-probe matmuls do WHERE times the work (e.g. "3")
+       perturb-params   rank RANK's DDP replica gets one parameter nudged after its first synced
+                        step (WHERE is ignored): the replicas no longer match
 
 Faults come from monkeypatching and subclassing here; the product has no fault hooks.
 """
@@ -91,6 +93,22 @@ def slow_compute(rank: int, factor: int) -> None:
     compute.Kernels.matmul = matmul
 
 
+def perturb_params(rank: int) -> None:
+    from nccldoctor.probes import ddp
+
+    original = ddp.DdpBenchmark.synced_step
+
+    def synced_step(self, model, optimizer, batches):
+        result = original(self, model, optimizer, batches)
+        if self.job.rank == rank and not getattr(self, "perturbed", False):
+            with torch.no_grad():
+                next(model.parameters()).view(-1)[0] += 1e-3
+            self.perturbed = True
+        return result
+
+    ddp.DdpBenchmark.synced_step = synced_step
+
+
 def main() -> None:
     fault, rank, where, *bench_args = sys.argv[1:]
     if fault.startswith("corrupt"):
@@ -100,6 +118,8 @@ def main() -> None:
             bench_args += where.split()
     elif fault == "slow-compute":
         slow_compute(int(rank), int(where))
+    elif fault == "perturb-params":
+        perturb_params(int(rank))
     elif fault == "stall-join":
         stall_before_process_group(int(rank))
     else:

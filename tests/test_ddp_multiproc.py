@@ -1,0 +1,50 @@
+"""The DDP benchmark inside the real bench under torchrun --standalone (Gloo ranks)."""
+
+import pytest
+from conftest import torchrun
+
+pytestmark = pytest.mark.multiproc
+DDP_ONLY = ["--ddp-only", "--timeout", "120"]
+
+
+@pytest.mark.parametrize("nproc", [2, 4])
+def test_ddp_trains_with_identical_replicas_and_a_shared_checkpoint_round_trips(nproc, out_dir, tmp_path):
+    run = torchrun(nproc, [*DDP_ONLY, "--ckpt-dir", str(tmp_path / "ckpt")], out_dir)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = run.report
+    assert report["verdict"] == "pass" and report["findings"] == [] and report["results"] == []
+    ddp = report["ddp"]
+    assert ddp["throughput"]["tokens_per_s"] > 0 and ddp["throughput"]["samples_per_s"] > 0
+    assert ddp["batch"]["global"] == 8 * nproc and ddp["model"]["preset"] == "tiny"
+    correctness = ddp["correctness"]
+    assert correctness["checksums_equal"] and correctness["loss_last"] < correctness["loss_first"]
+    comm = ddp["communication"]
+    assert comm["gradient_bytes"] == sum(b["bytes"] for b in comm["buckets"])  # every gradient, once
+    assert comm["predicted_allreduce_ms"] > 0 and comm["ddp_allreduce_ms"] > 0
+    assert [r["rank"] for r in ddp["ranks"]] == list(range(nproc))
+    checkpoint = ddp["checkpoint"]
+    assert checkpoint["ok"] and all(r["read_mb_s"] and not r["missing"] for r in checkpoint["ranks"])
+    assert list((tmp_path / "ckpt").iterdir()) == []  # cleaned up
+    assert "DDP reference training benchmark" in run.stdout
+
+
+def test_a_rank_whose_replica_drifts_is_named_by_ddp_divergence(out_dir):
+    run = torchrun(2, DDP_ONLY, out_dir, fault=["perturb-params", "1", "-"])
+    (finding,) = [f for f in run.report["findings"] if f["code"] == "ddp_divergence"]
+    assert finding["ranks"] == [1] and finding["nodes"] == [0], finding
+    assert run.report["verdict"] == "fail" and run.rank_exit_codes() == {0: 1, 1: 1}
+
+
+def test_the_default_run_includes_the_ddp_benchmark_after_the_probes(out_dir):
+    run = torchrun(
+        2, ["-e", "1M", "-n", "3", "-w", "1", "--probes", "all_reduce", "--health", "off"], out_dir
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    comm = run.report["ddp"]["communication"]
+    # The 1.9 MB bucket lies past the probes' 1M: measured at its own size.
+    assert [b["source"] for b in comm["buckets"]] == ["measured at the bucket size"]
+    run = torchrun(
+        2, ["-e", "4M", "-n", "3", "-w", "1", "--probes", "all_reduce", "--health", "off"], out_dir
+    )
+    comm = run.report["ddp"]["communication"]
+    assert [b["source"] for b in comm["buckets"]] == ["probes (interpolated)"]
