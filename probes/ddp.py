@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from nccldoctor.config import BenchConfig
 from nccldoctor.findings import Finding, make_finding
-from nccldoctor.probes.base import REGISTRY, ProbeContext
+from nccldoctor.probes import REGISTRY, ProbeContext
 from nccldoctor.refmodel import PRESETS, Gpt, Preset, SyntheticTokens, gradient_bytes, parameter_count
 from nccldoctor.runtime import Job
 from nccldoctor.timing import Clock
@@ -147,21 +147,25 @@ class DdpBenchmark:
         optimizer = torch.optim.AdamW(ddp.parameters(), lr=self.plan.preset.lr)
         batches = self.batches()
         times = RankTimes()
-        for _ in range(WARMUP_STEPS):
-            times.losses.append(self.synced_step(ddp, optimizer, batches)[0])
+        losses = [self.synced_step(ddp, optimizer, batches)[0] for _ in range(WARMUP_STEPS)]
         hook.recording = True
         for window in range(2 * self.plan.steps // WINDOW):
             self.step(f"DDP benchmark: window {window + 1}")
-            for _ in range(WINDOW):
-                if window % 2 == 0:
-                    loss, fb, whole = self.synced_step(ddp, optimizer, batches)
-                    times.losses.append(loss)
-                    times.synced_fb.append(fb)
-                    times.step.append(whole)
+            if window % 2 == 0:
+                marks = []
+                for _ in range(WINDOW):
+                    loss, step_marks = self.synced_step(ddp, optimizer, batches)
+                    losses.append(loss)
+                    marks.append(step_marks)
                     times.allreduce.append(hook.busy_seconds())
-                else:
-                    times.local_fb.append(self.local_step(ddp, batches))
+                # Read the clock once a window: a GPU must not be waited for after every step.
+                times.synced_fb += [self.clock.seconds(start, backward) for start, backward, _ in marks]
+                times.step += [self.clock.seconds(start, end) for start, _, end in marks]
+            else:
+                marks = [self.local_step(ddp, batches) for _ in range(WINDOW)]
+                times.local_fb += [self.clock.seconds(start, end) for start, end in marks]
         hook.recording = False
+        times.losses = torch.stack(losses).tolist()
         buckets = hook.bucket_bytes
         checksums = parameter_checksums(model)
         bucket_busbw = self.bucket_bandwidth(buckets, probe_rows)
@@ -195,35 +199,35 @@ class DdpBenchmark:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()  # fp32 on CPU
 
-    def forward_backward(self, ddp: DistributedDataParallel, batches, sync: bool) -> float:
-        """One optimizer step's micro-batches; DDP syncs on the last one when `sync`."""
-        total = 0.0
+    def forward_backward(self, ddp: DistributedDataParallel, batches, sync: bool) -> torch.Tensor:
+        """One optimizer step's micro-batches (DDP syncs on the last one when `sync`); the loss
+        stays a tensor, as reading it would make the host wait for a GPU."""
+        total = torch.zeros((), device=self.job.device)
         for micro in range(self.plan.accum):
             tokens, targets = next(batches)
             last = micro == self.plan.accum - 1
             with contextlib.nullcontext() if (sync and last) else ddp.no_sync(), self.autocast():
                 loss = ddp(tokens, targets) / self.plan.accum
                 loss.backward()
-            total += float(loss.detach())
+            total += loss.detach()
         return total
 
-    def synced_step(self, ddp, optimizer, batches) -> tuple[float, float, float]:
-        """(loss, forward+backward seconds, whole step seconds) of one synced training step."""
+    def synced_step(self, ddp, optimizer, batches) -> tuple[torch.Tensor, tuple]:
+        """One synced training step: its loss and (start, after backward, end) clock marks."""
         start = self.clock.mark()
         loss = self.forward_backward(ddp, batches, sync=True)
         after_backward = self.clock.mark()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        end = self.clock.mark()
-        return loss, self.clock.seconds(start, after_backward), self.clock.seconds(start, end)
+        return loss, (start, after_backward, self.clock.mark())
 
-    def local_step(self, ddp, batches) -> float:
+    def local_step(self, ddp, batches) -> tuple:
         """Forward and backward inside no_sync(): the same compute, no communication, no update."""
         start = self.clock.mark()
         self.forward_backward(ddp, batches, sync=False)
         end = self.clock.mark()
         ddp.zero_grad(set_to_none=True)
-        return self.clock.seconds(start, end)
+        return start, end
 
     def bucket_bandwidth(
         self, buckets: list[int], rows: list[dict[str, Any]]
