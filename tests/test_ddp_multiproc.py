@@ -26,6 +26,8 @@ def test_ddp_trains_with_identical_replicas_and_a_shared_checkpoint_round_trips(
     assert checkpoint["ok"] and all(r["read_mb_s"] and not r["missing"] for r in checkpoint["ranks"])
     assert list((tmp_path / "ckpt").iterdir()) == []  # cleaned up
     assert "DDP reference training benchmark" in run.stdout
+    markdown = (out_dir / "report.md").read_text()
+    assert "## DDP reference training benchmark" in markdown and "## Checkpoint round trip" in markdown
 
 
 def test_a_rank_whose_replica_drifts_is_named_by_ddp_divergence(out_dir):

@@ -43,6 +43,7 @@ def test_a_failing_setting_is_recorded_and_every_run_was_a_fresh_process_seeing_
     assert main and all(r["setting"] == "" for r in main)
     # The main run's rows carry setting "" (as before any sweep): tables and judgments use only them.
     assert "Settings sweep" in run.stdout and "GLOO_SOCKET_IFNAME=lo" in run.stdout
+    assert "## Settings sweep against the defaults" in (out_dir / "report.md").read_text()
 
 
 def test_nccl_settings_on_the_gloo_backend_are_refused_on_every_rank(out_dir):
