@@ -84,13 +84,13 @@ class TimedAllReduce:
         self.world_size = world_size
         self.timed = timed
         self.recording = False
-        self.bucket_bytes: list[int] = []  # of the first recorded step
+        self.sizes: dict[int, int] = {}  # bucket index -> bytes (buckets are fixed after warm-up)
         self.intervals: list[tuple[float, float]] = []
 
     def all_reduce(self, bucket: dist.GradBucket) -> torch.futures.Future:
         buffer = bucket.buffer().div_(self.world_size)
-        if self.recording and bucket.index() == len(self.bucket_bytes):
-            self.bucket_bytes.append(buffer.numel() * buffer.element_size())
+        if self.recording:
+            self.sizes.setdefault(bucket.index(), buffer.numel() * buffer.element_size())
         start = time.perf_counter()
         future = dist.all_reduce(buffer, async_op=True).get_future()
 
@@ -100,6 +100,10 @@ class TimedAllReduce:
             return fut.value()[0]
 
         return future.then(done)
+
+    @property
+    def bucket_bytes(self) -> list[int]:
+        return [self.sizes[index] for index in sorted(self.sizes)]
 
     def busy_seconds(self) -> float:
         """The union of the recorded intervals: how long some bucket was being all-reduced."""
