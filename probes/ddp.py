@@ -47,6 +47,7 @@ WINDOW = 5  # steps per window; windows alternate synced / no_sync
 WARMUP_STEPS = 3
 LOSS_WINDOW = 5  # the loss must fall from the first synced steps to the last ones
 BUCKET_MEASURE_ITERS = 10
+GROUP_RATIO = 1.2  # buckets this close in size share one all_reduce measurement
 
 
 @dataclass(frozen=True)
@@ -239,19 +240,22 @@ class DdpBenchmark:
         """bucket bytes -> (all_reduce busbw GB/s at that size, where the number comes from).
 
         From the probes' all_reduce rows when they bracket the size (interpolated in log size),
-        else measured here at exactly that size. Every rank decides the same way (the same
-        rows, the same buckets), so every rank joins the same measurements.
+        else measured here, once per group of buckets within about 20% of each other (DDP's
+        buckets are mostly the same size: one measurement each would only add noise), at the
+        group's largest size. Every rank decides the same way (the same rows, the same
+        buckets), so every rank joins the same measurements.
         """
+        if self.job.world_size < 2:
+            return {}
         measured = sorted((r["size_bytes"], r["busbw_gbps"]) for r in rows if r["probe"] == "all_reduce")
         result = {}
-        for size in sorted(set(buckets)):
-            if self.job.world_size < 2:
-                continue
-            inside = measured and measured[0][0] <= size <= measured[-1][0]
+        for group in size_groups(buckets):
+            inside = measured and measured[0][0] <= min(group) and max(group) <= measured[-1][0]
             if inside:
-                result[size] = (interpolate(measured, size), "probes (interpolated)")
+                result |= {size: (interpolate(measured, size), "probes (interpolated)") for size in group}
             else:
-                result[size] = (self.measure_allreduce(size), "measured at the bucket size")
+                busbw = self.measure_allreduce(max(group))
+                result |= {size: (busbw, f"measured at {max(group)} B") for size in group}
         return result
 
     def measure_allreduce(self, size: int) -> float:
@@ -275,6 +279,17 @@ class DdpBenchmark:
 # No annotations: DDP checks a hook's against real types, and this module's are strings.
 def timed_all_reduce_hook(state, bucket):
     return state.all_reduce(bucket)
+
+
+def size_groups(sizes: list[int]) -> list[list[int]]:
+    """Distinct sizes, grouped where each is within GROUP_RATIO of the group's smallest."""
+    groups: list[list[int]] = []
+    for size in sorted(set(sizes)):
+        if groups and size <= groups[-1][0] * GROUP_RATIO:
+            groups[-1].append(size)
+        else:
+            groups.append([size])
+    return groups
 
 
 def interpolate(points: list[tuple[int, float]], size: int) -> float:

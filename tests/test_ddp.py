@@ -16,6 +16,7 @@ from nccldoctor.probes.ddp import (
     judge_correctness,
     percentile,
     plan_ddp,
+    size_groups,
 )
 from nccldoctor.refmodel import MAX_STRIDE, PRESETS, Gpt, SyntheticTokens, chance_loss, gradient_bytes
 
@@ -116,6 +117,14 @@ def test_busbw_is_interpolated_in_log_size():
     points = [(1 << 10, 1.0), (1 << 20, 11.0)]
     assert interpolate(points, 1 << 15) == pytest.approx(6.0)
     assert interpolate(points, 1 << 10) == 1.0 and interpolate(points, 1 << 20) == 11.0
+
+
+def test_buckets_of_about_one_size_share_a_measurement():
+    assert size_groups([527872, 528896, 295936, 529408, 26214400]) == [
+        [295936],
+        [527872, 528896, 529408],
+        [26214400],
+    ]
 
 
 def test_percentiles_are_nearest_rank():
