@@ -141,10 +141,11 @@ class BenchConfig:
             raise UsageError(
                 f"--ddp-model: unknown model {self.ddp_model!r} (known: auto, {', '.join(PRESETS)})"
             )
-        if self.ddp_batch < 0 or self.ddp_accum < 1 or self.ddp_steps < 1:
-            raise UsageError(
-                "--ddp-batch must be 0 (the preset's) or more, --ddp-accum and --ddp-steps 1 or more"
-            )
+        if self.ddp_batch < 0:
+            raise UsageError(f"--ddp-batch must be 0 (the preset's) or more, not {self.ddp_batch}")
+        for flag, value in (("--ddp-accum", self.ddp_accum), ("--ddp-steps", self.ddp_steps)):
+            if value < 1:
+                raise UsageError(f"{flag} must be 1 or more, not {value}")
         if not self.ddp_bucket_mb > 0:
             raise UsageError(f"--ddp-bucket-mb must be a positive number of MiB, not {self.ddp_bucket_mb}")
 
@@ -344,6 +345,8 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
 
 def _ddp_args(args: argparse.Namespace) -> dict:
     only = args.ddp_only
+    if only:
+        _refuse_with_ddp_only(args)
     return {
         "ddp": not args.no_ddp,
         "ddp_only": only,
@@ -356,6 +359,21 @@ def _ddp_args(args: argparse.Namespace) -> dict:
         # --ddp-only: nothing else that measures (the network check before init still runs)
         **({"probes": [], "health": False, "ifaces": "off"} if only else {}),
     }
+
+
+def _refuse_with_ddp_only(args: argparse.Namespace) -> None:
+    """Flags about what --ddp-only does not run: one line rather than silence."""
+    given = [
+        flag
+        for flag, was_given in (
+            ("--probes", args.probes != ",".join(ALL_PROBES)),
+            ("--expect-busbw", args.expect_busbw is not None),
+            ("--ifaces", args.ifaces != "auto"),
+        )
+        if was_given
+    ]
+    if given:
+        raise UsageError(f"--ddp-only runs only the DDP benchmark: drop {', '.join(given)} (or --ddp-only)")
 
 
 def config_section(config: BenchConfig) -> dict:

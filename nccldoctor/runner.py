@@ -43,7 +43,13 @@ from nccldoctor.probes.ddp import WINDOW, DdpBenchmark, gather_summaries, report
 from nccldoctor.probes.health import STEPS as HEALTH_STEPS
 from nccldoctor.probes.health import HealthPhase
 from nccldoctor.probes.nic_sweep import iface_variants, report_sweep, sweep_config
-from nccldoctor.probes.settings_sweep import interleaved, report_settings, setting_variants
+from nccldoctor.probes.settings_sweep import (
+    LOG_ROUND,
+    backend_logs_tuning,
+    interleaved,
+    report_settings,
+    setting_variants,
+)
 from nccldoctor.probes.stragglers import ScoreThresholds
 from nccldoctor.progress import ProgressDisplay
 from nccldoctor.report import Report, describe_environment, describe_job
@@ -198,7 +204,9 @@ class Bench:
         context = ProbeContext(job=self.job, config=self.config, step=self.step)
         sweep = iface_variants(plan.sweep, self.job.backend)
         settings = setting_variants(self.config.sweep) if self.config.sweep else []
-        runs = interleaved(settings, self.config.sweep_repeats)
+        runs = interleaved(
+            settings, self.config.sweep_repeats, log_round=backend_logs_tuning(self.job.backend, os.environ)
+        )
         steps = sum(p.planned_steps(self.job) for p in probes) + len(sweep) + len(runs)
         ddp_steps = DDP_DISPLAY_STEPS + 2 * self.config.ddp_steps // WINDOW if self.config.ddp else 0
         self.display.start(steps + ddp_steps + (capture is not None) + HEALTH_STEPS * self.config.health)
@@ -303,9 +311,8 @@ class Bench:
             budget = min(
                 VARIANT_TIMEOUT_S + 2 * self.probe_seconds, self.supervisor.remaining_s() - REPORT_RESERVE_S
             )
-            # NCCL's TUNING log slows every call a little: only the first round pays for it.
             outcome = runner.run(
-                index, variant, self.config, budget, skip=variant.name in failed, log_nccl=repeat == 0
+                index, variant, self.config, budget, skip=variant.name in failed, log_nccl=repeat == LOG_ROUND
             )
             if outcome is None:
                 break

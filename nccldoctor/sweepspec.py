@@ -113,8 +113,9 @@ def check_combos(spec: list[tuple[str, list[str]]], max_combos: int) -> None:
     count = math.prod(len(values) for _, values in spec)
     if count > max_combos:
         sizes = " x ".join(str(len(values)) for _, values in spec)
+        product = f"{sizes} = {count}" if len(spec) > 1 else str(count)
         raise UsageError(
-            f"--sweep: {sizes} = {count} settings (plus the defaults) is more than --max-combos "
+            f"--sweep: {product} settings (plus the defaults) is more than --max-combos "
             f"{max_combos}; sweep fewer values, or raise --max-combos"
         )
 

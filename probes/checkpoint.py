@@ -84,10 +84,12 @@ def round_trip(model: torch.nn.Module, root: Path, job: Job) -> list[dict[str, A
     written = write_shard(model, directory, job)
     shards = _everyone(job, written)
     dist.barrier()
-    if job.rank == 0:
-        write_manifest(directory, shards)
-    dist.barrier()
-    seen = read_back(directory, shards, job.rank)
+    holder = [write_manifest(directory, shards) if job.rank == 0 else None]
+    dist.broadcast_object_list(holder, src=0)  # only files that were written can be missed
+    manifest_error = holder[0]
+    seen = read_back(directory, shards, job.rank, manifest_written=manifest_error is None)
+    if job.rank == 0 and manifest_error:
+        written = written | {"write_error": written["write_error"] or f"manifest: {manifest_error}"}
     records = _everyone(job, written | seen)
     dist.barrier()
     clean_up(directory, job)
@@ -107,20 +109,25 @@ def write_shard(model: torch.nn.Module, directory: Path, job: Job) -> dict[str, 
     return record | {"bytes": size, "write_s": time.perf_counter() - start, "write_error": None}
 
 
-def write_manifest(directory: Path, shards: list[dict[str, Any]]) -> None:
-    """Rank 0, once every shard is written: the manifest, then the marker, last."""
+def write_manifest(directory: Path, shards: list[dict[str, Any]]) -> str | None:
+    """Rank 0, once every shard is written: the manifest, then the marker, last. None when
+    both were written, else why not."""
     manifest = {"shards": [{k: s[k] for k in ("rank", "file", "bytes", "checksum")} for s in shards]}
     try:
         directory.mkdir(parents=True, exist_ok=True)
         _write_durably(directory / MANIFEST, lambda h: h.write(json.dumps(manifest, indent=1).encode()))
         _write_durably(directory / COMPLETE, lambda h: h.write(b"ok\n"))
-    except OSError:
-        pass  # rank 0's own read-back reports what is missing
+    except OSError as error:
+        return f"{type(error).__name__}: {error}"
+    return None
 
 
-def read_back(directory: Path, shards: list[dict[str, Any]], rank: int) -> dict[str, Any]:
+def read_back(
+    directory: Path, shards: list[dict[str, Any]], rank: int, manifest_written: bool
+) -> dict[str, Any]:
     """What this rank can see of the others' work, and how fast it reads it."""
-    missing = [name for name in (MANIFEST, COMPLETE) if not (directory / name).exists()]
+    markers = (MANIFEST, COMPLETE) if manifest_written and rank != 0 else ()
+    missing = [name for name in markers if not (directory / name).exists()]
     corrupt, read_bytes, start = [], 0, time.perf_counter()
     for shard in shards:
         if shard["rank"] == rank or shard["write_error"]:

@@ -46,7 +46,7 @@ SEED = 1234  # data, sampler and model init; rank r seeds its own torch RNG with
 WINDOW = 5  # steps per window; windows alternate synced / no_sync
 WARMUP_STEPS = 3
 LOSS_WINDOW = 5  # the loss must fall from the first synced steps to the last ones
-BUCKET_MEASURE_ITERS = 10
+BUCKET_MEASURE_ITERS = 20
 GROUP_RATIO = 1.2  # buckets this close in size share one all_reduce measurement
 
 
@@ -268,7 +268,7 @@ class DdpBenchmark:
             dtype="float32",
             op="sum",
             iters=BUCKET_MEASURE_ITERS,
-            warmup=3,
+            warmup=5,
             check=False,
         )
         probe = REGISTRY["all_reduce"](config)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -46,9 +47,24 @@ def setting_variants(spec: list[tuple[str, list[str]]]) -> list[Variant]:
     ]
 
 
-def interleaved(variants: list[Variant], repeats: int) -> list[tuple[int, Variant]]:
-    """(round, variant) in the order to run: every setting once per round."""
-    return [(repeat, variant) for repeat in range(repeats) for variant in variants]
+LOG_ROUND = -1  # NCCL only: a first round that logs what NCCL chose and is not scored
+
+
+def interleaved(variants: list[Variant], repeats: int, log_round: bool = False) -> list[tuple[int, Variant]]:
+    """(round, variant) in the order to run: every setting once per round. With `log_round`,
+    a first round (LOG_ROUND) logs NCCL's choices: a log line per collective slows small
+    messages, so that round is kept out of the scores."""
+    first = [LOG_ROUND] if log_round else []
+    return [(repeat, variant) for repeat in [*first, *range(repeats)] for variant in variants]
+
+
+def backend_logs_tuning(backend: str, environ: Mapping[str, str]) -> bool:
+    """An NCCL log round is worth its launch when the bench can read the log (see nccl_capture)."""
+    return backend == "nccl" and not environ.get("NCCL_DEBUG", "").strip()
+
+
+def round_name(repeat: int) -> str:
+    return "the NCCL log round" if repeat == LOG_ROUND else f"round {repeat + 1}"
 
 
 # -- the numbers -------------------------------------------------------------------------------
@@ -143,6 +159,7 @@ class SettingRecord:
     error: str | None = None
     nccl: dict[str, Any] | None = None  # rank 0's first-round NCCL log, on NCCL
     ignored: list[str] | None = None  # NCCL_* parts NCCL did not apply
+    same_as_defaults: bool = False  # the launch environment already has these values
 
 
 def records(variants: list[Variant], runs: list[tuple[int, VariantOutcome]]) -> list[SettingRecord]:
@@ -152,7 +169,7 @@ def records(variants: list[Variant], runs: list[tuple[int, VariantOutcome]]) -> 
         if outcome.skipped:
             continue
         if not outcome.ok and record.error is None:
-            record.error = f"round {repeat + 1}: {outcome.why}"
+            record.error = f"{round_name(repeat)}: {outcome.why}"
         record.runs.append(
             {"repeat": repeat, "seconds": round(outcome.seconds, 3), "ok": outcome.ok, "pids": outcome.pids}
             | {"child": outcome.child}
@@ -160,7 +177,18 @@ def records(variants: list[Variant], runs: list[tuple[int, VariantOutcome]]) -> 
         if outcome.nccl_log and record.nccl is None:
             record.nccl = outcome.nccl_log
             record.ignored = ignored_settings(record.env, outcome.nccl_log)
+    _mark_same_as_defaults(list(by_name.values()))
     return list(by_name.values())
+
+
+def _mark_same_as_defaults(settings: list[SettingRecord]) -> None:
+    """A setting whose values the launch environment already has (torchrun exports
+    OMP_NUM_THREADS=1, say) measures the defaults again: an A/A check, worth saying so."""
+    seen = next((r["child"].get("env") for r in settings[0].runs if r["child"]), None) if settings else None
+    if seen is None:
+        return
+    for setting in settings[1:]:
+        setting.same_as_defaults = all(seen.get(name) == value for name, value in setting.env.items())
 
 
 def recommendations(found: dict[str, list[Comparison]]) -> dict[str, Comparison]:
@@ -296,12 +324,12 @@ def report_settings(
 ) -> tuple[list[Finding], dict[str, Any], list[dict[str, Any]]]:
     """Rank 0: findings, the report's `settings_sweep` section, and the rows for `results`."""
     rows = [row for repeat, o in runs if o.ok and not o.skipped for row in variant_rows(o, repeat=repeat)]
-    frame = measurements(rows)
+    frame = measurements([row for row in rows if row["repeat"] != LOG_ROUND])
     settings = records(variants, runs)
     found = comparisons(frame, [v.name for v in variants]) if not frame.empty else {}
     chosen = recommendations(found)
     findings, advice = judge(found, chosen, settings, nodes)
-    left = [f"{v.name} (round {r + 1})" for r, v in plan[len(runs) :]]
+    left = [f"{v.name} ({round_name(r)})" for r, v in plan[len(runs) :]]
     if left:
         findings.append(
             make_finding(

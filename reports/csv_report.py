@@ -9,6 +9,27 @@ import pandas as pd
 from nccldoctor.report import Report
 
 FILENAME = "results.csv"
+RESULT_COLUMNS = [  # the contract's row fields (README, report.json); sweeps add sweep and repeat
+    "probe",
+    "size_bytes",
+    "count",
+    "dtype",
+    "op",
+    "root",
+    "inplace",
+    "time_us",
+    "algbw_gbps",
+    "busbw_gbps",
+    "wrong",
+    "min_time_us",
+    "max_time_us",
+    "slowest_rank",
+    "wrong_ranks",
+    "wrong_sources",
+    "iters",
+    "world_size",
+    "setting",
+]
 
 
 def _flat(value: object) -> object:
@@ -31,7 +52,9 @@ def _gappy_whole_numbers(frame: pd.DataFrame) -> list[str]:
 class CsvSink:
     def emit(self, report: Report, out_dir: Path) -> None:
         frame = pd.DataFrame(report.results, dtype=object)
-        if not frame.empty:
+        if frame.empty:  # a header still, so readers get the columns (e.g. after --ddp-only)
+            frame = pd.DataFrame(columns=RESULT_COLUMNS)
+        else:
             whole = _gappy_whole_numbers(frame)
             frame = frame.map(_flat)
             frame[whole] = frame[whole].astype("Int64")

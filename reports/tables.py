@@ -7,6 +7,7 @@ that torch cannot measure for a collective (e.g. out-of-place all_reduce) shows 
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from nccldoctor.findings import Finding
@@ -189,7 +190,8 @@ def settings_busbw_table(report: Report) -> pd.DataFrame | None:
         return None
     frame = pd.DataFrame(sweep["table"])
     frame["cell"] = [
-        f"{r.busbw_median:.3g} ({r.busbw_min:.3g}-{r.busbw_max:.3g})" for r in frame.itertuples(index=False)
+        f"{_sig(r.busbw_median)} ({_sig(r.busbw_min)} to {_sig(r.busbw_max)})"
+        for r in frame.itertuples(index=False)
     ]
     order = [s["name"] for s in sweep["settings"]]
     table = frame.pivot(index=["probe", "size_bytes"], columns="setting", values="cell")
@@ -199,6 +201,11 @@ def settings_busbw_table(report: Report) -> pd.DataFrame | None:
     return table.rename(columns={"size_bytes": "size"}).rename_axis(columns=None)
 
 
+def _sig(value: float) -> str:
+    """Three significant digits without an exponent: 0.0000148, 12.3, 0.587."""
+    return np.format_float_positional(value, precision=3, unique=False, fractional=False, trim="-")
+
+
 def settings_verdict_table(report: Report) -> pd.DataFrame | None:
     """Per scope (all sizes, each band): the best setting against the defaults, and whether it counts."""
     sweep = report.sections.get("settings_sweep")
@@ -206,13 +213,16 @@ def settings_verdict_table(report: Report) -> pd.DataFrame | None:
         return None
     lines = []
     for scope, verdict in sweep["verdicts"].items():
-        shown = next((c for c in sweep["comparisons"][scope] if c["setting"] == verdict["best"]), None)
+        ranked = sweep["comparisons"][scope]
+        # When the defaults win, show the best of the others: how far behind, and how noisy.
+        shown = next((c for c in ranked if c["setting"] == verdict["best"]), ranked[0] if ranked else None)
         numbers = (
             [f"{shown['gain']:+.1%}", f"{shown['worst_round']:+.1%}", f"{shown['noise']:.1%}"]
             if shown
             else ["-", "-", "-"]
         )
-        lines.append([scope, verdict["best"], *numbers, verdict["verdict"]])
+        contender = "" if not shown or shown["setting"] == verdict["best"] else f" (next: {shown['setting']})"
+        lines.append([scope, verdict["best"] + contender, *numbers, verdict["verdict"]])
     columns = ["sizes", "best setting", "gain (median)", "worst round", "defaults' noise", "verdict"]
     return pd.DataFrame(lines, columns=columns)
 
@@ -231,6 +241,8 @@ def settings_runs_table(report: Report) -> pd.DataFrame | None:
             return f"{sum(values) / len(values):.2f}" if values else "-"
 
         status = setting["error"] or ("ok" if setting["runs"] else "not run")
+        if setting.get("same_as_defaults"):
+            status += "; the same values as the defaults (an A/A check of the noise)"
         if setting.get("ignored"):
             status += "; NCCL ignored: " + "; ".join(setting["ignored"])
         lines.append(
@@ -413,9 +425,9 @@ def ddp_table(report: Report) -> pd.DataFrame | None:
             "exposed communication",
             f"{comm['exposed_ms']:.1f} ms, {_percent(comm['share_of_step'])} of the step",
         ),
-        ("all-reduce predicted from probes", _ms(comm["predicted_allreduce_ms"])),
+        ("all-reduce predicted at all_reduce busbw", _ms(comm["predicted_allreduce_ms"]) + _sources(comm)),
         ("all-reduce DDP spent (Gloo)", _ms(comm["ddp_allreduce_ms"])),
-        ("DDP / probe bandwidth", _percent(comm["fraction_of_probe_bandwidth"])),
+        ("DDP / all_reduce bandwidth", _percent(comm["fraction_of_probe_bandwidth"])),
         ("hidden by overlap", _percent(comm["hidden_by_overlap"])),
         ("loss first -> last", f"{ok['loss_first']:.3f} -> {ok['loss_last']:.3f}"),
         ("replicas identical", "yes" if ok["checksums_equal"] else f"no: ranks {ok['differing_ranks']}"),
@@ -443,6 +455,12 @@ def checkpoint_table(report: Report) -> pd.DataFrame | None:
     return pd.DataFrame(
         lines, columns=["rank", "node", "shard MB", "write MB/s", "read MB/s", "missing or wrong"]
     )
+
+
+def _sources(comm: dict) -> str:
+    """Where the busbw came from: the probes' rows, or all_reduces measured at bucket sizes."""
+    sources = sorted({b["source"] for b in comm["buckets"] if b.get("busbw_gbps") is not None})
+    return f" (busbw {'; '.join(sources)})" if sources else ""
 
 
 def _ms(value: float | None) -> str:

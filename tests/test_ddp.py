@@ -7,7 +7,7 @@ import torch
 
 from nccldoctor.config import parse_args
 from nccldoctor.errors import UsageError
-from nccldoctor.probes.checkpoint import judge_checkpoint, owners
+from nccldoctor.probes.checkpoint import judge_checkpoint, owners, read_back
 from nccldoctor.probes.ddp import (
     DdpPlan,
     TimedAllReduce,
@@ -91,6 +91,9 @@ def test_plan_picks_the_preset_by_device_and_rounds_steps_to_whole_windows():
         (["--ddp-bucket-mb", "x"], "is not a number of MiB"),
         (["--ddp-accum", "0"], "--ddp-accum"),
         (["--ddp-only", "--sweep", "OMP_NUM_THREADS=1,2"], "drop --sweep"),
+        (["--ddp-only", "--probes", "all_reduce"], "--ddp-only runs only the DDP benchmark: drop --probes"),
+        (["--ddp-only", "--expect-busbw", "40", "--ifaces", "eth0"], "drop --expect-busbw, --ifaces"),
+        (["--ddp-steps", "0"], "--ddp-steps must be 1 or more, not 0"),
     ],
 )
 def test_bad_ddp_flags_are_one_line_usage_errors(argv, expected):
@@ -173,6 +176,15 @@ def test_shards_are_balanced_by_bytes():
         load[owner[name]] += p.numel()
     assert max(load) < 1.2 * min(load) + max(p.numel() for p in model.parameters())
     assert set(owner.values()) == {0, 1, 2, 3}
+
+
+def test_only_files_that_were_written_can_be_missed(tmp_path):
+    shards = [{"rank": 0, "file": "shard-00000.pt", "write_error": None}]
+    assert read_back(tmp_path, shards, rank=1, manifest_written=False)["missing"] == ["shard-00000.pt"]
+    seen = read_back(tmp_path, shards, rank=1, manifest_written=True)["missing"]
+    assert seen == ["manifest.json", "COMPLETE", "shard-00000.pt"]
+    failed = [{"rank": 0, "file": "shard-00000.pt", "write_error": "OSError: read-only"}]
+    assert read_back(tmp_path, failed, rank=1, manifest_written=False)["missing"] == []
 
 
 def record(rank, missing=(), corrupt=(), write_error=None):

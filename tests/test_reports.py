@@ -145,3 +145,10 @@ def test_findings_are_located_by_node_and_hostname_when_hostnames_differ():
     assert (
         where(finding, hostnames(shared)) == "node 1 / rank 1"
     )  # a label that tells nothing apart is left out
+
+
+def test_an_empty_results_csv_still_has_its_header(tmp_path):
+    report = Report(job=JOB, environment={}, results=[], findings=[])
+    emit_all(report, tmp_path, make_sinks(quiet=True))
+    header = (tmp_path / "results.csv").read_text().splitlines()[0].split(",")
+    assert header[:3] == ["probe", "size_bytes", "count"] and "busbw_gbps" in header

@@ -7,6 +7,8 @@ from nccldoctor.errors import UsageError
 from nccldoctor.nccl_tuning import ignored_settings, parse_tuning
 from nccldoctor.probes.settings_sweep import (
     DEFAULTS,
+    LOG_ROUND,
+    backend_logs_tuning,
     interleaved,
     report_settings,
     setting_variants,
@@ -53,7 +55,10 @@ def test_rounds_are_interleaved_across_settings():
         (["--sweep", "NCCL_ALGO=Ring,Ring"], "repeated"),
         (["--sweep", "NCCL_DEBUG=INFO,WARN"], "set by nccldoctor itself"),
         (["--sweep", "NCCL_ALGO=a,b,c,d,e", "--sweep", "NCCL_PROTO=a,b,c,d"], "4 = 20 settings"),
-        (["--sweep", "NCCL_ALGO=a,b", "--max-combos", "1"], "more than --max-combos 1"),
+        (
+            ["--sweep", "NCCL_ALGO=a,b", "--max-combos", "1"],
+            "--sweep: 2 settings .plus the defaults. is more",
+        ),
         (["--sweep", "NCCL_ALGO=a,b", "--sweep-repeats", "1"], "--sweep-repeats must be 2 or more"),
     ],
 )
@@ -189,6 +194,38 @@ def test_a_failed_setting_is_recorded_not_rerun_and_the_others_still_compared():
     assert failed.evidence["setting"] == "NCCL_ALGO=Tree" and "boom" in failed.message
     tree = next(s for s in section["settings"] if s["name"] == "NCCL_ALGO=Tree")
     assert tree["error"].startswith("round 1:") and len(tree["runs"]) == 1
+
+
+def test_on_nccl_a_first_round_logs_what_nccl_chose_and_is_not_scored():
+    variants = setting_variants([("NCCL_ALGO", ["Ring"])])
+    plan = interleaved(variants, 2, log_round=True)
+    assert [r for r, _ in plan] == [LOG_ROUND, LOG_ROUND, 0, 0, 1, 1]
+    assert backend_logs_tuning("nccl", {}) and not backend_logs_tuning("gloo", {})
+    assert not backend_logs_tuning("nccl", {"NCCL_DEBUG": "WARN"})  # the user's log: nothing to read
+
+    def run(variant, repeat):  # the log round ran 10x slower: it must not count
+        slow = 10.0 if repeat == LOG_ROUND else 1.0
+        return outcome(variant, {8: slow * (50.0 if variant.name != DEFAULTS else 100.0)})
+
+    runs = [(r, run(v, r)) for r, v in plan]
+    findings, section, rows = report_settings(variants, plan, runs, nodes=[0])
+    assert {r["setting"]: r["repeats"] for r in section["table"]} == {"defaults": 2, "NCCL_ALGO=Ring": 2}
+    assert section["comparisons"]["all sizes"][0]["noise"] == 0.0  # the slow log round left out
+    assert [f.code for f in findings] == ["tuning_recommendation"]
+    assert any(r["repeat"] == LOG_ROUND for r in rows)  # its rows are still in results[]
+
+
+def test_a_setting_the_launch_environment_already_has_is_marked_as_the_defaults_again():
+    variants = setting_variants([("OMP_NUM_THREADS", ["1", "2"])])
+    plan = interleaved(variants, 2)
+    runs = []
+    for repeat, variant in plan:
+        done = outcome(variant, {8: 100.0})
+        done.child = {"env": {"OMP_NUM_THREADS": variant.env.get("OMP_NUM_THREADS", "1")}}  # torchrun's 1
+        runs.append((repeat, done))
+    _, section, _ = report_settings(variants, plan, runs, nodes=[0])
+    same = {s["name"]: s["same_as_defaults"] for s in section["settings"]}
+    assert same == {"defaults": False, "OMP_NUM_THREADS=1": True, "OMP_NUM_THREADS=2": False}
 
 
 def test_runs_the_deadline_left_out_are_named():
