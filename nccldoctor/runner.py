@@ -48,6 +48,7 @@ from nccldoctor.probes.settings_sweep import (
     backend_logs_tuning,
     interleaved,
     report_settings,
+    round_name,
     setting_variants,
 )
 from nccldoctor.probes.stragglers import ScoreThresholds
@@ -307,7 +308,7 @@ class Bench:
         runs: list[tuple[int, VariantOutcome]] = []
         failed: set[str] = set()
         for index, (repeat, variant) in enumerate(plan):
-            self.step(f"settings sweep: {variant.name} (round {repeat + 1})")
+            self.step(f"settings sweep: {variant.name} ({round_name(repeat)})")
             budget = min(
                 VARIANT_TIMEOUT_S + 2 * self.probe_seconds, self.supervisor.remaining_s() - REPORT_RESERVE_S
             )

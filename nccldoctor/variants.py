@@ -48,7 +48,12 @@ class Variant:
 
     @property
     def setting(self) -> str:
-        return " ".join(f"{k}={v}" for k, v in sorted(self.env.items())) or "defaults"
+        return setting_label(self.env)
+
+
+def setting_label(env: dict[str, str]) -> str:
+    """'NCCL_ALGO=Ring NCCL_PROTO=LL' (sorted, so one setting has one label), or 'defaults'."""
+    return " ".join(f"{k}={v}" for k, v in sorted(env.items())) or "defaults"
 
 
 @dataclass

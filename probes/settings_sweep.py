@@ -26,7 +26,7 @@ from nccldoctor.findings import Finding, make_finding
 from nccldoctor.nccl_tuning import ignored_settings
 from nccldoctor.sweepspec import combinations, export_lines
 from nccldoctor.units import format_size
-from nccldoctor.variants import Variant, VariantOutcome, variant_rows
+from nccldoctor.variants import Variant, VariantOutcome, setting_label, variant_rows
 
 SWEEP = "settings"
 DEFAULTS = "defaults"
@@ -42,8 +42,9 @@ KEYS = ["setting", "probe", "size_bytes"]
 def setting_variants(spec: list[tuple[str, list[str]]]) -> list[Variant]:
     """The defaults first, then the cartesian product; each child reports the swept variables."""
     watch = tuple(name for name, _ in spec)
+    # Named as their rows are labelled (Variant.setting), so the two always match.
     return [Variant(SWEEP, DEFAULTS, {}, watch)] + [
-        Variant(SWEEP, " ".join(f"{k}={v}" for k, v in env.items()), env, watch) for env in combinations(spec)
+        Variant(SWEEP, setting_label(env), env, watch) for env in combinations(spec)
     ]
 
 

@@ -145,6 +145,18 @@ def test_a_setting_ahead_in_every_round_by_more_than_the_noise_is_recommended_wi
     assert {r["repeat"] for r in rows} == {0, 1, 2} and all(r["sweep"] == "settings" for r in rows)
 
 
+def test_settings_of_variables_given_out_of_alphabetical_order_are_still_compared():
+    spec = (("NCCL_PROTO", ["LL"]), ("NCCL_ALGO", ["Ring"]))  # rows label settings sorted by name
+
+    def time_of(name, repeat, size):
+        return 80.0 if name != DEFAULTS else 100.0
+
+    findings, _, rows = sweep(time_of, spec=spec)
+    (finding,) = findings
+    assert finding.evidence["setting"] == "NCCL_ALGO=Ring NCCL_PROTO=LL"
+    assert {r["setting"] for r in rows} == {"defaults", "NCCL_ALGO=Ring NCCL_PROTO=LL"}
+
+
 def test_a_gain_smaller_than_the_spread_between_rounds_is_not_recommended():
     def time_of(name, repeat, size):
         base = 100.0 * (1.0, 1.3, 0.9)[repeat]  # the defaults swing 44% between rounds
