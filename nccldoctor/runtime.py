@@ -182,6 +182,13 @@ def init_process_group(
     )
 
 
+def gather_objects(value: Any) -> list[Any]:
+    """Every rank's `value` (small, picklable), indexed by rank, on every rank."""
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
 def hostname() -> str:
     return socket.gethostname()
 

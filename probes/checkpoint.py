@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 
 from nccldoctor.findings import Finding, make_finding
-from nccldoctor.runtime import Job
+from nccldoctor.runtime import Job, gather_objects
 
 MANIFEST = "manifest.json"
 COMPLETE = "COMPLETE"
@@ -66,12 +66,6 @@ def _write_durably(path: Path, write) -> None:
         os.fsync(handle.fileno())
 
 
-def _everyone(job: Job, value: Any) -> list[Any]:
-    gathered: list[Any] = [None] * job.world_size
-    dist.all_gather_object(gathered, value)
-    return gathered
-
-
 def _shared_id(job: Job) -> str:
     holder = [uuid.uuid4().hex[:12] if job.rank == 0 else None]
     dist.broadcast_object_list(holder, src=0)
@@ -82,7 +76,7 @@ def round_trip(model: torch.nn.Module, root: Path, job: Job) -> list[dict[str, A
     """Every rank: write, publish, look, read, clean up. Returns every rank's record."""
     directory = root / f"nccldoctor-ckpt-{_shared_id(job)}"
     written = write_shard(model, directory, job)
-    shards = _everyone(job, written)
+    shards = gather_objects(written)
     dist.barrier()
     holder = [write_manifest(directory, shards) if job.rank == 0 else None]
     dist.broadcast_object_list(holder, src=0)  # only files that were written can be missed
@@ -90,7 +84,7 @@ def round_trip(model: torch.nn.Module, root: Path, job: Job) -> list[dict[str, A
     seen = read_back(directory, shards, job.rank, manifest_written=manifest_error is None)
     if job.rank == 0 and manifest_error:
         written = written | {"write_error": written["write_error"] or f"manifest: {manifest_error}"}
-    records = _everyone(job, written | seen)
+    records = gather_objects(written | seen)
     dist.barrier()
     clean_up(directory, job)
     return records

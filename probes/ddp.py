@@ -35,11 +35,12 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
+from nccldoctor.bandwidth import BUS_FACTORS
 from nccldoctor.config import BenchConfig
 from nccldoctor.findings import Finding, make_finding
 from nccldoctor.probes import REGISTRY, ProbeContext
 from nccldoctor.refmodel import PRESETS, Gpt, Preset, SyntheticTokens, gradient_bytes, parameter_count
-from nccldoctor.runtime import Job
+from nccldoctor.runtime import Job, gather_objects
 from nccldoctor.timing import Clock
 
 SEED = 1234  # data, sampler and model init; rank r seeds its own torch RNG with SEED + r
@@ -350,9 +351,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def gather_summaries(run: DdpRun) -> list[dict[str, Any]]:
     """Every rank's summary, on every rank (a few kB each)."""
-    everyone: list[Any] = [None] * run.job.world_size
-    dist.all_gather_object(everyone, run.summary())
-    return everyone
+    return gather_objects(run.summary())
 
 
 # -- rank 0: the report -----------------------------------------------------------------------
@@ -366,7 +365,6 @@ def report_ddp(run: DdpRun, summaries: list[dict[str, Any]]) -> tuple[list[Findi
     synced_fb = statistics.median(s["synced_fb_p50_ms"] for s in summaries)
     local_fb = statistics.median(s["compute_p50_ms"] for s in summaries)
     step_ms = statistics.median(s["step_p50_ms"] for s in summaries)
-    exposed = max(0.0, synced_fb - local_fb)
     section = {
         "model": {
             "preset": plan.preset_name,
@@ -382,7 +380,7 @@ def report_ddp(run: DdpRun, summaries: list[dict[str, Any]]) -> tuple[list[Findi
             "step_p95_ms": statistics.median(s["step_p95_ms"] for s in summaries),
             "measured_steps": plan.steps,
         },
-        "communication": comm_section(run, summaries, exposed, step_ms),
+        "communication": comm_section(run, summaries, synced_fb, local_fb, step_ms),
         "ranks": [
             {
                 "rank": s["rank"],
@@ -420,15 +418,16 @@ def batch_section(plan: DdpPlan, world: int) -> dict[str, Any]:
 
 
 def comm_section(
-    run: DdpRun, summaries: list[dict[str, Any]], exposed_ms: float, step_ms: float
+    run: DdpRun, summaries: list[dict[str, Any]], synced_fb_ms: float, no_sync_fb_ms: float, step_ms: float
 ) -> dict[str, Any]:
     world = run.job.world_size
+    exposed_ms = max(0.0, synced_fb_ms - no_sync_fb_ms)
     grad = gradient_bytes(run.model)
     predicted_ms = None
     buckets = []
     for size in run.bucket_bytes:
         busbw, source = run.bucket_busbw.get(size, (None, "one rank: nothing to all-reduce"))
-        algbw = busbw * world / (2 * (world - 1)) if busbw and world > 1 else None
+        algbw = busbw / BUS_FACTORS["all_reduce"](world) if busbw and world > 1 else None
         buckets.append(
             {
                 "bytes": size,
@@ -445,8 +444,8 @@ def comm_section(
         "gradient_bytes": grad,
         "bucket_cap_mb": run.plan.bucket_mb,
         "buckets": buckets,
-        "synced_fb_ms": statistics.median(s["synced_fb_p50_ms"] for s in summaries),
-        "no_sync_fb_ms": statistics.median(s["compute_p50_ms"] for s in summaries),
+        "synced_fb_ms": synced_fb_ms,
+        "no_sync_fb_ms": no_sync_fb_ms,
         "exposed_ms": exposed_ms,
         "share_of_step": exposed_ms / step_ms if step_ms else None,
         "predicted_allreduce_ms": predicted_ms,
