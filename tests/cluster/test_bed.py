@@ -121,7 +121,11 @@ def test_cpu_quota_slows_a_fixed_compute_loop_on_that_node_only(tmp_path):
 
 def test_bench_across_two_nodes_reports_nodes_hostnames_and_ranks(tmp_path):
     with Cluster(nodes=2) as cluster:
-        run = cluster.torchrun(2, ["-e", "64K", "-n", "3", "-w", "1", "--no-ddp"], tmp_path)
+        # --health off: the 4 ranks of both emulated nodes share this host's 2 cores, so rank
+        # scores are noise here (a healthy rank scored 0.83 in one CI run); the straggler
+        # tests use one rank per node.
+        args = ["-e", "64K", "-n", "3", "-w", "1", "--no-ddp", "--health", "off"]
+        run = cluster.torchrun(2, args, tmp_path)
         hostnames = [node.hostname for node in cluster.members]
     assert run.returncodes == {0: 0, 1: 0}, run.logs[0][-3000:]
     job = run.report["job"]
