@@ -16,9 +16,12 @@ from nccldoctor.signals import EarlySignals
 
 def main(argv: list[str] | None = None) -> NoReturn:
     early = EarlySignals().install()
-    from nccldoctor.runner import run  # imports torch: only after the signals are held
+    # These import torch: only after the signals are held.
+    from nccldoctor.probes import plan
+    from nccldoctor.reports import make_sinks
+    from nccldoctor.runner import run
 
-    code = run(argv, early)
+    code = run(argv, plan, make_sinks, early)
     # The report is on disk. Leave now: interpreter teardown with torch's threads can take
     # seconds, and a SIGTERM from torchrun (another rank already exited) arriving after
     # Python restored the default handlers would turn this rank's exit code into -15.

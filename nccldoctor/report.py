@@ -16,18 +16,20 @@ if TYPE_CHECKING:  # torch loads in seconds: preflight and `show` must not pay f
     from nccldoctor.runtime import Job, RankInfo
 
 SCHEMA_VERSION = 1
-# Top-level keys present when their check ran.
-OPTIONAL_SECTIONS = (
-    "config",
-    "network",
-    "nic_sweep",
-    "settings_sweep",
-    "ddp",
-    "nccl",
-    "stragglers",
-    "health",
-    "preflight",
+# The report's own top-level keys; every other top-level key is a phase's section.
+CORE_KEYS = frozenset(
+    {"schema_version", "tool", "created", "verdict", "exit_code", "complete", "strict"}
+    | {"job", "environment", "results", "findings"}
 )
+
+
+def main_rows(rows: list) -> list:
+    """The run's own rows, without those a sweep measured under other settings."""
+    return [row for row in rows if not _sweep_of(row)]
+
+
+def _sweep_of(row: Any) -> str | None:
+    return row.get("sweep") if isinstance(row, dict) else row.sweep
 
 
 @dataclass
@@ -57,7 +59,7 @@ class Report:
     @property
     def probe_results(self) -> list[dict[str, Any]]:
         """The main run's rows, without those a sweep measured under other settings."""
-        return [row for row in self.results if not row.get("sweep")]
+        return main_rows(self.results)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,7 +86,7 @@ class Report:
             findings=[Finding.from_dict(f) for f in data["findings"]],
             complete=data["complete"],
             strict=data.get("strict", False),
-            sections={key: data[key] for key in OPTIONAL_SECTIONS if key in data},
+            sections={key: value for key, value in data.items() if key not in CORE_KEYS},
             created=data["created"],
         )
 

@@ -31,10 +31,13 @@ import torch.distributed as dist
 from nccldoctor.config import BenchConfig
 from nccldoctor.nccl_capture import NcclCapture, plan_capture
 from nccldoctor.nccl_tuning import TUNING_SUBSYSTEMS, read_child_log
+from nccldoctor.phase import PhaseContext
 from nccldoctor.runtime import LaunchEnv, wait_for
 from nccldoctor.worker import SPEC_ENV
 
 STATUS_GRACE_S = 15.0  # past the children's deadline, how long rank 0 waits for every status
+VARIANT_TIMEOUT_S = 90.0  # one variant of a sweep: start-up, process group, measurement
+REPORT_RESERVE_S = 10.0  # a sweep leaves this much of the deadline for the report
 # The config fields a worker needs (the rest is about the parent's run and report).
 WORKER_FIELDS = ("probes", "min_bytes", "max_bytes", "step_factor", "iters", "warmup", "dtype", "op", "check")
 
@@ -84,6 +87,14 @@ class VariantOutcome:
 
 class VariantRunner:
     """Runs variants on every rank in step. `store` is the run's prefixed store."""
+
+    @classmethod
+    def for_phase(cls, ctx: PhaseContext) -> VariantRunner:
+        return cls(ctx.store, ctx.run_prefix, ctx.job.launch, ctx.job.backend, ctx.remaining_s)
+
+    def budget(self, extra_s: float = 0.0) -> float:
+        """One variant's deadline: VARIANT_TIMEOUT_S (+ extra_s), leaving the report its time."""
+        return min(VARIANT_TIMEOUT_S + extra_s, self.remaining_s() - REPORT_RESERVE_S)
 
     def __init__(
         self, store: dist.Store, run_prefix: str, launch: LaunchEnv, backend: str, remaining_s

@@ -20,7 +20,7 @@ import torch.distributed as dist
 
 from nccldoctor.bandwidth import algbw_gbps, busbw_gbps
 from nccldoctor.findings import make_finding
-from nccldoctor.probes.base import Probe, ProbeContext, ProbeResult
+from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.stats import across_ranks
 from nccldoctor.timing import seconds_per_op, synchronize
 from nccldoctor.units import format_size
@@ -58,11 +58,24 @@ class Call:
     output: torch.Tensor  # compared with `expected` after it
 
 
-class CollectiveProbe(Probe):
+def phases(config) -> list[Phase]:
+    """One phase per collective the run asks for, in the order asked."""
+    from nccldoctor.probes import REGISTRY as registered  # imports (registers) every collective
+
+    return [registered[name](config.collectives) for name in config.collectives.probes]
+
+
+class CollectiveProbe(Phase):
+    """One collective over every size of the run: a phase of its own, also run alone by sweep
+    workers and the DDP benchmark."""
+
     modes: ClassVar[tuple[bool, ...]] = (OUT_OF_PLACE, IN_PLACE)
     reduces: ClassVar[bool] = False  # uses --op
     rooted: ClassVar[bool] = False  # uses --root
     min_world_size: ClassVar[int] = 1
+
+    def __init__(self, options) -> None:
+        self.config = options  # CollectiveOptions: sizes, dtype, op, root, iters, check
 
     # -- what a collective module fills in --------------------------------------------------
     @abstractmethod
@@ -89,8 +102,9 @@ class CollectiveProbe(Probe):
         return None
 
     # -- the common life cycle ---------------------------------------------------------------
-    def planned_steps(self, job) -> int:
-        return len(self._plan(job.world_size)) if job.world_size >= self.min_world_size else 0
+    def planned_steps(self, ctx: PhaseContext) -> int:
+        world_size = ctx.job.world_size
+        return len(self._plan(world_size)) if world_size >= self.min_world_size else 0
 
     def _plan(self, world_size: int) -> list[tuple[Layout, bool]]:
         itemsize = self.config.torch_dtype.itemsize
@@ -98,10 +112,10 @@ class CollectiveProbe(Probe):
         unique = {lay.size_bytes: lay for lay in layouts if lay.count > 0}
         return [(lay, mode) for lay in unique.values() for mode in self.modes]
 
-    def run(self, ctx: ProbeContext) -> ProbeResult:
+    def run(self, ctx: PhaseContext) -> PhaseResult:
         job = ctx.job
         if job.world_size < self.min_world_size:
-            return ProbeResult(
+            return PhaseResult(
                 findings=[
                     make_finding(
                         "probe_skipped",
@@ -113,7 +127,7 @@ class CollectiveProbe(Probe):
         plan = self._plan(job.world_size)
         if not plan:
             smallest = self.config.torch_dtype.itemsize * job.world_size
-            return ProbeResult(
+            return PhaseResult(
                 findings=[
                     make_finding(
                         "probe_skipped",
@@ -133,7 +147,7 @@ class CollectiveProbe(Probe):
             )
             call = self.make_call(send, recv, layout, inplace, job.rank, job.world_size)
             rows.append(self._measure(call, layout, inplace, job))
-        return ProbeResult(rows=rows)
+        return PhaseResult(rows=rows)
 
     def _allocate(self, plan: list[tuple[Layout, bool]], device: torch.device):
         # One allocation per probe at the largest size; every row uses views of it.

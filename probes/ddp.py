@@ -38,7 +38,9 @@ from torch.utils.data import DataLoader, DistributedSampler
 from nccldoctor.bandwidth import BUS_FACTORS
 from nccldoctor.config import BenchConfig
 from nccldoctor.findings import Finding, make_finding
-from nccldoctor.probes import REGISTRY, ProbeContext
+from nccldoctor.phase import Phase, PhaseContext, PhaseResult
+from nccldoctor.probes import REGISTRY
+from nccldoctor.probes.checkpoint import judge_checkpoint, round_trip
 from nccldoctor.refmodel import PRESETS, Gpt, Preset, SyntheticTokens, gradient_bytes, parameter_count
 from nccldoctor.runtime import Job, gather_objects
 from nccldoctor.timing import Clock
@@ -48,6 +50,7 @@ WINDOW = 5  # steps per window; windows alternate synced / no_sync
 WARMUP_STEPS = 3
 LOSS_WINDOW = 5  # the loss must fall from the first synced steps to the last ones
 BUCKET_MEASURE_ITERS = 20
+DISPLAY_STEPS = 3  # progress: model, checkpoint, and about one all_reduce at a bucket size
 GROUP_RATIO = 1.2  # buckets this close in size share one all_reduce measurement
 
 
@@ -273,7 +276,7 @@ class DdpBenchmark:
             check=False,
         )
         probe = REGISTRY["all_reduce"](config)
-        rows = probe.run(ProbeContext(job=self.job, config=config, step=lambda _label: None)).rows
+        rows = probe.run(PhaseContext(job=self.job, config=config)).rows
         return rows[0]["busbw_gbps"]
 
 
@@ -501,3 +504,34 @@ def judge_correctness(summaries: list[dict[str, Any]], job: Job) -> tuple[list[F
             )
         )
     return findings, section
+
+
+def phases(config) -> list[Phase]:
+    return [DdpPhase(config.ddp)] if config.ddp.enabled else []
+
+
+class DdpPhase(Phase):
+    """The benchmark, then the optional checkpoint round trip (--ckpt-dir)."""
+
+    name = "ddp"
+
+    def __init__(self, options) -> None:
+        self.options = options
+
+    def planned_steps(self, ctx: PhaseContext) -> int:
+        return DISPLAY_STEPS + 2 * self.options.steps // WINDOW
+
+    def run(self, ctx: PhaseContext) -> PhaseResult:
+        run = DdpBenchmark(ctx.job, self.options, ctx.step).run(ctx.rows())
+        summaries = gather_summaries(run)
+        records = None
+        if self.options.ckpt_dir is not None:
+            ctx.step("DDP benchmark: checkpoint round trip")
+            records = round_trip(run.model, self.options.ckpt_dir, ctx.job)
+        if ctx.job.rank != 0:
+            return PhaseResult()
+        findings, section = report_ddp(run, summaries)
+        if records is not None:
+            more, section["checkpoint"] = judge_checkpoint(records, self.options.ckpt_dir, ctx.job)
+            findings += more
+        return PhaseResult(findings=findings, sections={"ddp": section})

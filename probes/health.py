@@ -19,16 +19,15 @@ import dataclasses
 import json
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import psutil
-import torch.distributed as dist
 
 from nccldoctor.bandwidth import algbw_gbps
 from nccldoctor.findings import Finding
 from nccldoctor.gpuhealth import GpuInventory, health_rows, judge_gpus, read_gpus
 from nccldoctor.hostload import HostSample, host_rows, judge_hosts, sample_host
+from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.probes.compute import RankCompute, gather_floats, measure_compute
 from nccldoctor.probes.links import (
     LINK_BYTES,
@@ -48,7 +47,7 @@ from nccldoctor.probes.stragglers import (
     scored_kernels,
     slow_ranks,
 )
-from nccldoctor.runtime import Job, read_rank_infos, wait_for
+from nccldoctor.runtime import read_rank_infos, wait_for
 
 # Up to this many measurements while a rank still looks slow, each kernel keeping its best time.
 # On a CPU with more ranks than cores a healthy rank lost enough scheduler races to score 0.87
@@ -56,6 +55,10 @@ from nccldoctor.runtime import Job, read_rank_infos, wait_for
 COMPUTE_LOOKS = 3
 HOST_WINDOW_S = 1.0  # the host sample's window; it overlaps the measurements
 STEPS = 4  # progress steps: compute, ring, node pairs, node health
+
+
+def phases(config) -> list[Phase]:
+    return [HealthPhase(config.health)] if config.health.enabled else []
 
 
 class NodeSampler(threading.Thread):
@@ -76,23 +79,22 @@ class NodeSampler(threading.Thread):
         self.result = result
 
 
-class HealthPhase:
-    def __init__(
-        self,
-        job: Job,
-        store: dist.Store,
-        thresholds: ScoreThresholds,
-        step: Callable[[str], None],
-        remaining_s: Callable[[], float],
-    ) -> None:
-        self.job = job
-        self.store = store
-        self.thresholds = thresholds
-        self.step = step
-        self.remaining_s = remaining_s
-        self.device = job.device
+class HealthPhase(Phase):
+    name = "health"
 
-    def run(self) -> tuple[list[Finding], dict[str, Any]]:
+    def __init__(self, options) -> None:
+        self.thresholds = ScoreThresholds(warn=options.straggler_warn, fail=options.straggler_fail)
+
+    def planned_steps(self, ctx: PhaseContext) -> int:
+        return STEPS
+
+    def run(self, ctx: PhaseContext) -> PhaseResult:
+        self.job, self.store, self.step, self.remaining_s = ctx.job, ctx.store, ctx.step, ctx.remaining_s
+        self.device = ctx.job.device
+        findings, sections = self.measure_and_judge()
+        return PhaseResult(findings=findings, sections=sections)
+
+    def measure_and_judge(self) -> tuple[list[Finding], dict[str, Any]]:
         """Every rank measures; rank 0 returns the findings and the report sections."""
         started = time.monotonic()
         mine = [float(self.job.launch.node_rank), float(psutil.cpu_count() or 1)]

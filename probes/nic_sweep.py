@@ -19,8 +19,9 @@ from nccldoctor.analysis import NodesOf, wrong_data
 from nccldoctor.config import BenchConfig
 from nccldoctor.findings import Finding, make_finding
 from nccldoctor.netif import Choice
+from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.probes.interfaces import SOCKET_VARIABLE, NodeNet, shared_candidates
-from nccldoctor.variants import Variant, VariantOutcome, variant_rows
+from nccldoctor.variants import Variant, VariantOutcome, VariantRunner, variant_rows
 
 SLOWER_THAN_BEST = 1 / 1.5  # in-use busbw at or below this fraction of the best candidate's: warn
 MIN_ITERS = 10  # timed iterations per NIC at least, so one noisy iteration cannot decide
@@ -196,3 +197,43 @@ def report_sweep(
         "rows": rows,
     }
     return findings, section
+
+
+def phases(config) -> list[Phase]:
+    return [NicSweepPhase(config)]
+
+
+class NicSweepPhase(Phase):
+    """Each candidate interface the network phase found, in fresh processes (NCCL reads its
+    variables once per process)."""
+
+    name = "nic_sweep"
+
+    def __init__(self, config) -> None:
+        self.options = sweep_config(config)
+
+    def variants(self, ctx: PhaseContext) -> list[Variant]:
+        return iface_variants(ctx.published["network"].sweep, ctx.job.backend)
+
+    def planned_steps(self, ctx: PhaseContext) -> int:
+        return len(self.variants(ctx))
+
+    def run(self, ctx: PhaseContext) -> PhaseResult:
+        variants = self.variants(ctx)
+        if not variants:
+            return PhaseResult()
+        runner = VariantRunner.for_phase(ctx)
+        outcomes = []
+        for index, variant in enumerate(variants):
+            ctx.step(f"per-NIC sweep: {variant.name}")
+            outcome = runner.run(index, variant, self.options, runner.budget())
+            if outcome is None:
+                break
+            outcomes.append(outcome)
+        if ctx.job.rank != 0:
+            return PhaseResult()
+        network = ctx.published["network"]
+        findings, section = report_sweep(
+            variants, outcomes, network.in_use, ctx.job.backend, network.nodes, ctx.job.nodes_of
+        )
+        return PhaseResult(findings=findings, sections={"nic_sweep": section})

@@ -15,6 +15,7 @@ in every round. A setting that fails is recorded with its error and not run agai
 from __future__ import annotations
 
 import math
+import os
 import statistics
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -24,9 +25,10 @@ import pandas as pd
 
 from nccldoctor.findings import Finding, make_finding
 from nccldoctor.nccl_tuning import ignored_settings
+from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.sweepspec import combinations, export_lines
 from nccldoctor.units import format_size
-from nccldoctor.variants import Variant, VariantOutcome, setting_label, variant_rows
+from nccldoctor.variants import Variant, VariantOutcome, VariantRunner, setting_label, variant_rows
 
 SWEEP = "settings"
 DEFAULTS = "defaults"
@@ -355,3 +357,53 @@ def report_settings(
 def _spec_of(variants: list[Variant]) -> list[tuple[str, list[str]]]:
     names = variants[0].watch if variants else ()
     return [(n, list(dict.fromkeys(v.env[n] for v in variants if n in v.env))) for n in names]
+
+
+def phases(config) -> list[Phase]:
+    return [SettingsSweepPhase(config)] if config.sweep.settings else []
+
+
+class SettingsSweepPhase(Phase):
+    """Every --sweep setting in fresh processes, rounds interleaved; a failed one is not rerun."""
+
+    name = "settings_sweep"
+
+    def __init__(self, config) -> None:
+        self.config = config
+        self.variants = setting_variants(config.sweep.settings)
+
+    def runs(self, ctx: PhaseContext) -> list[tuple[int, Variant]]:
+        log_round = backend_logs_tuning(ctx.job.backend, os.environ)
+        return interleaved(self.variants, self.config.sweep.repeats, log_round=log_round)
+
+    def planned_steps(self, ctx: PhaseContext) -> int:
+        return len(self.runs(ctx))
+
+    def run(self, ctx: PhaseContext) -> PhaseResult:
+        plan = self.runs(ctx)
+        runner = VariantRunner.for_phase(ctx)
+        # A setting may be slower than the defaults: give it twice what the main probes took.
+        probe_seconds = sum(ctx.seconds.get(name, 0.0) for name in self.config.collectives.probes)
+        runs: list[tuple[int, VariantOutcome]] = []
+        failed: set[str] = set()
+        for index, (repeat, variant) in enumerate(plan):
+            ctx.step(f"settings sweep: {variant.name} ({round_name(repeat)})")
+            outcome = runner.run(
+                index,
+                variant,
+                self.config.collectives,
+                runner.budget(2 * probe_seconds),
+                skip=variant.name in failed,
+                log_nccl=repeat == LOG_ROUND,
+            )
+            if outcome is None:
+                break
+            runs.append((repeat, outcome))
+            if not outcome.ok:
+                failed.add(variant.name)
+        if ctx.job.rank != 0:
+            return PhaseResult()
+        nodes = sorted({info.node_rank for info in ctx.job.ranks})
+        findings, section, rows = report_settings(self.variants, plan, runs, nodes)
+        section["bench_pids"] = {info.rank: info.pid for info in ctx.job.ranks}  # the children differ
+        return PhaseResult(rows=rows, findings=findings, sections={"settings_sweep": section})

@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from nccldoctor.report import Report
-from nccldoctor.reports.tables import average_busbw, hostnames, probe_tables, section_tables, where
+from nccldoctor.reports.sections import section_tables
+from nccldoctor.reports.tables import average_busbw, hostnames, probe_tables, where
 from nccldoctor.reports.terminal import headline
 
 FILENAME = "report.md"
@@ -31,10 +32,7 @@ def render(report: Report) -> str:
         f"{headline(report)}, created {report.created}.",
         "",
     ]
-    preflight = report.sections.get("preflight")
-    if preflight:  # one node, before torchrun: no node ranks to list
-        lines += ["## Preflight", "", markdown_table(pd.DataFrame(preflight["checks"])), ""]
-    elif job.get("nodes"):
+    if job.get("nodes") and "preflight" not in report.sections:  # preflight: one node, no ranks yet
         nodes = pd.DataFrame(
             [
                 {"node": n["node_rank"], "hostname": n["hostname"], "ranks": " ".join(map(str, n["ranks"]))}

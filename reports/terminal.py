@@ -11,11 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from nccldoctor.report import Report
+from nccldoctor.reports.sections import section_tables
 from nccldoctor.reports.tables import (
     average_busbw,
     hostnames,
     probe_tables,
-    section_tables,
     short_header,
     where,
 )
@@ -37,7 +37,6 @@ class TerminalSink:
     def _emit(self, report: Report, out_dir: Path | None) -> None:
         self.console.print(headline(report))
         if not self.quiet:
-            self._preflight(report)
             self._sections(report)
             for probe, frame in probe_tables(report.probe_results).items():
                 self._probe_table(probe, frame, average_busbw(report.probe_results, probe))
@@ -52,17 +51,6 @@ class TerminalSink:
             for row in frame.itertuples(index=False):
                 table.add_row(*map(str, row))
             self.console.print(table)
-
-    def _preflight(self, report: Report) -> None:
-        preflight = report.sections.get("preflight")
-        if not preflight:
-            return
-        table = Table(title="Preflight", title_justify="left")
-        for column in ("check", "result", "detail"):
-            table.add_column(column, overflow="fold")
-        for row in preflight["checks"]:
-            table.add_row(row["check"], row["result"], row["detail"])
-        self.console.print(table)
 
     def _probe_table(self, probe: str, frame, avg_busbw: float) -> None:
         table = Table(

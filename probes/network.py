@@ -1,4 +1,4 @@
-"""The network check before the process group: interfaces, then ports, through the store only.
+"""The network phase: the check before the process group: interfaces, then ports, through the store only.
 
 The master port already works (the job got this far), so the rendezvous store is the one
 channel that cannot hang on a broken network. In two rounds:
@@ -23,10 +23,11 @@ from typing import Any
 
 import torch.distributed as dist
 
-from nccldoctor.config import BenchConfig
+from nccldoctor.config import BenchConfig, NetworkOptions
 from nccldoctor.errors import UsageError
-from nccldoctor.findings import Finding, Severity
+from nccldoctor.findings import Severity
 from nccldoctor.netif import Choice
+from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.probes.interfaces import NodeNet, collect_node_net, judge_interfaces, network_section
 from nccldoctor.probes.nic_sweep import plan_sweep
 from nccldoctor.probes.ports import (
@@ -50,27 +51,55 @@ class NetworkPlan:
     go: bool  # False: a fail finding means the backend would not work; skip the collectives
     in_use: str | None = None  # the interface the backend uses on node 0
     sweep: list[str] = field(default_factory=list)  # interfaces for the per-NIC sweep
+    nodes: list[NodeNet] = field(default_factory=list)  # rank 0: every node's inventory
+    predicted: dict[int, str | None] = field(default_factory=dict)  # rank 0: node -> its interface
+
+
+def phases(config: BenchConfig) -> list[Phase]:
+    return [NetworkPhase(config.network)]
+
+
+class NetworkPhase(Phase):
+    """Store only, before the process group: a broken network is reported, not hung on."""
+
+    name = "network"
+    needs_process_group = False
+
+    def __init__(self, options: NetworkOptions) -> None:
+        self.options = options
+
+    def planned_steps(self, ctx: PhaseContext) -> int:
+        return 0  # it runs before the progress bar starts
+
+    def run(self, ctx: PhaseContext) -> PhaseResult:
+        check = NetworkCheck(
+            ctx.store, ctx.job.launch, self.options, ctx.job.backend, ctx.remaining_s, ctx.enter
+        )
+        check.record = ctx.record
+        plan = check.run()
+        return PhaseResult(published=plan, stop=not plan.go)
 
 
 class NetworkCheck:
-    """Run on every rank; rank 0 also ends with `findings` and the report's `network` section."""
+    """Run on every rank; rank 0 records its findings and the report's `network` section as
+    soon as each round is judged (so a partial report has them)."""
 
     def __init__(
         self,
         store: dist.Store,
         launch: LaunchEnv,
-        config: BenchConfig,
+        options: NetworkOptions,
         backend: str,
         remaining_s: Callable[[], float],
         enter: Callable[[str], None],
     ) -> None:
         self.store = store
         self.launch = launch
-        self.config = config
+        self.options = options
         self.backend = backend
         self.remaining_s = remaining_s
         self.enter = enter
-        self.findings: list[Finding] = []
+        self.record: Callable[[PhaseResult], None] = lambda result: None
         self.section: dict[str, Any] | None = None
         self.nodes: list[NodeNet] = []  # rank 0: every node's inventory
         self.seconds: dict[str, float] = {}
@@ -98,7 +127,12 @@ class NetworkCheck:
             self.seconds["ports"] = time.monotonic() - start
         if self.section is not None:
             self.section["seconds"] = dict(self.seconds)  # rank 0's view: what the check cost
-        return NetworkPlan(decision["verdict"] == "go", decision["in_use"], decision["sweep"])
+        predicted = {
+            n["node_rank"]: next(iter(n["chosen"]), None) for n in (self.section or {}).get("nodes", [])
+        }
+        return NetworkPlan(
+            decision["verdict"] == "go", decision["in_use"], decision["sweep"], self.nodes, predicted
+        )
 
     # -- every node ------------------------------------------------------------------------------
     def _check_ports(self, targets: dict[int, str]) -> None:
@@ -106,7 +140,7 @@ class NetworkCheck:
         nodes are done connecting (a node that closes early would look blocked to a slow peer)."""
         me = self.launch.node_rank
         rng = random.Random()
-        listeners, listening = open_listeners(me, targets[me], ephemeral_range(), self.config.ports, rng)
+        listeners, listening = open_listeners(me, targets[me], ephemeral_range(), self.options.ports, rng)
         with listeners:
             self.store.set(f"net/listen/{me}", json.dumps(listening.to_json()))
             everyone = self._read_all("net/listen")
@@ -126,8 +160,8 @@ class NetworkCheck:
         self.nodes = nodes = [NodeNet.from_json(v) for _, v in sorted(self._read_all("net/node").items())]
         choices, findings = judge_interfaces(nodes, self.backend)
         self.section = network_section(nodes, choices, self.backend)
-        self.findings += findings
-        sweep, in_use, usage = plan_sweep(nodes, choices, self.config.ifaces)
+        self.record(PhaseResult(findings=findings, sections={"network": self.section}))
+        sweep, in_use, usage = plan_sweep(nodes, choices, self.options.ifaces)
         blocked = any(f.severity is Severity.FAIL for f in findings)
         decision: dict[str, Any] = {
             "verdict": "usage" if usage else "stop" if blocked else "go",
@@ -144,7 +178,7 @@ class NetworkCheck:
         listening = {n: Listening.from_json(v) for n, v in self._read_all("net/listen").items()}
         connected = {n: Connected.from_json(v) for n, v in self._read_all("net/connected").items()}
         findings = judge_ports(listening, connected, {n.node_rank: n.hostname for n in self.nodes})
-        self.findings += findings
+        self.record(PhaseResult(findings=findings))
         if self.section is not None:
             self.section["ports"] = port_summary(listening, connected)
         verdict = "stop" if any(blocks_backend(f) for f in findings) else "go"

@@ -1,0 +1,72 @@
+"""The NCCL log phase (NCCL backend only): what NCCL says it did, against what was predicted.
+
+During init_process_group NCCL logs INIT/NET lines to a private file per process
+(nccldoctor.nccl_capture plans the variables). After the probes every rank publishes its
+summary; rank 0 merges them per node and compares transport and interface with the node's
+inventory and the network phase's prediction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from nccldoctor.nccl_capture import (
+    NcclCapture,
+    judge_captures,
+    plan_capture,
+    read_capture,
+    this_process_files,
+)
+from nccldoctor.phase import Phase, PhaseContext, PhaseResult
+from nccldoctor.runtime import wait_for
+
+RAW_LOG = "nccl-rank0.log"  # rank 0's raw lines, copied beside the report for a human
+
+
+def phases(config) -> list[Phase]:
+    return [NcclLogPhase()]
+
+
+class NcclLogPhase(Phase):
+    name = "nccl_log"
+
+    def __init__(self) -> None:
+        self.capture: NcclCapture | None = None
+
+    def init_env(self, ctx: PhaseContext) -> Mapping[str, str]:
+        if ctx.job.backend != "nccl":
+            return {}
+        self.capture = plan_capture(os.environ, Path(tempfile.mkdtemp(prefix="nccldoctor-nccl-")))
+        return self.capture.set_env
+
+    def planned_steps(self, ctx: PhaseContext) -> int:
+        return int(self.capture is not None)
+
+    def run(self, ctx: PhaseContext) -> PhaseResult:
+        capture = self.capture
+        if capture is None:
+            return PhaseResult()
+        ctx.step("NCCL log")
+        summary = read_capture(capture, os.getpid())
+        entry = {"summary": summary.to_json() if summary else None, "note": capture.note}
+        ctx.store.set(f"nccl/{ctx.job.rank}", json.dumps(entry))
+        result = self._judge(ctx, capture) if ctx.job.rank == 0 else PhaseResult()
+        if capture.own_directory is not None:
+            shutil.rmtree(capture.own_directory, ignore_errors=True)
+        return result
+
+    def _judge(self, ctx: PhaseContext, capture: NcclCapture) -> PhaseResult:
+        keys = [f"nccl/{r}" for r in range(ctx.job.world_size)]
+        wait_for(ctx.store, keys, ctx.remaining_s())
+        published = {r: json.loads(raw) for r, raw in enumerate(ctx.store.multi_get(keys))}
+        node_of = {r: ctx.job.node_of(r) for r in published}
+        network = ctx.published["network"]
+        findings, section = judge_captures(published, node_of, network.nodes, network.predicted)
+        for log in this_process_files(capture.pattern or "", os.getpid()) if capture.own_directory else []:
+            shutil.copy(log, ctx.out_dir() / RAW_LOG)
+        return PhaseResult(findings=findings, sections={"nccl": section})

@@ -1,0 +1,59 @@
+"""Section views: how each phase's report section is drawn, as titled tables.
+
+A phase puts its findings in `findings[]` and its details in a top-level section of
+report.json (`network`, `stragglers`, `ddp`, ...). The view registered here under that
+section's name turns it into tables for every human-readable sink (terminal, Markdown, and
+`nccldoctor show`). Every module in this package is loaded, so adding a view is adding a
+module with a function decorated `@view("section", order=N)`.
+
+Views live here rather than beside their phase in probes/ because drawing a saved report must
+not import torch (`nccldoctor show` and preflight stay fast); they read only the section's JSON.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+import pandas as pd
+
+from nccldoctor.report import Report
+
+Table = tuple[str, pd.DataFrame | None]  # (title, frame); None: nothing to show
+ViewFn = Callable[[Report], list[Table]]
+
+
+@dataclass(frozen=True)
+class View:
+    section: str  # the report.json key it draws
+    order: int  # reading order among the sections (lower first)
+    draw: ViewFn
+
+
+_VIEWS: list[View] = []
+
+
+def view(section: str, order: int) -> Callable[[ViewFn], ViewFn]:
+    """Register `draw(report) -> [(title, frame), ...]` for reports that have `section`."""
+
+    def register(draw: ViewFn) -> ViewFn:
+        _VIEWS.append(View(section, order, draw))
+        return draw
+
+    return register
+
+
+@cache
+def views() -> list[View]:
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    return sorted(_VIEWS, key=lambda v: (v.order, v.section))
+
+
+def section_tables(report: Report) -> list[tuple[str, pd.DataFrame]]:
+    """The tables of every section the report has, titled, in reading order."""
+    tables = [table for v in views() if v.section in report.sections for table in v.draw(report)]
+    return [(title, frame) for title, frame in tables if frame is not None]

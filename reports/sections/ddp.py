@@ -1,0 +1,86 @@
+"""The DDP benchmark's section: throughput, communication, and the checkpoint round trip."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from nccldoctor.report import Report
+from nccldoctor.reports.sections import Table, view
+from nccldoctor.reports.tables import number
+
+
+def ddp_table(report: Report) -> pd.DataFrame | None:
+    """The DDP benchmark in one column: throughput, batch, communication, correctness."""
+    ddp = report.sections.get("ddp")
+    if not ddp:
+        return None
+    model, batch, speed, comm, ok = (
+        ddp[k] for k in ("model", "batch", "throughput", "communication", "correctness")
+    )
+    lines = [
+        ("model", f"{model['preset']}: {model['parameters'] / 1e6:.1f}M parameters, {model['precision']}"),
+        (
+            "global batch",
+            f"{batch['global']} = {batch['per_rank']} x {batch['ranks']} ranks x {batch['accumulation']}",
+        ),
+        ("throughput", f"{speed['samples_per_s']:.1f} samples/s, {speed['tokens_per_s']:.0f} tokens/s"),
+        ("step p50 / p95", f"{speed['step_p50_ms']:.1f} / {speed['step_p95_ms']:.1f} ms"),
+        ("gradients per step", f"{comm['gradient_bytes'] / 1e6:.2f} MB in {len(comm['buckets'])} bucket(s)"),
+        ("fwd+bwd synced / no_sync", f"{comm['synced_fb_ms']:.1f} / {comm['no_sync_fb_ms']:.1f} ms"),
+        (
+            "exposed communication",
+            f"{comm['exposed_ms']:.1f} ms, {_percent(comm['share_of_step'])} of the step",
+        ),
+        ("all-reduce predicted at all_reduce busbw", _ms(comm["predicted_allreduce_ms"]) + _sources(comm)),
+        ("all-reduce DDP spent (Gloo)", _ms(comm["ddp_allreduce_ms"])),
+        ("DDP / all_reduce bandwidth", _percent(comm["fraction_of_probe_bandwidth"])),
+        ("hidden by overlap", _percent(comm["hidden_by_overlap"])),
+        ("loss first -> last", f"{ok['loss_first']:.3f} -> {ok['loss_last']:.3f}"),
+        ("replicas identical", "yes" if ok["checksums_equal"] else f"no: ranks {ok['differing_ranks']}"),
+    ]
+    if batch.get("lr_hint"):
+        lines.append(("learning rate", batch["lr_hint"]))
+    return pd.DataFrame(lines, columns=["DDP benchmark", "value"])
+
+
+def checkpoint_table(report: Report) -> pd.DataFrame | None:
+    checkpoint = (report.sections.get("ddp") or {}).get("checkpoint")
+    if not checkpoint:
+        return None
+    lines = [
+        [
+            r["rank"],
+            r["node"],
+            f"{r['bytes'] / 1e6:.2f}",
+            number(r["write_mb_s"], ".1f"),
+            number(r["read_mb_s"], ".1f"),
+            r["write_error"] or "; ".join(r["missing"] + r["corrupt"]) or "ok",
+        ]
+        for r in checkpoint["ranks"]
+    ]
+    return pd.DataFrame(
+        lines, columns=["rank", "node", "shard MB", "write MB/s", "read MB/s", "missing or wrong"]
+    )
+
+
+def _sources(comm: dict) -> str:
+    """Where the busbw came from: the probes' rows, or all_reduces measured at bucket sizes."""
+    sources = sorted({b["source"] for b in comm["buckets"] if b.get("busbw_gbps") is not None})
+    return f" (busbw {'; '.join(sources)})" if sources else ""
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} ms"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+@view("ddp", order=50)
+def draw(report: Report) -> list[Table]:
+    checkpoint_dir = report.sections["ddp"].get("checkpoint", {}).get("dir")
+    return [
+        ("DDP reference training benchmark", ddp_table(report)),
+        (f"Checkpoint round trip ({checkpoint_dir})", checkpoint_table(report)),
+    ]

@@ -1,0 +1,117 @@
+"""The health phase's sections: straggler scores per rank, links between nodes, hosts, GPUs."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from nccldoctor.report import Report
+from nccldoctor.reports.sections import Table, view
+from nccldoctor.reports.tables import number
+from nccldoctor.units import format_size
+
+ROWS_SHOWN = 10  # per-rank rows and slowest pairs shown; report.json has them all
+
+
+MATRIX_NODES = 12  # node-pair matrix up to this many nodes; beyond, the slowest pairs
+
+
+def rank_table(report: Report) -> tuple[str, pd.DataFrame] | None:
+    """Per rank, slowest first: score, compute rates, step split and ring link."""
+    section = report.sections.get("stragglers")
+    if not section or not section.get("ranks"):
+        return None
+    rows = section["ranks"]
+    ddp = {r["rank"]: r for r in (report.sections.get("ddp") or {}).get("ranks", [])}
+    lines = [
+        [
+            r["rank"],
+            f"{r['node']} {r['host']}".strip(),
+            f"{r['score']:.2f}",
+            number(r["tflops"], ".3f"),
+            number(r["copy_gbps"], ".1f"),
+            number(r["h2d_gbps"], ".1f"),
+            number(r["d2h_gbps"], ".1f"),
+            f"{r['step_compute_ms']:.2f}",
+            f"{r['step_wait_ms']:.2f}",
+            number(r["ring_in_gbps"], ".3f"),
+            *([number(ddp.get(r["rank"], {}).get("compute_p50_ms"), ".1f")] if ddp else []),
+        ]
+        for r in rows[:ROWS_SHOWN]
+    ]
+    columns = ["rank", "node", "score", "TFLOP/s", "copy GB/s", "H2D GB/s", "D2H GB/s"]
+    columns += ["step compute (ms)", "step wait (ms)", "ring in (GB/s)"]
+    columns += ["DDP compute p50 (ms)"] if ddp else []
+    shown = f"slowest {ROWS_SHOWN} of {len(rows)}" if len(rows) > ROWS_SHOWN else f"{len(rows)}"
+    return f"Ranks ({shown}, slowest first; score = median rank's time / the rank's)", pd.DataFrame(
+        lines, columns=columns
+    )
+
+
+def node_pair_table(report: Report) -> tuple[str, pd.DataFrame] | None:
+    """GB/s between node leaders: the matrix (row sends, column receives), or the slowest pairs."""
+    pairs = (report.sections.get("stragglers") or {}).get("node_pairs") or {}
+    gbps, nodes = pairs.get("gbps"), pairs.get("nodes", [])
+    if not gbps:
+        return None
+    size = format_size(pairs["size_bytes"])
+    if len(nodes) <= MATRIX_NODES:
+        lines = [[f"node {a}", *(number(v, ".3f") for v in row)] for a, row in zip(nodes, gbps, strict=True)]
+        frame = pd.DataFrame(lines, columns=["from \\ to", *(f"node {b}" for b in nodes)])
+        return f"Node pairs (GB/s, {size} each way, row sends to column)", frame
+    measured = [
+        (v, a, b) for i, a in enumerate(nodes) for j, b in enumerate(nodes) if (v := gbps[i][j]) is not None
+    ]
+    lines = [[f"node {a} -> node {b}", f"{v:.3f}"] for v, a, b in sorted(measured)[:ROWS_SHOWN]]
+    title = f"Node pairs (slowest {ROWS_SHOWN} of {len(measured)} directions, {size} each way)"
+    return title, pd.DataFrame(lines, columns=["link", "GB/s"])
+
+
+def host_table(report: Report) -> pd.DataFrame | None:
+    """Per node: CPU used inside and outside the job, its busiest outside process, memory, swap."""
+    rows = (report.sections.get("health") or {}).get("hosts")
+    if not rows:
+        return None
+    lines = [
+        [
+            f"{r['node']} {r['host']}",
+            r["cpus"],
+            f"{r['load1']:.1f}",
+            f"{r['job_cores']:.2f}",
+            f"{r['foreign_cores']:.2f}",
+            r["top_process"] or "-",
+            f"{r['mem_available_pct']:.0f}",
+            number(r["psi_some_avg10"], ".1f"),
+            f"{r['swap_mib_per_s']:g}",
+            r["status"],
+        ]
+        for r in rows
+    ]
+    columns = ["node", "CPUs", "load 1m", "job cores", "other cores", "busiest other (PID name cores)"]
+    return pd.DataFrame(lines, columns=[*columns, "mem avail %", "mem PSI", "swap MiB/s", "status"])
+
+
+def gpu_table(report: Report) -> pd.DataFrame | None:
+    """Per node and GPU, what NVML reports (one row per node without NVML, saying why)."""
+    rows = (report.sections.get("health") or {}).get("gpus")
+    if not rows:
+        return None
+    if all(r.get("gpu") is None for r in rows):
+        reasons = sorted({r["name"] for r in rows})
+        return pd.DataFrame([[", ".join(reasons)]], columns=["GPUs: not available"])
+    columns = ["node", "gpu", "name", "temp_c", "power_w", "sm_clock_mhz", "throttle"]
+    columns += ["ecc_uncorrected", "remapped_rows", "pcie", "nvlink"]
+    frame = pd.DataFrame(rows).reindex(columns=columns)
+    return frame.astype(object).where(frame.notna(), "-")
+
+
+@view("stragglers", order=60)
+def draw_stragglers(report: Report) -> list[Table]:
+    return [table for table in (rank_table(report), node_pair_table(report)) if table is not None]
+
+
+@view("health", order=70)
+def draw_health(report: Report) -> list[Table]:
+    return [
+        ("Hosts (CPU outside the job over a 1 s window, memory, swap)", host_table(report)),
+        ("GPUs (NVML)", gpu_table(report)),
+    ]

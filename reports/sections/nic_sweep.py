@@ -1,0 +1,40 @@
+"""The per-NIC sweep's section: each candidate interface's bandwidth and latency."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from nccldoctor.report import Report
+from nccldoctor.reports.sections import Table, view
+from nccldoctor.units import format_size
+
+
+def nic_sweep_table(report: Report) -> pd.DataFrame | None:
+    """Per candidate interface: bandwidth, % of line rate and latency, measured in fresh processes."""
+    sweep = report.sections.get("nic_sweep")
+    if not sweep:
+        return None
+
+    def number(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    lines = [
+        [
+            r["iface"] + (" (in use)" if r["in_use"] else ""),
+            format_size(r["size_bytes"]) if r["size_bytes"] else "-",
+            number(r["busbw_gbps"], ".3f"),
+            number(r["percent_of_line_rate"], ".0f"),
+            f"{r['line_rate_mbps']} Mb/s" if r["line_rate_mbps"] else "unknown",
+            number(r["latency_us"], ".1f"),
+            r["failed"] or "ok",
+        ]
+        for r in sweep["results"]
+    ]
+    columns = ["interface", "size", "busbw (GB/s)", "% of line rate", "line rate", "8 B latency (us)"]
+    return pd.DataFrame(lines, columns=[*columns, "status"])
+
+
+@view("nic_sweep", order=30)
+def draw(report: Report) -> list[Table]:
+    backend = report.sections["nic_sweep"].get("backend", "")
+    return [(f"Per-NIC sweep ({backend}, all_reduce in fresh processes)", nic_sweep_table(report))]
