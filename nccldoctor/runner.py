@@ -95,7 +95,7 @@ class Bench:
         store: dist.Store,
         supervisor: Supervisor,
         phases: list[Phase],
-        sinks: Callable[[bool], list[Sink]],
+        sinks: Callable[[Any], list[Sink]],
     ) -> None:
         self.config = config
         self.launch = launch
@@ -255,7 +255,7 @@ class Bench:
 
     def emit(self, report: Report) -> None:
         out_dir = self.prepare_out_dir()
-        for sink in self.sinks(self.config.run.quiet):
+        for sink in self.sinks(self.config.run):
             sink.emit(report, out_dir)
 
     def write_incomplete(self, cause: Cause, states: list[RankState]) -> None:
@@ -291,11 +291,11 @@ def _say(launch_rank: int, message: str) -> None:
 def run(
     argv: list[str] | None,
     plan: Callable[[BenchConfig], list[Phase]],
-    sinks: Callable[[bool], list[Sink]],
+    sinks: Callable[[Any], list[Sink]],
     early: EarlySignals | None = None,
 ) -> int:
     """The whole bench on this rank: `plan` gives the phases for the config, `sinks` the
-    report's outputs (quiet or not). Returns the exit code every rank agreed on."""
+    report's outputs for the run's output options. Returns the exit code every rank agreed on."""
     rank_hint = int(os.environ.get("RANK", "0")) if os.environ.get("RANK", "0").isdigit() else 0
     try:
         config = parse_args(argv)

@@ -1,14 +1,15 @@
 """Report sinks: one module per output format, each a peer over the same Report object.
 
-A sink is an object with `emit(report, out_dir)`. The bench builds the list with
-`make_sinks`; adding a format means adding a module and one entry in SINKS.
+A sink has `emit(report, out_dir)` and a `from_options(options)` class method that builds it
+for a run (or returns None when the run did not ask for it); `options` is the run's output
+options (`quiet`, and whatever flags a sink adds). Adding a format = its module + one entry in
+SINKS. Files are written first, so they are on disk before anything is printed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from nccldoctor.report import Report
 from nccldoctor.reports.csv_report import CsvSink
@@ -18,10 +19,14 @@ from nccldoctor.reports.terminal import TerminalSink
 
 
 class Sink(Protocol):
+    @classmethod
+    def from_options(cls, options: Any) -> Sink | None: ...
+
     def emit(self, report: Report, out_dir: Path) -> None: ...
 
 
-SINKS: dict[str, Callable[..., Sink]] = {
+# In writing order: the files, then the terminal.
+SINKS: dict[str, type[Sink]] = {
     "json": JsonSink,
     "csv": CsvSink,
     "markdown": MarkdownSink,
@@ -29,9 +34,10 @@ SINKS: dict[str, Callable[..., Sink]] = {
 }
 
 
-def make_sinks(quiet: bool = False) -> list[Sink]:
-    """Files first, so they are on disk before anything is printed."""
-    return [SINKS["json"](), SINKS["csv"](), SINKS["markdown"](), SINKS["terminal"](quiet=quiet)]
+def make_sinks(options: Any = None) -> list[Sink]:
+    """Every sink this run wants, in writing order (None: the defaults)."""
+    built = (sink.from_options(options) for sink in SINKS.values())
+    return [sink for sink in built if sink is not None]
 
 
 def emit_all(report: Report, out_dir: Path, sinks: list[Sink]) -> None:

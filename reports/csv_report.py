@@ -50,6 +50,10 @@ def _gappy_whole_numbers(frame: pd.DataFrame) -> list[str]:
 
 
 class CsvSink:
+    @classmethod
+    def from_options(cls, options: object) -> CsvSink:
+        return cls()
+
     def emit(self, report: Report, out_dir: Path) -> None:
         frame = pd.DataFrame(report.results, dtype=object)
         if frame.empty:  # a header still, so readers get the columns (e.g. after --ddp-only)

@@ -11,6 +11,10 @@ FILENAME = "report.json"
 
 
 class JsonSink:
+    @classmethod
+    def from_options(cls, options: object) -> JsonSink:
+        return cls()
+
     def emit(self, report: Report, out_dir: Path) -> None:
         path = out_dir / FILENAME
         tmp = path.with_suffix(".json.tmp")

@@ -73,5 +73,9 @@ def render(report: Report) -> str:
 
 
 class MarkdownSink:
+    @classmethod
+    def from_options(cls, options: object) -> MarkdownSink:
+        return cls()
+
     def emit(self, report: Report, out_dir: Path) -> None:
         (out_dir / FILENAME).write_text(render(report))

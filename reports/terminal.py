@@ -30,6 +30,10 @@ class TerminalSink:
         self.quiet = quiet
         self.console = console or make_console()
 
+    @classmethod
+    def from_options(cls, options: object) -> TerminalSink:
+        return cls(quiet=getattr(options, "quiet", False))
+
     def emit(self, report: Report, out_dir: Path | None) -> None:
         with contextlib.suppress(BrokenPipeError):  # the reader went away (`| head`)
             self._emit(report, out_dir)

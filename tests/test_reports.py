@@ -1,6 +1,7 @@
 """Every sink renders the same Report; report.json keeps its contract."""
 
 import json
+from types import SimpleNamespace
 
 import pandas as pd
 from rich.console import Console
@@ -149,6 +150,6 @@ def test_findings_are_located_by_node_and_hostname_when_hostnames_differ():
 
 def test_an_empty_results_csv_still_has_its_header(tmp_path):
     report = Report(job=JOB, environment={}, results=[], findings=[])
-    emit_all(report, tmp_path, make_sinks(quiet=True))
+    emit_all(report, tmp_path, make_sinks(SimpleNamespace(quiet=True)))
     header = (tmp_path / "results.csv").read_text().splitlines()[0].split(",")
     assert header[:3] == ["probe", "size_bytes", "count"] and "busbw_gbps" in header
