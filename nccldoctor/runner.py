@@ -35,14 +35,15 @@ from nccldoctor.nccl_capture import (
     read_capture,
     this_process_files,
 )
-from nccldoctor.netcheck import NetworkCheck, NetworkPlan
+from nccldoctor.net.nic_sweep import report_sweep
 from nccldoctor.outdir import prepare_out_dir
 from nccldoctor.probes import REGISTRY, ProbeContext, ProbeResult
 from nccldoctor.probes.checkpoint import judge_checkpoint, round_trip
 from nccldoctor.probes.ddp import WINDOW, DdpBenchmark, gather_summaries, report_ddp
 from nccldoctor.probes.health import STEPS as HEALTH_STEPS
 from nccldoctor.probes.health import HealthPhase
-from nccldoctor.probes.nic_sweep import iface_variants, report_sweep, sweep_config
+from nccldoctor.probes.network import NetworkCheck, NetworkPlan
+from nccldoctor.probes.nic_sweep import iface_variants, sweep_config
 from nccldoctor.probes.settings_sweep import (
     LOG_ROUND,
     backend_logs_tuning,

@@ -3,9 +3,8 @@
 A probe measures one thing on every rank and returns rows and findings; it never prints
 and never writes files (the bench and the report sinks do).
 
-The collective probes (and torch) load on first use of REGISTRY and friends, so the
-store-only checks (`nccldoctor.probes.interfaces`, `.ports`) import in milliseconds, which
-keeps `nccldoctor preflight` fast.
+The collective probes load on first use of REGISTRY and friends, so importing one phase's
+module (`nccldoctor.probes.network`, `.nic_sweep`, ...) does not import every collective.
 """
 
 import importlib
