@@ -3,8 +3,9 @@
 No rendezvous, no process group, no CUDA context. It resolves --master-addr as torch's store
 client does (getaddrinfo), tries one TCP connect to the master port, shows which local
 interface the route to the master leaves through and which ones NCCL and Gloo would pick
-(nccldoctor.netif's rules, *_SOCKET_IFNAME), and compares --nproc-per-node with the GPUs
-that NVML and CUDA_VISIBLE_DEVICES leave visible. The report follows the bench's report.json
+(nccldoctor.net's rules, *_SOCKET_IFNAME) and judges them as the bench does, and compares
+--nproc-per-node with the GPUs that NVML (read per GPU, nccldoctor.gpuhealth) and
+CUDA_VISIBLE_DEVICES leave visible. The report follows the bench's report.json
 contract: `results` is empty and a `preflight` section holds what each check saw.
 """
 
@@ -21,16 +22,26 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from nccldoctor import gpuhealth
 from nccldoctor.argtypes import seconds, whole_number
 from nccldoctor.environment import relevant_env
 from nccldoctor.errors import UsageError
 from nccldoctor.findings import Finding, Severity, make_finding
-from nccldoctor.netif import Choice, Iface, local_interfaces, resolve_hostname
+from nccldoctor.net.interfaces import (
+    SOCKET_VARIABLE,
+    Choice,
+    Iface,
+    local_interfaces,
+    real_nics,
+    resolve_hostname,
+)
+from nccldoctor.net.inventory import NodeNet
+from nccldoctor.net.judge import judge_choice, predict
+from nccldoctor.net.routes import owner_of, route
+from nccldoctor.net.sockets import OPEN, REFUSED, TIMEOUT, UNREACHABLE, connect_all
 from nccldoctor.outdir import prepare_out_dir
-from nccldoctor.probes.interfaces import SOCKET_VARIABLE, NodeNet, predict
 from nccldoctor.report import Report
 from nccldoctor.reports import emit_all, make_sinks
-from nccldoctor.tcpcheck import OPEN, REFUSED, TIMEOUT, UNREACHABLE, connect_all, source_address
 
 # Linux resends a lost SYN after 1 s: 3 s lets one loss pass on an open path, and a filtered
 # port costs only 3 s.
@@ -100,19 +111,9 @@ def best_outcome(outcomes: dict[str, str]) -> tuple[str, str]:
 
 def placement(address: str, ifaces: list[Iface]) -> str:
     """'loopback', 'local' (an address of this node: this node is the master) or 'remote'."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if ip.is_loopback:
+    if ipaddress.ip_address(address.split("%", 1)[0]).is_loopback:
         return "loopback"
-    return "local" if any(net.ip == ip for i in ifaces for net in i.networks) else "remote"
-
-
-def route_interface(address: str, ifaces: list[Iface]) -> tuple[str | None, Iface | None]:
-    """The source address the kernel picks toward `address`, and the interface that owns it."""
-    source = source_address(address)
-    if source is None:
-        return None, None
-    ip = ipaddress.ip_address(source.split("%", 1)[0])
-    return source, next((i for i in ifaces if any(net.ip == ip for net in i.networks)), None)
+    return "local" if owner_of(address, ifaces) else "remote"
 
 
 @dataclass
@@ -143,7 +144,7 @@ def check_master(host: str, port: int, timeout_s: float, ifaces: list[Iface]) ->
     check.outcomes = {a: results[(a, port)] for a in check.addresses}
     address, _ = check.best
     check.where = placement(address, ifaces)
-    check.source, check.iface = route_interface(address, ifaces)
+    check.source, check.iface = route(address, ifaces)
     return check
 
 
@@ -215,51 +216,19 @@ def judge_route(check: MasterCheck, ifaces: list[Iface]) -> list[Finding]:
 
 
 # -- the socket interfaces NCCL and Gloo would use ---------------------------------------------
-def real_nics(ifaces: list[Iface]) -> list[str]:
-    return [i.name for i in ifaces if i.up and i.has_ip and not i.virtual]
-
-
-def _best_nic(ifaces: list[Iface], route_iface: Iface | None) -> str:
-    """The NIC a fix should name: the one that reaches the master, else any real one."""
-    if route_iface is not None and route_iface.name in real_nics(ifaces):
-        return route_iface.name
-    return (real_nics(ifaces) or ["<interface>"])[0]
-
-
 def judge_backend(node: NodeNet, backend: str, choice: Choice, check: MasterCheck) -> list[Finding]:
-    """iface_missing / iface_down / iface_virtual for one backend's predicted interfaces."""
-    export = f"export {SOCKET_VARIABLE[backend]}={_best_nic(node.ifaces, check.iface)}"
-    evidence = {"backend": backend, "rule": choice.rule, "chosen": choice.names}
-    if not choice.ifaces:
-        present = ", ".join(i.name for i in node.ifaces)
-        message = f"{backend}: {choice.rule} matches no interface on {node.hostname}; it has {present}"
-        fix = f"{export}  (an interface that exists here)"
-        return [make_finding("iface_missing", message, evidence=evidence, fix=fix)]
-    findings = []
-    down = [i.name for i in choice.ifaces if not i.up]
-    if down:
-        message = f"{backend} would use {', '.join(down)}, which is down"
-        fix = f"bring it up (ip link set {down[0]} up) or {export}"
-        findings.append(make_finding("iface_down", message, evidence=evidence, fix=fix))
-    first = choice.ifaces[0]
-    if first.virtual and check.where in ("remote", "local"):
-        findings.append(_virtual_choice(backend, first, choice, check, export, evidence))
-    return findings
+    """iface_missing / iface_down / iface_virtual: the bench's judge (nccldoctor.net.judge), told
+    what only preflight knows: where the master is, and the interface the route to it leaves by."""
+    return judge_choice(node, backend, choice, _spans_nodes(check.where), toward_master=check.iface)
 
 
-def _virtual_choice(
-    backend: str, iface: Iface, choice: Choice, check: MasterCheck, export: str, evidence: dict
-) -> Finding:
-    # A remote master proves the job spans nodes. On the master itself (a non-loopback master
-    # address) it probably does, but a single-node run cannot be ruled out: warn there.
-    message = (
-        f"{backend} would carry traffic between nodes on {iface.name} ({choice.rule}), "
-        "which does not leave this host"
-    )
-    if check.where == "remote":
-        return make_finding("iface_virtual", message, evidence=evidence, fix=export)
-    message += " (this node is the master: a problem if the job spans nodes)"
-    return make_finding("iface_virtual", message, evidence=evidence, fix=export, severity=Severity.WARN)
+def _spans_nodes(where: str | None) -> bool | None:
+    """A remote master proves the job spans nodes; a loopback one (or none) rules it out. On the
+    master itself (a non-loopback master address) it probably does, but a single-node run
+    cannot be ruled out: None, which the judge makes a warning."""
+    if where == "local":
+        return None
+    return where == "remote"
 
 
 def route_note(backend: str, choice: Choice, check: MasterCheck) -> str | None:
@@ -284,7 +253,7 @@ class Gpus:
     visible: int  # what CUDA_VISIBLE_DEVICES leaves of them
     names: tuple[str, ...] = ()
     cuda_visible_devices: str | None = None
-    error: str | None = None  # why NVML could not count
+    error: str | None = None  # why NVML could not count, or which GPUs it could not read
 
 
 def count_visible(physical: int, cuda_visible_devices: str | None) -> int:
@@ -304,27 +273,20 @@ def count_visible(physical: int, cuda_visible_devices: str | None) -> int:
     return min(len(set(valid)), physical)
 
 
-def read_gpus(environ: dict[str, str] | None = None) -> Gpus:
-    """NVML's GPUs (no CUDA context, fast), restricted by CUDA_VISIBLE_DEVICES."""
-    cvd = (os.environ if environ is None else environ).get("CUDA_VISIBLE_DEVICES")
-    try:
-        import pynvml
-    except ImportError:
-        return Gpus(0, 0, cuda_visible_devices=cvd, error="nvidia-ml-py (pynvml) is not installed")
-    try:
-        pynvml.nvmlInit()
-        try:
-            handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
-            names = tuple(_text(pynvml.nvmlDeviceGetName(h)) for h in handles)
-        finally:
-            pynvml.nvmlShutdown()
-    except pynvml.NVMLError as exc:
-        return Gpus(0, 0, cuda_visible_devices=cvd, error=f"NVML: {exc}")
-    return Gpus(len(names), count_visible(len(names), cvd), names, cvd)
+def count_gpus() -> Gpus:
+    """NVML's GPUs (no CUDA context, fast), restricted by CUDA_VISIBLE_DEVICES.
 
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value  # older pynvml returns bytes
+    Read one GPU at a time (nccldoctor.gpuhealth): a GPU NVML cannot open or has lost is not
+    counted, and is named in `error`; the others still are.
+    """
+    cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
+    inventory = gpuhealth.read_gpus()
+    if not inventory.available:
+        return Gpus(0, 0, cuda_visible_devices=cvd, error=inventory.error)
+    usable = [g for g in inventory.gpus if not g.error]
+    lost = "; ".join(f"GPU {g.index}: {g.error}" for g in inventory.gpus if g.error)
+    names = tuple(g.name for g in usable if g.name)
+    return Gpus(len(usable), count_visible(len(usable), cvd), names, cvd, lost or None)
 
 
 def judge_gpus(nproc: int | None, gpus: Gpus) -> list[Finding]:
@@ -350,9 +312,8 @@ def judge_gpus(nproc: int | None, gpus: Gpus) -> list[Finding]:
 def collect_node(timeout_s: float) -> NodeNet:
     """This node's interfaces, socket variables and hostname address (the lookup is bounded)."""
     hostname = socket.gethostname()
-    # node_rank is unknown before torchrun; predict() reads only interfaces, env and address.
     return NodeNet(
-        node_rank=0,
+        node_rank=None,  # unknown before torchrun
         hostname=hostname,
         hostname_address=_bounded(lambda: resolve_hostname(hostname), timeout_s),
         ifaces=local_interfaces(),
@@ -363,7 +324,7 @@ def collect_node(timeout_s: float) -> NodeNet:
 def run_preflight(config: PreflightConfig, gpus: Gpus | None = None) -> Report:
     """Every check, judged, as a Report (`gpus` injectable: tests have no GPUs)."""
     start = time.monotonic()
-    gpus = read_gpus() if gpus is None else gpus
+    gpus = count_gpus() if gpus is None else gpus
     backend = "nccl" if gpus.visible else "gloo"
     node = collect_node(config.timeout_s)
     check = check_master(config.master_addr, config.master_port, config.timeout_s, node.ifaces)
@@ -489,7 +450,8 @@ def _gpu_cells(gpus: Gpus, nproc: int | None, backend: str) -> tuple[str, str]:
         return "0 visible", f"{why}: the job will run Gloo on CPU"
     model = f" x {gpus.names[0]}" if gpus.names else ""
     asked = f"; --nproc-per-node {nproc}" if nproc is not None else ""
-    return f"{gpus.visible} visible{model}", f"{gpus.physical} in NVML{cvd}{asked}; backend {backend}"
+    lost = f"; not counted: {gpus.error}" if gpus.error else ""
+    return f"{gpus.visible} visible{model}", f"{gpus.physical} in NVML{cvd}{asked}; backend {backend}{lost}"
 
 
 # -- the command -------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The network phase: the check before the process group: interfaces, then ports, through the store only.
+"""The bench's network phase, before the process group: interfaces, then ports, through the store only.
 
 The master port already works (the job got this far), so the rendezvous store is the one
 channel that cannot hang on a broken network. In two rounds:
@@ -9,7 +9,8 @@ channel that cannot hang on a broken network. In two rounds:
 2. ports (multi-node, when round 1 says go): each node listens on sampled ephemeral ports
    and --ports on its chosen address; every node connects to every other; rank 0 judges.
 
-Every wait is bounded by the run's deadline (the supervisor's remaining time).
+Every wait is bounded by the run's deadline (the supervisor's remaining time). This module moves
+inventories and port lists through the store; what they mean is judged in nccldoctor.net.
 """
 
 from __future__ import annotations
@@ -26,11 +27,10 @@ import torch.distributed as dist
 from nccldoctor.config import BenchConfig, NetworkOptions
 from nccldoctor.errors import UsageError
 from nccldoctor.findings import Severity
-from nccldoctor.netif import Choice
-from nccldoctor.phase import Phase, PhaseContext, PhaseResult
-from nccldoctor.probes.interfaces import NodeNet, collect_node_net, judge_interfaces, network_section
-from nccldoctor.probes.nic_sweep import plan_sweep
-from nccldoctor.probes.ports import (
+from nccldoctor.net.inventory import NodeNet, collect_node_net, network_section
+from nccldoctor.net.judge import judge_interfaces, listen_address
+from nccldoctor.net.nic_sweep import plan_sweep
+from nccldoctor.net.ports import (
     CONNECT_TIMEOUT_S,
     Connected,
     Listening,
@@ -40,8 +40,10 @@ from nccldoctor.probes.ports import (
     port_summary,
     targets_of,
 )
+from nccldoctor.net.routes import source_address
+from nccldoctor.net.sockets import connect_all, ephemeral_range
+from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.runtime import LaunchEnv, hostname, wait_for
-from nccldoctor.tcpcheck import connect_all, ephemeral_range, source_address
 
 
 @dataclass
@@ -166,7 +168,7 @@ class NetworkCheck:
         decision: dict[str, Any] = {
             "verdict": "usage" if usage else "stop" if blocked else "go",
             "message": usage,
-            "targets": {n.node_rank: _listen_address(n, choices[n.node_rank]) for n in nodes},
+            "targets": {n.node_rank: listen_address(n, choices[n.node_rank]) for n in nodes},
             "in_use": in_use,
             "sweep": sweep,
         }
@@ -197,18 +199,3 @@ class NetworkCheck:
         keys = [f"{prefix}/{n}" for n in range(self.launch.nnodes)]
         self._wait(keys)
         return {n: json.loads(raw) for n, raw in enumerate(self.store.multi_get(keys))}
-
-
-def _listen_address(node: NodeNet, choice: Choice) -> str | None:
-    """The address the backend's sockets bind on this node: Gloo's hostname address, else the
-    chosen interface's first IPv4 address (NCCL prefers IPv4 unless told AF_INET6)."""
-    hostname_is_used = choice.rule.startswith("hostname") and node.hostname_address and choice.ifaces
-    if hostname_is_used and any(
-        net.ip.compressed == node.hostname_address for net in choice.ifaces[0].networks
-    ):
-        return node.hostname_address
-    if not choice.ifaces:
-        return None
-    networks = sorted(choice.ifaces[0].networks, key=lambda net: net.version)
-    usable = [net for net in networks if not net.ip.is_link_local]
-    return usable[0].ip.compressed if usable else None

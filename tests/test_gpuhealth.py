@@ -13,85 +13,19 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from helpers.fake_nvml import (
+    DRIVER_NOT_LOADED,
+    FUNCTION_NOT_FOUND,
+    GPU_IS_LOST,
+    NO_PERMISSION,
+    NVMLError,
+    fake_nvml,
+)
 
 from nccldoctor.findings import Severity
 from nccldoctor.gpuhealth import GpuInventory, GpuReading, Thresholds, health_rows, judge_gpus, read_gpus
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nvml"
-
-# NVML return codes (nvml.h) the fake raises.
-NOT_SUPPORTED, NO_PERMISSION, DRIVER_NOT_LOADED, FUNCTION_NOT_FOUND, GPU_IS_LOST = 3, 4, 9, 13, 15
-_MESSAGES = {
-    NOT_SUPPORTED: "Not Supported",
-    NO_PERMISSION: "Insufficient Permissions",
-    DRIVER_NOT_LOADED: "Driver Not Loaded",
-    FUNCTION_NOT_FOUND: "Function Not Found",
-    GPU_IS_LOST: "GPU is lost",
-}
-
-
-class NVMLError(Exception):
-    """Like pynvml.NVMLError: the NVML return code in .value."""
-
-    def __init__(self, value: int) -> None:
-        super().__init__(value)
-        self.value = value
-
-    def __str__(self) -> str:
-        return _MESSAGES.get(self.value, f"NVML error {self.value}")
-
-
-def fake_nvml(
-    gpus: list[dict], *, init_error: int | None = None, drop: tuple[str, ...] = ()
-) -> SimpleNamespace:
-    """A module-like object with pynvml's function names, answering from `gpus` (one dict per GPU).
-
-    A GPU's dict maps an NVML function name to its answer: a value, a dict keyed by the call's
-    arguments, or an NVMLError to raise. A function the dict lacks raises NotSupported, as NVML
-    does for a feature the board does not have. `drop` removes functions (an older binding).
-    """
-    calls = {"init": 0, "shutdown": 0}
-
-    def init():
-        calls["init"] += 1
-        if init_error is not None:
-            raise NVMLError(init_error)
-
-    def shutdown():
-        calls["shutdown"] += 1
-
-    def handle(index):
-        if gpus[index].get("lost"):
-            raise NVMLError(GPU_IS_LOST)
-        return index
-
-    def device_fn(name):
-        def fn(handle, *args):
-            answer = gpus[handle].get(name, NVMLError(NOT_SUPPORTED))
-            if isinstance(answer, dict):
-                key = args[0] if len(args) == 1 else args
-                answer = answer.get(key, NVMLError(NOT_SUPPORTED))
-            if isinstance(answer, NVMLError):
-                raise answer
-            return answer
-
-        return fn
-
-    device_fns = {name: device_fn(name) for spec in gpus for name in spec if name.startswith("nvmlDevice")}
-    module = SimpleNamespace(
-        NVMLError=NVMLError,
-        NVML_NVLINK_MAX_LINKS=18,
-        calls=calls,
-        nvmlInit=init,
-        nvmlShutdown=shutdown,
-        nvmlSystemGetDriverVersion=lambda: "535.183.01",
-        nvmlDeviceGetCount=lambda: len(gpus),
-        nvmlDeviceGetHandleByIndex=handle,
-        **device_fns,
-    )
-    for name in drop:
-        delattr(module, name)
-    return module
 
 
 def h100_spec(**overrides) -> dict:

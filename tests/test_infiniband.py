@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from nccldoctor.infiniband import IbPort, ib_ports
+from nccldoctor.net.infiniband import IbPort, ib_ports
 
 
 def make_port(root, device, port, **files):

@@ -1,7 +1,8 @@
 """Judging the predicted interfaces of every node (synthetic inventories)."""
 
-from nccldoctor.netif import Iface
-from nccldoctor.probes.interfaces import NodeNet, judge_interfaces
+from nccldoctor.net.interfaces import Iface
+from nccldoctor.net.inventory import NodeNet
+from nccldoctor.net.judge import judge_interfaces
 
 
 def node(rank, *ifaces, env=None, hostname_address="auto"):

@@ -8,11 +8,11 @@ import os
 import shutil
 from pathlib import Path
 
-from nccldoctor.infiniband import IbPort
 from nccldoctor.nccl_capture import environment, judge_captures, plan_capture, read_capture
 from nccldoctor.nccl_log import parse_nccl_log_files
-from nccldoctor.netif import Iface
-from nccldoctor.probes.interfaces import NodeNet
+from nccldoctor.net.infiniband import IbPort
+from nccldoctor.net.interfaces import Iface
+from nccldoctor.net.inventory import NodeNet
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nccl"
 NO_IB_SOCKETS = FIXTURES / "socket_noib_2.19_nccl_1267.log"  # NET/IB : No device found; Socket on ens7

@@ -2,7 +2,7 @@
 
 import pytest
 
-from nccldoctor.netif import Iface, gloo_choice, nccl_choice, parse_nccl_ifname
+from nccldoctor.net.interfaces import Iface, gloo_choice, nccl_choice, parse_nccl_ifname
 
 NODE = [
     Iface("lo", ("127.0.0.1/8", "::1/128")),

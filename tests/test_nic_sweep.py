@@ -1,16 +1,11 @@
 """Planning and judging the per-NIC sweep (synthetic inventories and outcomes)."""
 
 from nccldoctor.config import parse_args
-from nccldoctor.netif import Iface
-from nccldoctor.probes.interfaces import NodeNet, judge_interfaces
-from nccldoctor.probes.nic_sweep import (
-    NicResult,
-    iface_variants,
-    judge_sweep,
-    plan_sweep,
-    summarize,
-    sweep_config,
-)
+from nccldoctor.net.interfaces import Iface
+from nccldoctor.net.inventory import NodeNet
+from nccldoctor.net.judge import judge_interfaces
+from nccldoctor.net.nic_sweep import NicResult, judge_sweep, plan_sweep, summarize
+from nccldoctor.probes.nic_sweep import iface_variants, sweep_config
 from nccldoctor.variants import Variant, VariantOutcome
 
 LO = Iface("lo", ("127.0.0.1/8",), mtu=65536)
@@ -109,7 +104,7 @@ def test_close_enough_or_already_best_is_quiet_and_failures_are_named():
 
 
 def test_report_names_variants_left_out_for_time_and_wrong_data_in_a_variant():
-    from nccldoctor.probes.nic_sweep import report_sweep
+    from nccldoctor.net.nic_sweep import report_sweep
 
     variants = iface_variants(["eth0", "eth1"], "gloo")
     bad = outcome("eth0", busbw=1.0)

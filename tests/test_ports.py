@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from nccldoctor.probes.ports import Connected, Listening, blocks_backend, extra_ports, judge_ports
-from nccldoctor.tcpcheck import (
+from nccldoctor.net.ports import Connected, Listening, blocks_backend, extra_ports, judge_ports
+from nccldoctor.net.sockets import (
     OPEN,
     REFUSED,
     TIMEOUT,

@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.fake_nvml import fake_nvml
 
 from nccldoctor.errors import UsageError
 from nccldoctor.findings import Severity
-from nccldoctor.netif import Choice, Iface
+from nccldoctor.net.interfaces import Choice, Iface
+from nccldoctor.net.inventory import NodeNet
 from nccldoctor.preflight import (
     Gpus,
     MasterCheck,
@@ -30,7 +32,6 @@ from nccldoctor.preflight import (
     route_note,
     run_preflight,
 )
-from nccldoctor.probes.interfaces import NodeNet
 
 LO = Iface("lo", ("127.0.0.1/8",), mtu=65536)
 ETH = Iface("eth0", ("10.0.0.2/24",), mtu=1500, speed_mbps=25000)
@@ -168,7 +169,7 @@ def test_route_through_a_bridge_to_a_remote_master_is_virtual():
 
 # -- socket interfaces --------------------------------------------------------------------------
 def node(*ifaces: Iface, env=None, hostname_address: str | None = "10.0.0.2") -> NodeNet:
-    return NodeNet(0, "host1", hostname_address, list(ifaces), env or {})
+    return NodeNet(None, "host1", hostname_address, list(ifaces), env or {})  # no rank before torchrun
 
 
 def test_missing_gloo_interface_names_what_exists_and_the_nic_toward_the_master():
@@ -253,6 +254,21 @@ def test_more_processes_than_gpus_fails_the_report(no_socket_variables):
     report = run_preflight(config, gpus=Gpus(physical=8, visible=2, cuda_visible_devices="0,1"))
     assert ("gpu_count_mismatch", "fail") in codes(report.findings)
     assert report.verdict == "fail" and report.exit_code == 1
+
+
+def test_a_gpu_nvml_cannot_open_is_not_counted_and_the_others_are(monkeypatch, no_socket_variables):
+    # preflight reads GPUs one by one (nccldoctor.gpuhealth): a lost GPU must not hide its neighbours
+    h100 = {"nvmlDeviceGetName": "NVIDIA H100 80GB HBM3"}
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml([h100, {"lost": True}, h100]))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    config = PreflightConfig(master_addr="127.0.0.1", master_port=free_port(), nproc_per_node=2)
+    data = run_preflight(config).to_dict()
+    gpus = data["preflight"]["gpus"]
+    assert (gpus["physical"], gpus["visible"]) == (2, 2) and data["job"]["backend"] == "nccl"
+    assert "GPU 1" in gpus["error"] and "GPU is lost" in gpus["error"]
+    assert not [f for f in data["findings"] if f["code"] == "gpu_count_mismatch"]
+    gpu_row = next(r for r in data["preflight"]["checks"] if r["check"] == "GPUs")
+    assert gpu_row["result"] == "2 visible x NVIDIA H100 80GB HBM3"
 
 
 @pytest.mark.parametrize(

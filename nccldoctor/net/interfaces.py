@@ -1,4 +1,4 @@
-"""Which network interface will the backend use? NCCL's and Gloo's rules, as pure functions.
+"""A node's interfaces, and which of them the backend will use: NCCL's and Gloo's rules, as pure functions.
 
 NCCL (src/misc/socket.cc, ncclFindInterfaces), for its bootstrap and socket transport:
 - NCCL_SOCKET_IFNAME, when set to more than one character: a comma list of name prefixes;
@@ -20,10 +20,11 @@ Either way a multi-node job cannot connect.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 VIRTUAL_PREFIXES = ("lo", "docker", "virbr", "veth", "br-", "cni", "flannel", "cali", "vxlan", "tun", "tap")
+SOCKET_VARIABLE = {"gloo": "GLOO_SOCKET_IFNAME", "nccl": "NCCL_SOCKET_IFNAME"}  # what steers each choice
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,11 @@ class Iface:
     @property
     def virtual(self) -> bool:
         return self.name.startswith(VIRTUAL_PREFIXES)
+
+
+def real_nics(ifaces: list[Iface]) -> list[str]:
+    """The interfaces traffic between nodes can use (up, addressed, leaving the host), by name."""
+    return [i.name for i in ifaces if i.up and i.has_ip and not i.virtual]
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,7 @@ def parse_nccl_ifname(value: str) -> IfnameSpec:
     return IfnameSpec(names=names, exclude=exclude, exact=exact)
 
 
-def _family_ok(net, family: str | None) -> bool:
+def _family_ok(net: ipaddress.IPv4Interface | ipaddress.IPv6Interface, family: str | None) -> bool:
     if net.version == 6 and net.ip.is_loopback:
         return False
     return family is None or (family == "AF_INET") == (net.version == 4)
@@ -102,14 +108,15 @@ def nccl_choice(ifaces: list[Iface], env: dict[str, str]) -> Choice:
     if len(value) > 1:
         return Choice(_select(ifaces, parse_nccl_ifname(value), family), f"NCCL_SOCKET_IFNAME={value}")
     notes = ["NCCL_SOCKET_IFNAME of one character is ignored by NCCL"] if value else []
-    for rule, spec in _nccl_default_rules(ifaces, env.get("NCCL_COMM_ID")):
+    for rule, spec in _nccl_default_rules(env.get("NCCL_COMM_ID")):
         chosen = _select(ifaces, spec, family) if spec else rule_matches_subnet(ifaces, env["NCCL_COMM_ID"])
         if chosen:
             return Choice(chosen, rule, notes)
     return Choice([], "default: no usable interface", notes)
 
 
-def _nccl_default_rules(ifaces: list[Iface], comm_id: str | None):
+def _nccl_default_rules(comm_id: str | None) -> Iterator[tuple[str, IfnameSpec | None]]:
+    """NCCL's fallbacks in its order; None: the NCCL_COMM_ID subnet rule (not a name pattern)."""
     yield "default: ib*", IfnameSpec(("ib",))
     if comm_id and len(comm_id) > 1:
         yield f"default: same subnet as NCCL_COMM_ID={comm_id}", None

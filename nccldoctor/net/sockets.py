@@ -1,4 +1,4 @@
-"""TCP reachability without hanging: many connects in parallel, each bounded; listeners; routes.
+"""TCP reachability without hanging: many connects in parallel, each bounded; listeners; ports.
 
 Used by the bench's port check (store-only, before the process group) and by preflight.
 Outcomes are what a firewall looks like from the connecting side: `open`; `refused` (a RST:
@@ -54,7 +54,9 @@ def connect_all(
     return results
 
 
-def _connect_batch(batch: list[tuple[str, int]], timeout_s: float, source: str | None) -> dict:
+def _connect_batch(
+    batch: list[tuple[str, int]], timeout_s: float, source: str | None
+) -> dict[tuple[str, int], str]:
     results: dict[tuple[str, int], str] = {}
     selector = selectors.DefaultSelector()
     try:
@@ -77,7 +79,9 @@ def _connect_batch(batch: list[tuple[str, int]], timeout_s: float, source: str |
     return results
 
 
-def _start_connect(target: tuple[str, int], source: str | None, results: dict) -> socket.socket | None:
+def _start_connect(
+    target: tuple[str, int], source: str | None, results: dict[tuple[str, int], str]
+) -> socket.socket | None:
     host, port = target
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -93,20 +97,6 @@ def _start_connect(target: tuple[str, int], source: str | None, results: dict) -
     results[target] = _outcome(err)
     sock.close()
     return None
-
-
-def source_address(destination: str, port: int = 9) -> str | None:
-    """The local address the kernel would use to reach `destination` (None: no route).
-
-    A UDP connect only consults the routing table; no packet is sent.
-    """
-    family = socket.AF_INET6 if ":" in destination else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.connect((destination, port))
-        except OSError:
-            return None
-        return sock.getsockname()[0]
 
 
 def ephemeral_range(path: Path = EPHEMERAL_RANGE_FILE) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""Port check: can every node open TCP connections to the ports the backend will listen on?
+"""The port mesh: can every node open TCP connections to the ports the backend will listen on?
 
 NCCL's bootstrap and socket transport and Gloo's pairs listen on ephemeral ports
 (net.ipv4.ip_local_port_range), on the address of the interface they chose. A firewall that
@@ -7,6 +7,10 @@ process-group init, the classic "Port blocked -> initialization hangs". So each 
 on ports sampled across its own ephemeral range (plus the user's --ports) on that address,
 and every other node connects to them from its own chosen address, all in parallel with a
 short timeout. Store only, before any collective.
+
+Owned here: what each node publishes (Listening, Connected), opening the listeners, the
+connect targets, the judgement (`port_blocked`) and the report's `network.ports` entry.
+nccldoctor.probes.network moves them through the store.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from nccldoctor.findings import Finding, make_finding
-from nccldoctor.tcpcheck import OPEN, REFUSED, TIMEOUT, Listeners, compress_ports, sample_ports
+from nccldoctor.net.sockets import OPEN, REFUSED, TIMEOUT, Listeners, compress_ports, sample_ports
 
 PORT_SAMPLES = 16  # per node, one from each 1/16 of its ephemeral range
 MAX_EXTRA_PORTS = 1024  # --ports beyond this are sampled: every port costs a socket on every peer
