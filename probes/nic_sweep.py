@@ -79,5 +79,3 @@ class NicSweepPhase(Phase):
             variants, outcomes, network.in_use, ctx.job.backend, network.nodes, ctx.job.nodes_of
         )
         return PhaseResult(findings=findings, sections={"nic_sweep": section})
-=======
->>>>>>> net
