@@ -11,6 +11,7 @@ import pandas as pd
 from nccldoctor import __version__
 from nccldoctor.environment import differences_by_node
 from nccldoctor.findings import Finding, exit_code, verdict
+from nccldoctor.rows import Row, rows_frame
 
 if TYPE_CHECKING:  # torch loads in seconds: preflight and `show` must not pay for it
     from nccldoctor.runtime import Job, RankInfo
@@ -34,7 +35,7 @@ OPTIONAL_SECTIONS = (
 class Report:
     job: dict[str, Any]
     environment: dict[str, Any]
-    results: list[dict[str, Any]]
+    results: list[Row]
     findings: list[Finding]
     complete: bool = True
     strict: bool = False
@@ -52,12 +53,12 @@ class Report:
         return exit_code(self.verdict, self.strict)
 
     def results_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.results)
+        return rows_frame(self.results)
 
     @property
-    def probe_results(self) -> list[dict[str, Any]]:
+    def probe_results(self) -> list[Row]:
         """The main run's rows, without those a sweep measured under other settings."""
-        return [row for row in self.results if not row.get("sweep")]
+        return [row for row in self.results if row.sweep is None]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,7 +71,7 @@ class Report:
             "strict": self.strict,
             "job": self.job,
             "environment": self.environment,
-            "results": self.results,
+            "results": [row.to_dict() for row in self.results],
             "findings": [f.to_dict() for f in self.findings],
             **self.sections,
         }
@@ -80,7 +81,7 @@ class Report:
         return cls(
             job=data["job"],
             environment=data["environment"],
-            results=data["results"],
+            results=[Row.from_dict(row) for row in data["results"]],
             findings=[Finding.from_dict(f) for f in data["findings"]],
             complete=data["complete"],
             strict=data.get("strict", False),

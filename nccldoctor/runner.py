@@ -55,6 +55,7 @@ from nccldoctor.probes.stragglers import ScoreThresholds
 from nccldoctor.progress import ProgressDisplay
 from nccldoctor.report import Report, describe_environment, describe_job
 from nccldoctor.reports import emit_all, make_sinks
+from nccldoctor.rows import Row
 from nccldoctor.runtime import (
     Job,
     LaunchEnv,
@@ -88,7 +89,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.rows: list[dict] = []
+        self.rows: list[Row] = []
         self.findings: list[Finding] = []
 
     def add(self, result: ProbeResult) -> None:
@@ -96,7 +97,7 @@ class Recorder:
             self.rows.extend(result.rows)
             self.findings.extend(result.findings)
 
-    def snapshot(self) -> tuple[list[dict], list[Finding]]:
+    def snapshot(self) -> tuple[list[Row], list[Finding]]:
         with self._lock:
             return list(self.rows), list(self.findings)
 
@@ -110,7 +111,7 @@ class Bench:
         self.store = store
         self.supervisor = supervisor
         self.recorder = Recorder()
-        self.sweep_rows: list[dict] = []  # the settings sweep's rows, labelled with their setting
+        self.sweep_rows: list[Row] = []  # the settings sweep's rows, labelled with their setting
         self.probe_seconds = 0.0  # how long the main probes took: a yardstick for a sweep's runs
         self.job: Job | None = None
         self.network: NetworkCheck | None = None

@@ -5,10 +5,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from nccldoctor.config import BenchConfig
 from nccldoctor.findings import Finding
+from nccldoctor.rows import Row
 from nccldoctor.runtime import Job
 
 
@@ -26,7 +27,7 @@ class ProbeContext:
 
 @dataclass
 class ProbeResult:
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
 
