@@ -1,6 +1,6 @@
 """One result row: one collective at one size and mode, measured on every rank and gathered.
 
-The collective probes make Rows; the sweeps label them; the analysis, the tables, results.csv
+The collective probes make Rows; the sweeps label copies; the analysis, the tables, results.csv
 and report.json's `results[]` read them. A Row crosses process boundaries (a sweep worker's
 file, report.json) as `to_dict()` and comes back through `from_dict()`.
 """
