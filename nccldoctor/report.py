@@ -11,6 +11,7 @@ import pandas as pd
 from nccldoctor import __version__
 from nccldoctor.environment import differences_by_node
 from nccldoctor.findings import Finding, exit_code, verdict
+from nccldoctor.rows import Row, rows_frame
 
 if TYPE_CHECKING:  # torch loads in seconds: preflight and `show` must not pay for it
     from nccldoctor.runtime import Job, RankInfo
@@ -23,20 +24,16 @@ CORE_KEYS = frozenset(
 )
 
 
-def main_rows(rows: list) -> list:
+def main_rows(rows: list[Row]) -> list[Row]:
     """The run's own rows, without those a sweep measured under other settings."""
-    return [row for row in rows if not _sweep_of(row)]
-
-
-def _sweep_of(row: Any) -> str | None:
-    return row.get("sweep") if isinstance(row, dict) else row.sweep
+    return [row for row in rows if row.sweep is None]
 
 
 @dataclass
 class Report:
     job: dict[str, Any]
     environment: dict[str, Any]
-    results: list[dict[str, Any]]
+    results: list[Row]
     findings: list[Finding]
     complete: bool = True
     strict: bool = False
@@ -54,10 +51,10 @@ class Report:
         return exit_code(self.verdict, self.strict)
 
     def results_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.results)
+        return rows_frame(self.results)
 
     @property
-    def probe_results(self) -> list[dict[str, Any]]:
+    def probe_results(self) -> list[Row]:
         """The main run's rows, without those a sweep measured under other settings."""
         return main_rows(self.results)
 
@@ -72,7 +69,7 @@ class Report:
             "strict": self.strict,
             "job": self.job,
             "environment": self.environment,
-            "results": self.results,
+            "results": [row.to_dict() for row in self.results],
             "findings": [f.to_dict() for f in self.findings],
             **self.sections,
         }
@@ -82,7 +79,7 @@ class Report:
         return cls(
             job=data["job"],
             environment=data["environment"],
-            results=data["results"],
+            results=[Row.from_dict(row) for row in data["results"]],
             findings=[Finding.from_dict(f) for f in data["findings"]],
             complete=data["complete"],
             strict=data.get("strict", False),

@@ -34,6 +34,7 @@ from nccldoctor.outdir import prepare_out_dir
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.progress import ProgressDisplay
 from nccldoctor.report import Report, describe_environment, describe_job, main_rows
+from nccldoctor.rows import Row
 from nccldoctor.runtime import (
     Job,
     LaunchEnv,
@@ -69,7 +70,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.rows: list = []
+        self.rows: list[Row] = []
         self.early: list[Finding] = []  # the store-only phases' findings
         self.findings: list[Finding] = []
         self.sections: dict[str, Any] = {}
@@ -80,7 +81,7 @@ class Recorder:
             (self.early if early else self.findings).extend(result.findings)
             self.sections.update(result.sections)
 
-    def snapshot(self) -> tuple[list, list[Finding], list[Finding], dict[str, Any]]:
+    def snapshot(self) -> tuple[list[Row], list[Finding], list[Finding], dict[str, Any]]:
         with self._lock:
             return list(self.rows), list(self.early), list(self.findings), dict(self.sections)
 

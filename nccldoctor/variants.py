@@ -32,6 +32,7 @@ from nccldoctor.config import BenchConfig
 from nccldoctor.nccl_capture import NcclCapture, plan_capture
 from nccldoctor.nccl_tuning import TUNING_SUBSYSTEMS, read_child_log
 from nccldoctor.phase import PhaseContext
+from nccldoctor.rows import Row
 from nccldoctor.runtime import LaunchEnv, wait_for
 from nccldoctor.worker import SPEC_ENV
 
@@ -62,7 +63,7 @@ def setting_label(env: dict[str, str]) -> str:
 @dataclass
 class VariantOutcome:
     variant: Variant
-    rows: list[dict[str, Any]]  # rank 0's copy of the children's rows (empty elsewhere)
+    rows: list[Row]  # rank 0's copy of the children's rows (empty elsewhere)
     failures: dict[int, str]  # rank -> how its child failed
     seconds: float
     child: dict[str, Any] = field(default_factory=dict)  # rank 0's child: pid, env seen, phase times
@@ -137,9 +138,8 @@ class VariantRunner:
             self.store.set(f"{key}status/{self.launch.rank}", json.dumps({"why": why, "pid": pid}))
             result = json.loads(result_path.read_text()) if result_path.exists() else {}
             nccl_log = read_child_log(capture, pid) if capture else None
-        outcome = VariantOutcome(
-            variant, result.get("rows", []), {}, 0.0, child=result.get("child", {}), nccl_log=nccl_log
-        )
+        rows = [Row.from_dict(row) for row in result.get("rows", [])]
+        outcome = VariantOutcome(variant, rows, {}, 0.0, child=result.get("child", {}), nccl_log=nccl_log)
         if self.launch.rank == 0:
             outcome.failures, outcome.pids = self._collect(key, start + timeout_s + STATUS_GRACE_S)
         else:
@@ -229,10 +229,10 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else "(no output)"
 
 
-def variant_rows(outcome: VariantOutcome, **more: Any) -> list[dict[str, Any]]:
+def variant_rows(outcome: VariantOutcome, **more: Any) -> list[Row]:
     """The children's rows, labelled with the sweep and setting they were measured under."""
     labels = {"sweep": outcome.variant.sweep, "setting": outcome.variant.setting, **more}
-    return [{**row, **labels} for row in outcome.rows]
+    return [row.labelled(**labels) for row in outcome.rows]
 
 
 def worker_config(spec: dict[str, Any]) -> BenchConfig:

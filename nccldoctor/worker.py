@@ -57,7 +57,8 @@ def run(spec: dict, started: float) -> None:
             "init_s": initialised - started,  # torch import and the process group
             "measure_s": time.time() - initialised,
         }
-        Path(spec["result_path"]).write_text(json.dumps({"rows": rows, "child": child}))
+        as_dicts = [row.to_dict() for row in rows]  # the parent rebuilds Rows (VariantRunner.run)
+        Path(spec["result_path"]).write_text(json.dumps({"rows": as_dicts, "child": child}))
     step("destroy_process_group")
     dist.destroy_process_group()
 

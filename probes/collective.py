@@ -13,7 +13,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.distributed as dist
@@ -21,6 +21,7 @@ import torch.distributed as dist
 from nccldoctor.bandwidth import algbw_gbps, busbw_gbps
 from nccldoctor.findings import make_finding
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
+from nccldoctor.rows import Row
 from nccldoctor.stats import across_ranks
 from nccldoctor.timing import seconds_per_op, synchronize
 from nccldoctor.units import format_size
@@ -156,7 +157,7 @@ class CollectiveProbe(Phase):
         recv = torch.zeros(max((lay.recv_numel for lay, _ in plan), default=0), dtype=dtype, device=device)
         return send, recv
 
-    def _measure(self, call: Call, layout: Layout, inplace: bool, job) -> dict[str, Any]:
+    def _measure(self, call: Call, layout: Layout, inplace: bool, job) -> Row:
         cfg = self.config
         self.fill(call.inputs, job.rank, start=self.input_start(layout, inplace, job.rank))
         for _ in range(cfg.warmup):
@@ -247,7 +248,7 @@ class CollectiveProbe(Phase):
     # -- one row, gathered ---------------------------------------------------------------------
     def _gather_row(
         self, layout: Layout, inplace: bool, time_us: float, wrong: int, sources: list[int] | None, job
-    ) -> dict[str, Any]:
+    ) -> Row:
         n = job.world_size
         mine = torch.tensor([time_us, float(wrong)], dtype=torch.float64, device=job.device)
         everyone = torch.empty(2 * n, dtype=torch.float64, device=job.device)
@@ -256,27 +257,26 @@ class CollectiveProbe(Phase):
         times = per_rank[:, 0].tolist()
         wrong_per_rank = [int(w) for w in per_rank[:, 1].tolist()]
         spread = across_ranks(times)
-        return {
-            "probe": self.name,
-            "size_bytes": layout.size_bytes,
-            "count": layout.count,
-            "dtype": self.config.dtype,
-            "op": self.config.op if self.reduces else "none",
-            "root": self.config.root if self.rooted else -1,
-            "inplace": inplace,
-            "time_us": spread["mean"],
-            "algbw_gbps": algbw_gbps(layout.size_bytes, spread["mean"]),
-            "busbw_gbps": busbw_gbps(self.name, layout.size_bytes, spread["mean"], n),
-            "wrong": sum(wrong_per_rank) if self.config.check else None,  # None: not checked
-            "min_time_us": spread["min"],
-            "max_time_us": spread["max"],
-            "slowest_rank": spread["argmax"],
-            "wrong_ranks": [r for r, w in enumerate(wrong_per_rank) if w],
-            "wrong_sources": self._gather_sources(sources, wrong_per_rank, job),
-            "iters": self.config.iters,
-            "world_size": n,
-            "setting": "",
-        }
+        return Row(
+            probe=self.name,
+            size_bytes=layout.size_bytes,
+            count=layout.count,
+            dtype=self.config.dtype,
+            op=self.config.op if self.reduces else "none",
+            root=self.config.root if self.rooted else -1,
+            inplace=inplace,
+            time_us=spread["mean"],
+            algbw_gbps=algbw_gbps(layout.size_bytes, spread["mean"]),
+            busbw_gbps=busbw_gbps(self.name, layout.size_bytes, spread["mean"], n),
+            wrong=sum(wrong_per_rank) if self.config.check else None,  # None: not checked
+            min_time_us=spread["min"],
+            max_time_us=spread["max"],
+            slowest_rank=spread["argmax"],
+            wrong_ranks=[r for r, w in enumerate(wrong_per_rank) if w],
+            wrong_sources=self._gather_sources(sources, wrong_per_rank, job),
+            iters=self.config.iters,
+            world_size=n,
+        )
 
     def _gather_sources(self, sources: list[int] | None, wrong_per_rank: list[int], job) -> list[int]:
         """Which ranks sent the chunks that arrived wrong (only asked when something was wrong)."""

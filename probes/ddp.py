@@ -42,6 +42,7 @@ from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.probes import REGISTRY
 from nccldoctor.probes.checkpoint import judge_checkpoint, round_trip
 from nccldoctor.refmodel import PRESETS, Gpt, Preset, SyntheticTokens, gradient_bytes, parameter_count
+from nccldoctor.rows import Row
 from nccldoctor.runtime import Job, gather_objects
 from nccldoctor.timing import Clock
 
@@ -141,7 +142,7 @@ class DdpBenchmark:
         self.clock = Clock(job.device)
 
     # -- every rank --------------------------------------------------------------------------
-    def run(self, probe_rows: list[dict[str, Any]]) -> DdpRun:
+    def run(self, probe_rows: list[Row]) -> DdpRun:
         self.step(f"DDP benchmark: {self.plan.preset_name} model")
         torch.manual_seed(SEED)  # the same initial model everywhere (DDP broadcasts rank 0's anyway)
         model = Gpt(self.plan.preset).to(self.job.device)
@@ -238,9 +239,7 @@ class DdpBenchmark:
         ddp.zero_grad(set_to_none=True)
         return start, end
 
-    def bucket_bandwidth(
-        self, buckets: list[int], rows: list[dict[str, Any]]
-    ) -> dict[int, tuple[float, str]]:
+    def bucket_bandwidth(self, buckets: list[int], rows: list[Row]) -> dict[int, tuple[float, str]]:
         """bucket bytes -> (all_reduce busbw GB/s at that size, where the number comes from).
 
         From the probes' all_reduce rows when they bracket the size (interpolated in log size),
@@ -251,7 +250,7 @@ class DdpBenchmark:
         """
         if self.job.world_size < 2:
             return {}
-        measured = sorted((r["size_bytes"], r["busbw_gbps"]) for r in rows if r["probe"] == "all_reduce")
+        measured = sorted((r.size_bytes, r.busbw_gbps) for r in rows if r.probe == "all_reduce")
         result = {}
         for group in size_groups(buckets):
             inside = measured and measured[0][0] <= min(group) and max(group) <= measured[-1][0]
@@ -277,7 +276,7 @@ class DdpBenchmark:
         )
         probe = REGISTRY["all_reduce"](config)
         rows = probe.run(PhaseContext(job=self.job, config=config)).rows
-        return rows[0]["busbw_gbps"]
+        return rows[0].busbw_gbps
 
 
 # No annotations: DDP checks a hook's against real types, and this module's are strings.

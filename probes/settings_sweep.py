@@ -26,6 +26,7 @@ import pandas as pd
 from nccldoctor.findings import Finding, make_finding
 from nccldoctor.nccl_tuning import ignored_settings
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
+from nccldoctor.rows import Row, rows_frame
 from nccldoctor.sweepspec import combinations, export_lines
 from nccldoctor.units import format_size
 from nccldoctor.variants import Variant, VariantOutcome, VariantRunner, setting_label, variant_rows
@@ -73,11 +74,9 @@ def round_name(repeat: int) -> str:
 # -- the numbers -------------------------------------------------------------------------------
 
 
-def measurements(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def measurements(rows: list[Row]) -> pd.DataFrame:
     """One row per (setting, probe, size, round): out-of-place where measured, else in-place."""
-    if not rows:
-        return pd.DataFrame(columns=[*KEYS, "repeat", "time_us", "busbw_gbps"])
-    frame = pd.DataFrame(rows).sort_values("inplace", kind="stable")
+    frame = rows_frame(rows).sort_values("inplace", kind="stable")
     frame = frame.drop_duplicates([*KEYS, "repeat"], keep="first")
     return frame[[*KEYS, "repeat", "time_us", "busbw_gbps"]].reset_index(drop=True)
 
@@ -324,10 +323,10 @@ def report_settings(
     plan: list[tuple[int, Variant]],
     runs: list[tuple[int, VariantOutcome]],
     nodes: list[int],
-) -> tuple[list[Finding], dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[list[Finding], dict[str, Any], list[Row]]:
     """Rank 0: findings, the report's `settings_sweep` section, and the rows for `results`."""
     rows = [row for repeat, o in runs if o.ok and not o.skipped for row in variant_rows(o, repeat=repeat)]
-    frame = measurements([row for row in rows if row["repeat"] != LOG_ROUND])
+    frame = measurements([row for row in rows if row.repeat != LOG_ROUND])
     settings = records(variants, runs)
     found = comparisons(frame, [v.name for v in variants]) if not frame.empty else {}
     chosen = recommendations(found)

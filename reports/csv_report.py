@@ -3,50 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-import pandas as pd
+from typing import get_origin, get_type_hints
 
 from nccldoctor.report import Report
+from nccldoctor.rows import LABELS, Row, rows_frame
 
 FILENAME = "results.csv"
-RESULT_COLUMNS = [  # the contract's row fields (README, report.json); sweeps add sweep and repeat
-    "probe",
-    "size_bytes",
-    "count",
-    "dtype",
-    "op",
-    "root",
-    "inplace",
-    "time_us",
-    "algbw_gbps",
-    "busbw_gbps",
-    "wrong",
-    "min_time_us",
-    "max_time_us",
-    "slowest_rank",
-    "wrong_ranks",
-    "wrong_sources",
-    "iters",
-    "world_size",
-    "setting",
-]
+RANK_LISTS = [name for name, hint in get_type_hints(Row).items() if get_origin(hint) is list]
 
 
 def _flat(value: object) -> object:
     # Lists of ranks become "1 3" so the CSV stays one value per cell.
     return " ".join(map(str, value)) if isinstance(value, list) else value
-
-
-def _gappy_whole_numbers(frame: pd.DataFrame) -> list[str]:
-    """Columns of whole numbers with gaps (a sweep's `repeat`, blank on the main run's rows):
-    pandas would write them as 2.0."""
-    columns = []
-    for column in frame.columns:
-        values = frame[column].dropna()
-        whole = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
-        if 0 < len(values) < len(frame) and whole:
-            columns.append(column)
-    return columns
 
 
 class CsvSink:
@@ -55,11 +23,10 @@ class CsvSink:
         return cls()
 
     def emit(self, report: Report, out_dir: Path) -> None:
-        frame = pd.DataFrame(report.results, dtype=object)
-        if frame.empty:  # a header still, so readers get the columns (e.g. after --ddp-only)
-            frame = pd.DataFrame(columns=RESULT_COLUMNS)
-        else:
-            whole = _gappy_whole_numbers(frame)
-            frame = frame.map(_flat)
-            frame[whole] = frame[whole].astype("Int64")
+        # Row's columns, in order; an empty report still gets the header (e.g. after --ddp-only).
+        frame = rows_frame(report.results)
+        # A sweep label no row carries is no column, as it is no key in report.json: a run
+        # without a sweep writes the columns it always wrote.
+        frame = frame.drop(columns=[name for name in LABELS if frame[name].isna().all()])
+        frame[RANK_LISTS] = frame[RANK_LISTS].map(_flat)
         frame.to_csv(out_dir / FILENAME, index=False)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from nccldoctor.findings import Finding
 from nccldoctor.report import Report
+from nccldoctor.rows import Row, rows_frame
 from nccldoctor.units import format_size
 
 MODE_COLUMNS = ("time (us)", "algbw (GB/s)", "busbw (GB/s)", "#wrong")
@@ -41,11 +42,11 @@ def _mode_cells(row: pd.Series | None) -> list[str]:
     return [f"{row['time_us']:.1f}", f"{row['algbw_gbps']:.3f}", f"{row['busbw_gbps']:.3f}", wrong]
 
 
-def probe_tables(results: list[dict]) -> dict[str, pd.DataFrame]:
+def probe_tables(results: list[Row]) -> dict[str, pd.DataFrame]:
     """One display table per probe, keyed by probe name, in the order the probes ran."""
     if not results:
         return {}
-    frame = pd.DataFrame(results)
+    frame = rows_frame(results)
     tables = {}
     for probe, rows in frame.groupby("probe", sort=False):
         lines = []
@@ -70,9 +71,9 @@ def probe_tables(results: list[dict]) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def average_busbw(results: list[dict], probe: str) -> float:
+def average_busbw(results: list[Row], probe: str) -> float:
     """nccl-tests' footer number: mean busbw over every row of the probe."""
-    values = [r["busbw_gbps"] for r in results if r["probe"] == probe]
+    values = [r.busbw_gbps for r in results if r.probe == probe]
     return sum(values) / len(values) if values else 0.0
 
 

@@ -1,5 +1,7 @@
 """Planning and judging the per-NIC sweep (synthetic inventories and outcomes)."""
 
+from rowmaker import make_row
+
 from nccldoctor.config import parse_args
 from nccldoctor.net.interfaces import Iface
 from nccldoctor.net.inventory import NodeNet
@@ -61,16 +63,19 @@ def test_sweep_config_measures_latency_and_the_largest_size_of_at_least_1m():
     assert (few.iters, few.warmup) == (10, 2)  # one noisy iteration cannot pick the NIC
 
 
-def rows(busbw, latency_us=50.0, size=1 << 20):
+def rows(busbw, latency_us=50.0, size=1 << 20, wrong=0):
     return [
-        {"probe": "all_reduce", "size_bytes": 8, "time_us": latency_us, "busbw_gbps": 0.0, "inplace": True},
-        {"probe": "all_reduce", "size_bytes": size, "time_us": 1000.0, "busbw_gbps": busbw, "inplace": True},
+        make_row(size_bytes=8, time_us=latency_us, busbw_gbps=0.0),
+        make_row(
+            size_bytes=size, time_us=1000.0, busbw_gbps=busbw, wrong=wrong, wrong_ranks=[1] if wrong else []
+        ),
     ]
 
 
-def outcome(name, busbw=None, failure=None):
+def outcome(name, busbw=None, failure=None, wrong=0):
     variant = Variant("ifaces", name, {"GLOO_SOCKET_IFNAME": name})
-    return VariantOutcome(variant, rows(busbw) if busbw else [], {1: failure} if failure else {}, 3.0)
+    measured = rows(busbw, wrong=wrong) if busbw else []
+    return VariantOutcome(variant, measured, {1: failure} if failure else {}, 3.0)
 
 
 def test_summary_takes_bandwidth_at_the_largest_size_latency_at_8_bytes_and_line_rate():
@@ -107,9 +112,7 @@ def test_report_names_variants_left_out_for_time_and_wrong_data_in_a_variant():
     from nccldoctor.net.nic_sweep import report_sweep
 
     variants = iface_variants(["eth0", "eth1"], "gloo")
-    bad = outcome("eth0", busbw=1.0)
-    bad.rows[1].update(wrong=3, wrong_ranks=[1], wrong_sources=[])
-    bad.rows[0].update(wrong=0, wrong_ranks=[], wrong_sources=[])
+    bad = outcome("eth0", busbw=1.0, wrong=3)
     findings, section = report_sweep(variants, [bad], "eth0", "gloo", [node(0), node(1)], lambda ranks: [1])
     codes = {f.code: f for f in findings}
     assert set(codes) == {"wrong_data", "probe_skipped"}
@@ -118,3 +121,5 @@ def test_report_names_variants_left_out_for_time_and_wrong_data_in_a_variant():
     ].ranks == [1]
     assert codes["probe_skipped"].evidence == {"not_measured": ["eth1"]}
     assert [r["iface"] for r in section["results"]] == ["eth0"] and section["rows"][0]["setting"]
+    # The section holds the rows as report.json does: dicts with the sweep's labels, no round.
+    assert section["rows"][0]["sweep"] == "ifaces" and "repeat" not in section["rows"][0]

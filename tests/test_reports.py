@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 from rich.console import Console
+from rowmaker import make_row
 
 from nccldoctor.analysis import judge_rows
 from nccldoctor.report import SCHEMA_VERSION, Report
@@ -14,27 +15,19 @@ from nccldoctor.reports.terminal import TerminalSink
 
 
 def row(probe, size, inplace, busbw, wrong=0, wrong_ranks=(), wrong_sources=(), slowest=1):
-    return {
-        "probe": probe,
-        "size_bytes": size,
-        "count": size // 4,
-        "dtype": "float32",
-        "op": "sum" if probe == "all_reduce" else "none",
-        "root": -1,
-        "inplace": inplace,
-        "time_us": 100.0,
-        "algbw_gbps": busbw,
-        "busbw_gbps": busbw,
-        "wrong": wrong,
-        "min_time_us": 90.0,
-        "max_time_us": 120.0,
-        "slowest_rank": slowest,
-        "wrong_ranks": list(wrong_ranks),
-        "wrong_sources": list(wrong_sources),
-        "iters": 5,
-        "world_size": 4,
-        "setting": "",
-    }
+    return make_row(
+        probe=probe,
+        size_bytes=size,
+        count=size // 4,
+        op="sum" if probe == "all_reduce" else "none",
+        inplace=inplace,
+        algbw_gbps=busbw,
+        busbw_gbps=busbw,
+        wrong=wrong,
+        slowest_rank=slowest,
+        wrong_ranks=list(wrong_ranks),
+        wrong_sources=list(wrong_sources),
+    )
 
 
 ROWS = [

@@ -1,6 +1,7 @@
 """Settings sweep: spec validation, the noise rule, and what NCCL's TUNING log says it chose."""
 
 import pytest
+from rowmaker import make_row
 
 from nccldoctor.config import parse_args
 from nccldoctor.errors import UsageError
@@ -95,16 +96,7 @@ def outcome(variant, times, ok=True):
     """A finished run whose all_reduce took times[size] microseconds."""
     if not ok:
         return VariantOutcome(variant, [], {0: "exited with 1: boom"}, 1.0)
-    rows = [
-        {
-            "probe": "all_reduce",
-            "size_bytes": size,
-            "inplace": True,
-            "time_us": t,
-            "busbw_gbps": size / t / 1e3,
-        }
-        for size, t in times.items()
-    ]
+    rows = [make_row(size_bytes=size, time_us=t, busbw_gbps=size / t / 1e3) for size, t in times.items()]
     return VariantOutcome(variant, rows, {}, 1.0)
 
 
@@ -141,8 +133,8 @@ def test_a_setting_ahead_in_every_round_by_more_than_the_noise_is_recommended_wi
     assert finding.fix.startswith("export NCCL_ALGO=Ring")
     assert section["verdicts"]["all sizes"] == {"best": "NCCL_ALGO=Ring", "verdict": "recommended"}
     assert section["advice"].startswith("use NCCL_ALGO=Ring")
-    assert {r["setting"] for r in rows} == {"defaults", "NCCL_ALGO=Ring", "NCCL_ALGO=Tree"}
-    assert {r["repeat"] for r in rows} == {0, 1, 2} and all(r["sweep"] == "settings" for r in rows)
+    assert {r.setting for r in rows} == {"defaults", "NCCL_ALGO=Ring", "NCCL_ALGO=Tree"}
+    assert {r.repeat for r in rows} == {0, 1, 2} and all(r.sweep == "settings" for r in rows)
 
 
 def test_settings_of_variables_given_out_of_alphabetical_order_are_still_compared():
@@ -154,7 +146,7 @@ def test_settings_of_variables_given_out_of_alphabetical_order_are_still_compare
     findings, _, rows = sweep(time_of, spec=spec)
     (finding,) = findings
     assert finding.evidence["setting"] == "NCCL_ALGO=Ring NCCL_PROTO=LL"
-    assert {r["setting"] for r in rows} == {"defaults", "NCCL_ALGO=Ring NCCL_PROTO=LL"}
+    assert {r.setting for r in rows} == {"defaults", "NCCL_ALGO=Ring NCCL_PROTO=LL"}
 
 
 def test_a_gain_smaller_than_the_spread_between_rounds_is_not_recommended():
@@ -224,7 +216,7 @@ def test_on_nccl_a_first_round_logs_what_nccl_chose_and_is_not_scored():
     assert {r["setting"]: r["repeats"] for r in section["table"]} == {"defaults": 2, "NCCL_ALGO=Ring": 2}
     assert section["comparisons"]["all sizes"][0]["noise"] == 0.0  # the slow log round left out
     assert [f.code for f in findings] == ["tuning_recommendation"]
-    assert any(r["repeat"] == LOG_ROUND for r in rows)  # its rows are still in results[]
+    assert any(r.repeat == LOG_ROUND for r in rows)  # its rows are still in results[]
 
 
 def test_a_setting_the_launch_environment_already_has_is_marked_as_the_defaults_again():

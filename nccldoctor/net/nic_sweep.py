@@ -90,14 +90,14 @@ def summarize(outcome: VariantOutcome, nodes: list[NodeNet]) -> NicResult:
     name = outcome.variant.name
     speeds = [i.speed_mbps for n in nodes for i in n.ifaces if i.name == name]
     line_rate = min(speeds) if speeds and all(speeds) else 0
-    rows = [r for r in outcome.rows if r["probe"] == "all_reduce"]
+    rows = [r for r in outcome.rows if r.probe == "all_reduce"]
     if not outcome.ok or not rows:
         return NicResult(name, outcome.variant.setting, None, None, None, line_rate, outcome.why or "no rows")
-    largest = max(rows, key=lambda r: r["size_bytes"])
-    smallest = min(rows, key=lambda r: r["size_bytes"])
-    latency = smallest["time_us"] if smallest["size_bytes"] <= LATENCY_BYTES else None
+    largest = max(rows, key=lambda r: r.size_bytes)
+    smallest = min(rows, key=lambda r: r.size_bytes)
+    latency = smallest.time_us if smallest.size_bytes <= LATENCY_BYTES else None
     return NicResult(
-        name, outcome.variant.setting, largest["busbw_gbps"], latency, largest["size_bytes"], line_rate
+        name, outcome.variant.setting, largest.busbw_gbps, latency, largest.size_bytes, line_rate
     )
 
 
@@ -173,6 +173,6 @@ def report_sweep(
         "backend": backend,
         "in_use": in_use,
         "results": [r.to_row(in_use) for r in results],
-        "rows": rows,
+        "rows": [row.to_dict() for row in rows],
     }
     return findings, section
