@@ -23,7 +23,7 @@ from typing import Any
 
 import torch.distributed as dist
 
-from nccldoctor.config import BenchConfig
+from nccldoctor.config import NetworkOptions
 from nccldoctor.errors import UsageError
 from nccldoctor.findings import Finding, Severity
 from nccldoctor.netif import Choice
@@ -59,7 +59,7 @@ class NetworkCheck:
         self,
         store: dist.Store,
         launch: LaunchEnv,
-        config: BenchConfig,
+        config: NetworkOptions,
         backend: str,
         remaining_s: Callable[[], float],
         enter: Callable[[str], None],

@@ -116,7 +116,7 @@ class Bench:
         self.network: NetworkCheck | None = None
         self.out_dir: Path | None = None
         self.sections: dict[str, dict] = {"config": config_section(config)}  # and "network", ...
-        self.display = ProgressDisplay(enabled=launch.rank == 0 and not config.quiet)
+        self.display = ProgressDisplay(enabled=launch.rank == 0 and not config.run.quiet)
         supervisor.on_stop_display = self.display.stop
         supervisor.on_incomplete = self.write_incomplete
 
@@ -125,7 +125,12 @@ class Bench:
         backend, device = self.prepare()
         ranks = self.agree_on_flags()
         self.network = NetworkCheck(
-            self.store, self.launch, self.config, backend, self.supervisor.remaining_s, self.supervisor.enter
+            self.store,
+            self.launch,
+            self.config.network,
+            backend,
+            self.supervisor.remaining_s,
+            self.supervisor.enter,
         )
         plan = self.network.run()
         self.job = Job(launch=self.launch, backend=backend, device=device, ranks=ranks)
@@ -149,13 +154,14 @@ class Bench:
     def prepare(self) -> tuple[str, torch.device]:
         """Check what can be checked alone, publish who we are, make the output folder."""
         self.supervisor.enter("join")
-        backend, device = choose_backend(self.config.backend, self.launch.local_rank)
-        mismatch = backend_mismatch(self.config.sweep, backend)
+        backend, device = choose_backend(self.config.run.backend, self.launch.local_rank)
+        mismatch = backend_mismatch(self.config.sweep.settings, backend)
         if mismatch:
             raise UsageError(mismatch)
-        if self.config.root >= self.launch.world_size:
+        if self.config.collectives.root >= self.launch.world_size:
             raise UsageError(
-                f"--root {self.config.root} is not a rank of this job (world size {self.launch.world_size})"
+                f"--root {self.config.collectives.root} is not a rank of this job "
+                f"(world size {self.launch.world_size})"
             )
         publish_rank_info(
             self.store,
@@ -199,27 +205,30 @@ class Bench:
                 self.launch,
                 self.job.backend,
                 self.job.device,
-                self.config.timeout + BACKEND_TIMEOUT_MARGIN_S,
+                self.config.run.timeout + BACKEND_TIMEOUT_MARGIN_S,
             )
-        probes = [REGISTRY[name](self.config) for name in self.config.probes]
-        context = ProbeContext(job=self.job, config=self.config, step=self.step)
+        collectives = self.config.collectives
+        probes = [REGISTRY[name](collectives) for name in collectives.probes]
+        context = ProbeContext(job=self.job, config=collectives, step=self.step)
         sweep = iface_variants(plan.sweep, self.job.backend)
-        settings = setting_variants(self.config.sweep) if self.config.sweep else []
+        settings = setting_variants(self.config.sweep.settings) if self.config.sweep.settings else []
         runs = interleaved(
-            settings, self.config.sweep_repeats, log_round=backend_logs_tuning(self.job.backend, os.environ)
+            settings, self.config.sweep.repeats, log_round=backend_logs_tuning(self.job.backend, os.environ)
         )
         steps = sum(p.planned_steps(self.job) for p in probes) + len(sweep) + len(runs)
-        ddp_steps = DDP_DISPLAY_STEPS + 2 * self.config.ddp_steps // WINDOW if self.config.ddp else 0
-        self.display.start(steps + ddp_steps + (capture is not None) + HEALTH_STEPS * self.config.health)
+        ddp_steps = DDP_DISPLAY_STEPS + 2 * self.config.ddp.steps // WINDOW if self.config.ddp.enabled else 0
+        self.display.start(
+            steps + ddp_steps + (capture is not None) + HEALTH_STEPS * self.config.health.enabled
+        )
         started = time.monotonic()
         for probe in probes:
             self.recorder.add(probe.run(context))
         self.probe_seconds = time.monotonic() - started
-        if self.config.health:
+        if self.config.health.enabled:
             self.check_health()
         if capture is not None:
             self.check_nccl_log(capture)
-        if self.config.ddp:
+        if self.config.ddp.enabled:
             self.run_ddp()
         self.sweep_nics(sweep, plan.in_use)
         self.sweep_settings(settings, runs)
@@ -227,7 +236,9 @@ class Bench:
 
     def check_health(self) -> None:
         """Stragglers, links, host contention and GPU health (probes.health)."""
-        thresholds = ScoreThresholds(warn=self.config.straggler_warn, fail=self.config.straggler_fail)
+        thresholds = ScoreThresholds(
+            warn=self.config.health.straggler_warn, fail=self.config.health.straggler_fail
+        )
         phase = HealthPhase(self.job, self.store, thresholds, self.step, self.supervisor.remaining_s)
         findings, sections = phase.run()
         self.sections.update(sections)
@@ -270,7 +281,7 @@ class Bench:
         for index, variant in enumerate(variants):
             self.step(f"per-NIC sweep: {variant.name}")
             budget = min(VARIANT_TIMEOUT_S, self.supervisor.remaining_s() - REPORT_RESERVE_S)
-            outcome = runner.run(index, variant, sweep_config(self.config), budget)
+            outcome = runner.run(index, variant, sweep_config(self.config.collectives), budget)
             if outcome is None:
                 break
             outcomes.append(outcome)
@@ -284,18 +295,18 @@ class Bench:
     def run_ddp(self) -> None:
         """The reference DDP training benchmark (probes.ddp), then the optional checkpoint step."""
         rows, _ = self.recorder.snapshot()
-        benchmark = DdpBenchmark(self.job, self.config, self.step)
+        benchmark = DdpBenchmark(self.job, self.config.ddp, self.step)
         run = benchmark.run(rows)
         summaries = gather_summaries(run)
         records = None
-        if self.config.ckpt_dir is not None:
+        if self.config.ddp.ckpt_dir is not None:
             self.step("DDP benchmark: checkpoint round trip")
-            records = round_trip(run.model, self.config.ckpt_dir, self.job)
+            records = round_trip(run.model, self.config.ddp.ckpt_dir, self.job)
         if self.launch.rank != 0:
             return
         findings, section = report_ddp(run, summaries)
         if records is not None:
-            more, section["checkpoint"] = judge_checkpoint(records, self.config.ckpt_dir, self.job)
+            more, section["checkpoint"] = judge_checkpoint(records, self.config.ddp.ckpt_dir, self.job)
             findings += more
         self.sections["ddp"] = section
         self.recorder.add(ProbeResult(findings=findings))
@@ -313,7 +324,12 @@ class Bench:
                 VARIANT_TIMEOUT_S + 2 * self.probe_seconds, self.supervisor.remaining_s() - REPORT_RESERVE_S
             )
             outcome = runner.run(
-                index, variant, self.config, budget, skip=variant.name in failed, log_nccl=repeat == LOG_ROUND
+                index,
+                variant,
+                self.config.collectives,
+                budget,
+                skip=variant.name in failed,
+                log_nccl=repeat == LOG_ROUND,
             )
             if outcome is None:
                 break
@@ -335,14 +351,16 @@ class Bench:
 
     def prepare_out_dir(self) -> Path:
         if self.out_dir is None:
-            self.out_dir = prepare_out_dir(self.config.out)
+            self.out_dir = prepare_out_dir(self.config.run.out)
         return self.out_dir
 
     # -- the report ----------------------------------------------------------------------------
     def build_report(self, complete: bool, extra: list[Finding] | None = None) -> Report:
         rows, findings = self.recorder.snapshot()
         job = self.job_for_report()
-        judged = judge_rows(rows, self.config.expect_busbw, job.nodes_of, self.config.probes)
+        judged = judge_rows(
+            rows, self.config.collectives.expect_busbw, job.nodes_of, self.config.collectives.probes
+        )
         sections = dict(self.sections)
         network_findings = []
         if self.network is not None and self.network.section is not None:  # rank 0, or nothing yet
@@ -354,13 +372,13 @@ class Bench:
             results=rows + self.sweep_rows,
             findings=(extra or []) + network_findings + judged + findings,
             complete=complete,
-            strict=self.config.strict,
+            strict=self.config.run.strict,
             sections=sections,
         )
 
     def emit(self, report: Report) -> None:
         out_dir = self.prepare_out_dir()
-        emit_all(report, out_dir, make_sinks(quiet=self.config.quiet))
+        emit_all(report, out_dir, make_sinks(quiet=self.config.run.quiet))
 
     def write_incomplete(self, cause: Cause, states: list[RankState]) -> None:
         """Called by the supervisor on the one rank chosen to write the partial report."""
@@ -402,8 +420,10 @@ def run(argv: list[str] | None = None, early: EarlySignals | None = None) -> int
         return EXIT_USAGE
     try:
         # Two clients: the supervisor's beats must never queue behind the main thread's calls.
-        main_store = connect_store(launch, config.timeout, serve=True)
-        watch_store = connect_store(launch, config.timeout, serve=False) if launch.distributed else main_store
+        main_store = connect_store(launch, config.run.timeout, serve=True)
+        watch_store = (
+            connect_store(launch, config.run.timeout, serve=False) if launch.distributed else main_store
+        )
     except StoreUnreachable as exc:
         print(f"nccldoctor: rank {launch.rank}: {exc}", file=sys.stderr)
         return EXIT_INCOMPLETE
@@ -414,7 +434,7 @@ def run(argv: list[str] | None = None, early: EarlySignals | None = None) -> int
         world_size=launch.world_size,
         store=dist.PrefixStore(prefix, watch_store),
         step_store=store,
-        deadline_s=config.timeout,
+        deadline_s=config.run.timeout,
     )
     with supervisor:
         if early is not None and early.received:  # told to stop before we could watch

@@ -28,15 +28,13 @@ from typing import Any
 
 import torch.distributed as dist
 
-from nccldoctor.config import BenchConfig
+from nccldoctor.config import CollectiveOptions
 from nccldoctor.nccl_capture import NcclCapture, plan_capture
 from nccldoctor.nccl_tuning import TUNING_SUBSYSTEMS, read_child_log
 from nccldoctor.runtime import LaunchEnv, wait_for
-from nccldoctor.worker import SPEC_ENV
+from nccldoctor.worker import spec_env
 
 STATUS_GRACE_S = 15.0  # past the children's deadline, how long rank 0 waits for every status
-# The config fields a worker needs (the rest is about the parent's run and report).
-WORKER_FIELDS = ("probes", "min_bytes", "max_bytes", "step_factor", "iters", "warmup", "dtype", "op", "check")
 
 
 @dataclass(frozen=True)
@@ -98,7 +96,7 @@ class VariantRunner:
         self,
         index: int,
         variant: Variant,
-        config: BenchConfig,
+        config: CollectiveOptions,
         timeout_s: float,
         skip: bool = False,
         log_nccl: bool = False,
@@ -169,23 +167,24 @@ class VariantRunner:
         self,
         key: str,
         variant: Variant,
-        config: BenchConfig,
+        config: CollectiveOptions,
         timeout_s: float,
         result_path: Path,
         capture: NcclCapture | None,
     ) -> tuple[str | None, int]:
         """Start this rank's child and wait for it: (None when it succeeded, else why not; its pid)."""
-        spec = {
-            "prefix": f"{self.run_prefix}{key}",
-            "backend": self.backend,
-            "config": {name: getattr(config, name) for name in WORKER_FIELDS} | {"timeout": timeout_s},
-            "parent_pid": os.getpid(),
-            "result_path": str(result_path) if self.launch.rank == 0 else None,
-            "watch": list(variant.watch),
-            "spawned_at": time.time(),
-        }
+        spec = spec_env(
+            config,
+            timeout_s,
+            prefix=f"{self.run_prefix}{key}",
+            backend=self.backend,
+            parent_pid=os.getpid(),
+            result_path=str(result_path) if self.launch.rank == 0 else None,
+            watch=list(variant.watch),
+            spawned_at=time.time(),
+        )
         log_env = capture.set_env if capture else {}
-        env = {**os.environ, **variant.env, **log_env, SPEC_ENV: json.dumps(spec)}
+        env = {**os.environ, **variant.env, **log_env, **spec}
         with tempfile.TemporaryFile("w+") as log:
             child = subprocess.Popen(
                 [sys.executable, "-m", "nccldoctor.worker"],
@@ -222,7 +221,3 @@ def variant_rows(outcome: VariantOutcome, **more: Any) -> list[dict[str, Any]]:
     """The children's rows, labelled with the sweep and setting they were measured under."""
     labels = {"sweep": outcome.variant.sweep, "setting": outcome.variant.setting, **more}
     return [{**row, **labels} for row in outcome.rows]
-
-
-def worker_config(spec: dict[str, Any]) -> BenchConfig:
-    return BenchConfig(**spec["config"])

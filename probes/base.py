@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from nccldoctor.config import BenchConfig
+from nccldoctor.config import CollectiveOptions
 from nccldoctor.findings import Finding
 from nccldoctor.runtime import Job
 
@@ -20,7 +20,7 @@ class ProbeContext:
     """
 
     job: Job
-    config: BenchConfig
+    config: CollectiveOptions
     step: Callable[[str], None]
 
 
@@ -33,7 +33,7 @@ class ProbeResult:
 class Probe(ABC):
     name: ClassVar[str]
 
-    def __init__(self, config: BenchConfig) -> None:
+    def __init__(self, config: CollectiveOptions) -> None:
         self.config = config
 
     @abstractmethod

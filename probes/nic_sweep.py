@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nccldoctor.analysis import NodesOf, wrong_data
-from nccldoctor.config import BenchConfig
+from nccldoctor.config import CollectiveOptions
 from nccldoctor.findings import Finding, make_finding
 from nccldoctor.netif import Choice
 from nccldoctor.probes.interfaces import SOCKET_VARIABLE, NodeNet, shared_candidates
@@ -63,12 +63,13 @@ def iface_variants(names: list[str], backend: str) -> list[Variant]:
     return [Variant("ifaces", name, {SOCKET_VARIABLE[backend]: f"{exact}{name}"}) for name in names]
 
 
-def sweep_config(config: BenchConfig) -> BenchConfig:
+def sweep_config(config: CollectiveOptions) -> CollectiveOptions:
     """all_reduce at 8 B (latency) and at the run's largest size, at least 1M (bandwidth)."""
     largest = max(config.max_bytes, MIN_BANDWIDTH_BYTES)
     return dataclasses.replace(
         config,
         probes=["all_reduce"],
+        expect_busbw={},  # judged on the main run's rows only
         min_bytes=LATENCY_BYTES,
         max_bytes=largest,
         step_factor=max(2, largest // LATENCY_BYTES),
