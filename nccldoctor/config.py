@@ -212,12 +212,6 @@ def optional_path(text: str) -> Path | None:
 class CollectiveOptions:
     """What the collective probes measure, and how; the sweeps' workers get this group whole."""
 
-    probes: list[str] = option(
-        "--probes",
-        factory=lambda: list(ALL_PROBES),
-        parse=probe_names,
-        help="comma list of probes (default: all)",
-    )
     min_bytes: int = option(
         "-b",
         "--min-bytes",
@@ -257,6 +251,12 @@ class CollectiveOptions:
         "-c", "--check", default=True, parse=switch, help="check every output element: 1 or 0 (default 1)"
     )
     root: int = option("-r", "--root", default=0, parse=whole_number, help="broadcast root rank (default 0)")
+    probes: list[str] = option(
+        "--probes",
+        factory=lambda: list(ALL_PROBES),
+        parse=probe_names,
+        help="comma list of probes (default: all)",
+    )
     expect_busbw: dict[str, float] = option(  # probe -> GB/s at the largest size
         "--expect-busbw",
         factory=dict,

@@ -10,7 +10,6 @@ contract: `results` is empty and a `preflight` section holds what each check saw
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import os
 import socket
@@ -21,15 +20,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nccldoctor.argtypes import seconds, whole_number
 from nccldoctor.environment import relevant_env
 from nccldoctor.errors import UsageError
 from nccldoctor.findings import Finding, Severity, make_finding
 from nccldoctor.netif import Choice, Iface, local_interfaces, resolve_hostname
-from nccldoctor.outdir import prepare_out_dir
 from nccldoctor.probes.interfaces import SOCKET_VARIABLE, NodeNet, predict
 from nccldoctor.report import Report
-from nccldoctor.reports import emit_all, make_sinks
 from nccldoctor.tcpcheck import OPEN, REFUSED, TIMEOUT, UNREACHABLE, connect_all, source_address
 
 # Linux resends a lost SYN after 1 s: 3 s lets one loss pass on an open path, and a filtered
@@ -490,38 +486,3 @@ def _gpu_cells(gpus: Gpus, nproc: int | None, backend: str) -> tuple[str, str]:
     model = f" x {gpus.names[0]}" if gpus.names else ""
     asked = f"; --nproc-per-node {nproc}" if nproc is not None else ""
     return f"{gpus.visible} visible{model}", f"{gpus.physical} in NVML{cvd}{asked}; backend {backend}"
-
-
-# -- the command -------------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--master-addr", required=True, help="the address torchrun will get as --master-addr")
-    parser.add_argument("--master-port", required=True, type=whole_number, help="torchrun's --master-port")
-    parser.add_argument(
-        "--nproc-per-node", type=whole_number, help="compare with the GPUs visible on this node"
-    )
-    parser.add_argument("--out", type=Path, help="write the report into DIR itself")
-    parser.add_argument(
-        "--timeout",
-        type=seconds,
-        default=DEFAULT_TIMEOUT_S,
-        help="seconds for each name lookup and the connect",
-    )
-    parser.add_argument("--quiet", action="store_true", help="findings and verdict only")
-
-
-def command(args: argparse.Namespace) -> int:
-    """Run the checks, write and print the report; the exit code is the verdict's."""
-    config = PreflightConfig(
-        master_addr=args.master_addr,
-        master_port=args.master_port,
-        nproc_per_node=args.nproc_per_node,
-        out=args.out,
-        timeout_s=args.timeout,
-        quiet=args.quiet,
-    )
-    out = prepare_out_dir(
-        config.out, label="preflight-"
-    )  # before the checks: a bad --out is bad usage, not a report
-    report = run_preflight(config)
-    emit_all(report, out, make_sinks(quiet=config.quiet))
-    return report.exit_code
