@@ -472,7 +472,11 @@ class RunOptions:
 
 @dataclass(kw_only=True)
 class BenchConfig:
-    """Everything one bench run was asked to do; each group defaults to its own defaults."""
+    """Everything one bench run was asked to do; each group defaults to its own defaults.
+
+    --ddp-only turns off what it does not run, and refuses options set away from their defaults
+    that it would ignore; so replace a group of a --ddp-only config, not the BenchConfig itself.
+    """
 
     collectives: CollectiveOptions = field(default_factory=CollectiveOptions)
     network: NetworkOptions = field(default_factory=NetworkOptions)
@@ -533,6 +537,8 @@ def build_parser() -> argparse.ArgumentParser:
     for _, group in groups():
         for declared in fields(group):
             flag = flag_of(declared)
+            # argparse also runs `type` on a default that is a string ("auto", "float32"): each such
+            # parse returns it unchanged (tests/test_config.py compares the parsed defaults).
             more = {"type": flag.parse, "action": flag.action, "metavar": flag.metavar}
             parser.add_argument(
                 *flag.names,
