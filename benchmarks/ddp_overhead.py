@@ -104,19 +104,19 @@ def bare_block(job, config) -> float:
         train_step()
     dist.barrier()
     start = time.perf_counter()
-    for _ in range(config.ddp_steps):
+    for _ in range(config.steps):
         train_step()
     if job.device.type == "cuda":
         torch.cuda.synchronize(job.device)
     seconds = slowest(time.perf_counter() - start)
-    tokens = plan.batch * job.world_size * plan.preset.seq_len * config.ddp_steps
+    tokens = plan.batch * job.world_size * plan.preset.seq_len * config.steps
     return tokens / seconds
 
 
 def worker() -> int:
     import torch.distributed as dist
 
-    from nccldoctor.config import BenchConfig
+    from nccldoctor.config import DdpOptions
     from nccldoctor.runtime import Job, choose_backend, read_launch_env
 
     args = parse()
@@ -124,7 +124,7 @@ def worker() -> int:
     backend, device = choose_backend("auto", launch_env.local_rank)
     dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
     job = Job(launch=launch_env, backend=backend, device=device)
-    config = BenchConfig(ddp_steps=args.steps, ddp_model=args.model)
+    config = DdpOptions(steps=args.steps, model=args.model)
     samples: dict[str, list[float]] = {"bench": [], "bare": []}
     kinds = {"bench": bench_block, "bare": bare_block}
     for block in range(args.blocks):

@@ -80,22 +80,23 @@ def bench_block_us(call, iters: int, device) -> float:
 
 def probe_row_seconds(size: int, args, job, sup) -> float:
     """Wall time of one whole report row (warm-up, timed loop, check, gather)."""
-    from nccldoctor.config import BenchConfig
-    from nccldoctor.probes import REGISTRY, ProbeContext
+    from nccldoctor.config import CollectiveOptions
+    from nccldoctor.phase import PhaseContext
+    from nccldoctor.probes import REGISTRY
 
-    config = BenchConfig(probes=["all_reduce"], min_bytes=size, max_bytes=size, iters=args.iters)
+    config = CollectiveOptions(probes=["all_reduce"], min_bytes=size, max_bytes=size, iters=args.iters)
     start = time.perf_counter()
-    REGISTRY["all_reduce"](config).run(ProbeContext(job, config, step=sup.enter))
+    REGISTRY["all_reduce"](config).run(PhaseContext(job, config, step=sup.enter))
     return time.perf_counter() - start
 
 
 def measure_size(size: int, args, job, sup) -> dict:
     import torch
 
-    from nccldoctor.config import BenchConfig
+    from nccldoctor.config import CollectiveOptions
     from nccldoctor.probes import REGISTRY
 
-    config = BenchConfig(probes=["all_reduce"], min_bytes=size, max_bytes=size, iters=args.iters)
+    config = CollectiveOptions(probes=["all_reduce"], min_bytes=size, max_bytes=size, iters=args.iters)
     probe = REGISTRY["all_reduce"](config)
     ((layout, mode),) = probe._plan(job.world_size)
     call = probe.make_call(

@@ -1,5 +1,12 @@
 """Command-line flags of `nccldoctor.bench` -> a typed, validated BenchConfig.
 
+The config is grouped by concern (CollectiveOptions, NetworkOptions, HealthOptions,
+SweepOptions, DdpOptions, RunOptions). Each option is declared once, as a field of its group
+made by `option(...)`: its flag(s), default, help and the function that parses its text. The
+argparse parser, parse_args and the report's flat `config` section are generated from those
+declarations, so a flag cannot be added in one place and forgotten in another. Each group
+checks its own fields; BenchConfig checks what spans groups.
+
 Flags that nccl-tests also has keep its short names and meanings (-b -e -f -n -w -d -o -c -r),
 so a user can paste an nccl-tests command line. Every bad value raises UsageError with the
 value and what is allowed; nothing here prints or exits.
@@ -9,14 +16,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from nccldoctor.argtypes import Parser, megabytes, seconds, whole_number
 from nccldoctor.errors import UsageError
-from nccldoctor.sweepspec import DEFAULT_MAX_COMBOS, check_combos, parse_sweep
+from nccldoctor.sweepspec import DEFAULT_MAX_COMBOS, check_combos, check_unique, parse_item
 from nccldoctor.units import parse_size
 
 DTYPES: dict[str, torch.dtype] = {
@@ -44,131 +53,67 @@ REDUCE_OPS = ("sum", "prod", "min", "max", "avg")
 BACKENDS = ("auto", "nccl", "gloo")
 ALL_PROBES = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "sendrecv")
 
+# -- declaring an option -----------------------------------------------------------------------
 
-@dataclass(kw_only=True)
-class BenchConfig:
-    probes: list[str] = field(default_factory=lambda: list(ALL_PROBES))
-    min_bytes: int = 8  # smallest total buffer size
-    max_bytes: int = 8 * 1024**2  # largest total buffer size
-    step_factor: int = 4  # multiply the size by this between rows
-    iters: int = 20  # timed iterations per size
-    warmup: int = 5  # untimed iterations per size, before the timed loop
-    dtype: str = "float32"
-    op: str = "sum"  # reduction op of all_reduce and reduce_scatter
-    check: bool = True  # verify every output element
-    root: int = 0  # broadcast root
-    backend: str = "auto"  # auto: NCCL when CUDA is usable, else Gloo on CPU
-    timeout: float = 300.0  # seconds for the whole run; every wait is bounded by it
-    out: Path | None = None  # report folder; None: ./nccldoctor-out/<timestamp>/
-    expect_busbw: dict[str, float] = field(default_factory=dict)  # probe -> GB/s
-    strict: bool = False  # warnings fail the run (exit 1)
-    quiet: bool = False  # terminal: verdict and findings only
-    ports: list[tuple[int, int]] = field(default_factory=list)  # extra port ranges to check
-    ifaces: str | list[str] = "auto"  # per-NIC sweep: "auto", "off" or interface names
-    health: bool = True  # stragglers, links, host contention and GPU health after the collectives
-    straggler_warn: float = 0.9  # a rank scoring below this (median rank = 1.0) warns
-    straggler_fail: float = 0.75  # ... below this, fails
-    sweep: list[tuple[str, list[str]]] = field(default_factory=list)  # settings sweep: (VAR, values)
-    max_combos: int = DEFAULT_MAX_COMBOS  # most settings a sweep may have (besides the defaults)
-    sweep_repeats: int = 3  # interleaved rounds: each setting is measured this many times
-    ddp: bool = True  # the reference DDP training benchmark after the probes
-    ddp_only: bool = False  # run only it (and the network check that guards init)
-    ddp_model: str = "auto"  # a refmodel preset; auto: gpt2-125m on GPU, tiny on CPU
-    ddp_batch: int = 0  # per-rank micro-batch; 0: the preset's
-    ddp_accum: int = 1  # micro-batches per optimizer step
-    ddp_bucket_mb: float = 25.0  # DDP's bucket_cap_mb
-    ddp_steps: int = 10  # measured synced steps (as many no_sync steps again)
-    ckpt_dir: Path | None = None  # checkpoint round trip into this directory (shared by all nodes?)
+FLAG = "nccldoctor.flag"  # the key of a field's Flag in its metadata
 
-    def __post_init__(self) -> None:
-        self._check_numbers()
-        unknown = [p for p in self.probes if p not in ALL_PROBES]
-        if unknown:
-            raise UsageError(f"--probes: unknown probe {unknown[0]!r} (known: {', '.join(ALL_PROBES)})")
-        if not self.probes and not self.ddp_only:
-            raise UsageError("--probes: name at least one probe")
-        self._check_ddp()
-        if self.dtype not in DTYPES:
-            raise UsageError(f"--dtype: unknown dtype {self.dtype!r} (known: {', '.join(DTYPES)})")
-        if self.op not in REDUCE_OPS:
-            raise UsageError(f"--op: unknown op {self.op!r} (known: {', '.join(REDUCE_OPS)})")
-        if self.op == "avg" and not self.torch_dtype.is_floating_point:
-            raise UsageError(f"--op avg needs a floating dtype, not {self.dtype}")
-        not_run = [p for p in self.expect_busbw if p not in self.probes]
-        if not_run and len(self.expect_busbw) < len(ALL_PROBES):  # named explicitly, not "20" for all
-            raise UsageError(f"--expect-busbw names {not_run[0]}, which --probes does not run")
-        self.expect_busbw = {p: v for p, v in self.expect_busbw.items() if p in self.probes}
-        if self.backend not in BACKENDS:
-            raise UsageError(f"--backend: {self.backend!r} is not one of {', '.join(BACKENDS)}")
 
-    def _check_numbers(self) -> None:
-        if self.min_bytes < 1 or self.max_bytes < 1:
-            raise UsageError("--min-bytes and --max-bytes must be at least 1 byte")
-        if self.min_bytes > self.max_bytes:
-            raise UsageError(f"--min-bytes ({self.min_bytes}) is larger than --max-bytes ({self.max_bytes})")
-        if self.step_factor < 2:
-            raise UsageError(f"--step-factor must be 2 or more, not {self.step_factor}")
-        if self.iters < 1:
-            raise UsageError(f"--iters must be 1 or more, not {self.iters}")
-        if self.warmup < 0:
-            raise UsageError(f"--warmup must be 0 or more, not {self.warmup}")
-        if not self.timeout > 0:
-            raise UsageError(f"--timeout must be a positive number of seconds, not {self.timeout}")
-        if self.root < 0:
-            raise UsageError(f"--root must be a rank (0 or more), not {self.root}")
-        if self.sweep_repeats < 2:
-            raise UsageError(
-                f"--sweep-repeats must be 2 or more, not {self.sweep_repeats} (the spread between "
-                "repeats is the noise a recommendation must beat)"
-            )
-        if self.max_combos < 1:
-            raise UsageError(f"--max-combos must be 1 or more, not {self.max_combos}")
-        check_combos(self.sweep, self.max_combos)
-        if not 0 < self.straggler_fail < self.straggler_warn <= 1:
-            raise UsageError(
-                f"--straggler-fail ({self.straggler_fail}) and --straggler-warn ({self.straggler_warn}) "
-                "need 0 < fail < warn <= 1 (scores: the median rank is 1.0, half as fast is 0.5)"
-            )
+@dataclass(frozen=True)
+class Flag:
+    """How one config field appears on the command line (and in the report)."""
 
-    def _check_ddp(self) -> None:
-        from nccldoctor.refmodel import PRESETS  # torch.nn: only the bench's config needs it
-
-        if self.ddp_only and not self.ddp:
-            raise UsageError("--ddp-only and --no-ddp contradict each other")
-        if self.ddp_only and self.sweep:
-            raise UsageError("--ddp-only runs only the DDP benchmark; drop --sweep (or --ddp-only)")
-        if self.ddp_model != "auto" and self.ddp_model not in PRESETS:
-            raise UsageError(
-                f"--ddp-model: unknown model {self.ddp_model!r} (known: auto, {', '.join(PRESETS)})"
-            )
-        if self.ddp_batch < 0:
-            raise UsageError(f"--ddp-batch must be 0 (the preset's) or more, not {self.ddp_batch}")
-        for flag, value in (("--ddp-accum", self.ddp_accum), ("--ddp-steps", self.ddp_steps)):
-            if value < 1:
-                raise UsageError(f"{flag} must be 1 or more, not {value}")
-        if not self.ddp_bucket_mb > 0:
-            raise UsageError(f"--ddp-bucket-mb must be a positive number of MiB, not {self.ddp_bucket_mb}")
+    names: tuple[str, ...]  # "-b", "--min-bytes": the short name first, as argparse shows them
+    help: str
+    parse: Callable[[str], Any] | None = None  # one argument's text -> the field's value
+    action: str | None = None  # "store_true" / "store_false" (a switch), "append" (repeatable)
+    dest: str | None = None  # when the long name is not the key (--no-ddp sets `ddp`)
+    metavar: str | None = None
 
     @property
-    def torch_dtype(self) -> torch.dtype:
-        return DTYPES[self.dtype]
-
-    def sizes(self) -> list[int]:
-        """Total buffer sizes from min to max, multiplied by step_factor, as nccl-tests -f."""
-        sizes, size = [], self.min_bytes
-        while size <= self.max_bytes:
-            sizes.append(size)
-            size *= self.step_factor
-        return sizes
+    def key(self) -> str:
+        """argparse's dest, and the field's key in the report's flat `config` section."""
+        return self.dest or self.names[-1].lstrip("-").replace("-", "_")
 
 
-def _switch(text: str) -> bool:
+def option(
+    *names: str,
+    help: str,
+    default: Any = MISSING,
+    factory: Callable[[], Any] | None = None,
+    parse: Callable[[str], Any] | None = None,
+    action: str | None = None,
+    dest: str | None = None,
+    metavar: str | None = None,
+) -> Any:
+    """A config field that is also a command-line option: everything about it in one place."""
+    metadata = {FLAG: Flag(names, help, parse, action, dest, metavar)}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def flag_of(option_field: dataclasses.Field) -> Flag:
+    return option_field.metadata[FLAG]
+
+
+def default_of(option_field: dataclasses.Field) -> Any:
+    if option_field.default_factory is not MISSING:
+        return option_field.default_factory()
+    return option_field.default
+
+
+# -- parsing one argument ----------------------------------------------------------------------
+# argparse calls these on the argument's text: an ArgumentTypeError becomes
+# "argument -n/--iters: ...", a UsageError passes through as it is.
+
+
+def switch(text: str) -> bool:
     if text not in ("0", "1"):
         raise argparse.ArgumentTypeError(f"{text!r} is not 0 or 1")
     return text == "1"
 
 
-def _on_off(text: str) -> bool:
+def on_off(text: str) -> bool:
     if text not in ("on", "off"):
         raise argparse.ArgumentTypeError(f"{text!r} is not on or off")
     return text == "on"
@@ -243,145 +188,386 @@ def parse_ifaces(text: str) -> str | list[str]:
     return list(dict.fromkeys(names))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = Parser(
-        prog="nccldoctor.bench",
-        description="Measure and diagnose collective communication.",
-        allow_abbrev=False,
+def size_of(flag: str) -> Callable[[str], int]:
+    """'64K' -> 65536; a bad size names `flag`, as nccl-tests users would write it."""
+    return lambda text: parse_size(text, flag)
+
+
+def probe_names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def dtype_name(text: str) -> str:
+    return DTYPE_ALIASES.get(text, text)
+
+
+def optional_path(text: str) -> Path | None:
+    return Path(text) if text else None  # an empty --out is no --out, not the current folder
+
+
+# -- the groups --------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class CollectiveOptions:
+    """What the collective probes measure, and how; the sweeps' workers get this group whole."""
+
+    min_bytes: int = option(
+        "-b",
+        "--min-bytes",
+        default=8,
+        parse=size_of("--min-bytes"),
+        help="smallest total buffer size (8, 64K, 1M, 1G; default 8)",
     )
-    add = p.add_argument
-    add("-b", "--min-bytes", default="8", help="smallest total buffer size (8, 64K, 1M, 1G; default 8)")
-    add("-e", "--max-bytes", default="8M", help="largest total buffer size (default 8M)")
-    add("-f", "--step-factor", type=whole_number, default=4, help="size multiplier between rows (default 4)")
-    add("-n", "--iters", type=whole_number, default=20, help="timed iterations per size (default 20)")
-    add(
-        "-w", "--warmup", type=whole_number, default=5, help="untimed warm-up iterations per size (default 5)"
+    max_bytes: int = option(
+        "-e",
+        "--max-bytes",
+        default=8 * 1024**2,
+        parse=size_of("--max-bytes"),
+        help="largest total buffer size (default 8M)",
     )
-    add("-d", "--dtype", default="float32", help=f"element type: {', '.join(DTYPES)} (default float32)")
-    add("-o", "--op", default="sum", help=f"reduction: {', '.join(REDUCE_OPS)} (default sum)")
-    add("-c", "--check", type=_switch, default=True, help="check every output element: 1 or 0 (default 1)")
-    add("-r", "--root", type=whole_number, default=0, help="broadcast root rank (default 0)")
-    add("--probes", default=",".join(ALL_PROBES), help="comma list of probes (default: all)")
-    add("--backend", default="auto", help="auto, nccl or gloo (auto: NCCL with CUDA, else Gloo)")
-    add("--timeout", type=seconds, default=300.0, help="deadline for the whole run in seconds (default 300)")
-    add("--out", default=None, help="report folder (default ./nccldoctor-out/<timestamp>)")
-    add("--expect-busbw", default=None, help="GB/s expected at the largest size: 20, or all_reduce=20,...")
-    add("--ports", default=None, help="extra ports to check between nodes: 40000-40100,29400")
-    add(
-        "--ifaces", default="auto", help="per-NIC sweep: auto (multi-node, 2+ shared NICs), off, or eth0,eth1"
+    step_factor: int = option(
+        "-f", "--step-factor", default=4, parse=whole_number, help="size multiplier between rows (default 4)"
     )
-    add(
+    iters: int = option(
+        "-n", "--iters", default=20, parse=whole_number, help="timed iterations per size (default 20)"
+    )
+    warmup: int = option(
+        "-w",
+        "--warmup",
+        default=5,
+        parse=whole_number,
+        help="untimed warm-up iterations per size (default 5)",
+    )
+    dtype: str = option(
+        "-d",
+        "--dtype",
+        default="float32",
+        parse=dtype_name,
+        help=f"element type: {', '.join(DTYPES)} (default float32)",
+    )
+    op: str = option("-o", "--op", default="sum", help=f"reduction: {', '.join(REDUCE_OPS)} (default sum)")
+    check: bool = option(
+        "-c", "--check", default=True, parse=switch, help="check every output element: 1 or 0 (default 1)"
+    )
+    root: int = option("-r", "--root", default=0, parse=whole_number, help="broadcast root rank (default 0)")
+    probes: list[str] = option(
+        "--probes",
+        factory=lambda: list(ALL_PROBES),
+        parse=probe_names,
+        help="comma list of probes (default: all)",
+    )
+    expect_busbw: dict[str, float] = option(  # probe -> GB/s at the largest size
+        "--expect-busbw",
+        factory=dict,
+        parse=parse_expect_busbw,
+        help="GB/s expected at the largest size: 20, or all_reduce=20,...",
+    )
+
+    def __post_init__(self) -> None:
+        self._check_numbers()
+        unknown = [p for p in self.probes if p not in ALL_PROBES]
+        if unknown:
+            raise UsageError(f"--probes: unknown probe {unknown[0]!r} (known: {', '.join(ALL_PROBES)})")
+        if self.dtype not in DTYPES:
+            raise UsageError(f"--dtype: unknown dtype {self.dtype!r} (known: {', '.join(DTYPES)})")
+        if self.op not in REDUCE_OPS:
+            raise UsageError(f"--op: unknown op {self.op!r} (known: {', '.join(REDUCE_OPS)})")
+        if self.op == "avg" and not self.torch_dtype.is_floating_point:
+            raise UsageError(f"--op avg needs a floating dtype, not {self.dtype}")
+        not_run = [p for p in self.expect_busbw if p not in self.probes]
+        if not_run and len(self.expect_busbw) < len(ALL_PROBES):  # named explicitly, not "20" for all
+            raise UsageError(f"--expect-busbw names {not_run[0]}, which --probes does not run")
+        self.expect_busbw = {p: v for p, v in self.expect_busbw.items() if p in self.probes}
+
+    def _check_numbers(self) -> None:
+        if self.min_bytes < 1 or self.max_bytes < 1:
+            raise UsageError("--min-bytes and --max-bytes must be at least 1 byte")
+        if self.min_bytes > self.max_bytes:
+            raise UsageError(f"--min-bytes ({self.min_bytes}) is larger than --max-bytes ({self.max_bytes})")
+        if self.step_factor < 2:
+            raise UsageError(f"--step-factor must be 2 or more, not {self.step_factor}")
+        if self.iters < 1:
+            raise UsageError(f"--iters must be 1 or more, not {self.iters}")
+        if self.warmup < 0:
+            raise UsageError(f"--warmup must be 0 or more, not {self.warmup}")
+        if self.root < 0:
+            raise UsageError(f"--root must be a rank (0 or more), not {self.root}")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    def sizes(self) -> list[int]:
+        """Total buffer sizes from min to max, multiplied by step_factor, as nccl-tests -f."""
+        sizes, size = [], self.min_bytes
+        while size <= self.max_bytes:
+            sizes.append(size)
+            size *= self.step_factor
+        return sizes
+
+
+@dataclass(kw_only=True)
+class NetworkOptions:
+    """The network check before the process group forms, and the per-NIC sweep."""
+
+    ports: list[tuple[int, int]] = option(
+        "--ports",
+        factory=list,
+        parse=parse_ports,
+        help="extra ports to check between nodes: 40000-40100,29400",
+    )
+    ifaces: str | list[str] = option(  # "auto", "off" or interface names
+        "--ifaces",
+        default="auto",
+        parse=parse_ifaces,
+        help="per-NIC sweep: auto (multi-node, 2+ shared NICs), off, or eth0,eth1",
+    )
+
+
+@dataclass(kw_only=True)
+class HealthOptions:
+    """Stragglers, links, host contention and GPU health, after the collectives."""
+
+    enabled: bool = option(
         "--health",
-        type=_on_off,
         default=True,
+        parse=on_off,
         help="straggler, link, host and GPU health probes after the collectives: on or off (default on)",
     )
-    add("--straggler-warn", type=score, default=0.9, help="warn below this rank score (default 0.9)")
-    add("--straggler-fail", type=score, default=0.75, help="fail below this rank score (default 0.75)")
-    add(
+    # Rank scores: the median rank is 1.0, a rank half as fast 0.5.
+    straggler_warn: float = option(
+        "--straggler-warn", default=0.9, parse=score, help="warn below this rank score (default 0.9)"
+    )
+    straggler_fail: float = option(
+        "--straggler-fail", default=0.75, parse=score, help="fail below this rank score (default 0.75)"
+    )
+
+    def __post_init__(self) -> None:
+        if not 0 < self.straggler_fail < self.straggler_warn <= 1:
+            raise UsageError(
+                f"--straggler-fail ({self.straggler_fail}) and --straggler-warn ({self.straggler_warn}) "
+                "need 0 < fail < warn <= 1 (scores: the median rank is 1.0, half as fast is 0.5)"
+            )
+
+
+@dataclass(kw_only=True)
+class SweepOptions:
+    """The settings sweep: the run's probes under each setting, in fresh processes."""
+
+    settings: list[tuple[str, list[str]]] = option(  # (VAR, values), in the order given
         "--sweep",
+        factory=list,
+        parse=parse_item,
         action="append",
-        default=[],
         metavar="VAR=v1,v2",
         help="settings sweep: measure each value in fresh processes (repeatable: all combinations)",
     )
-    add(
+    max_combos: int = option(
         "--max-combos",
-        type=whole_number,
         default=DEFAULT_MAX_COMBOS,
+        parse=whole_number,
         help=f"most combinations --sweep may make (default {DEFAULT_MAX_COMBOS})",
     )
-    add("--sweep-repeats", type=whole_number, default=3, help="interleaved rounds per setting (default 3)")
-    add("--no-ddp", action="store_true", help="skip the reference DDP training benchmark")
-    add("--ddp-only", action="store_true", help="run only the DDP benchmark (no probes, health or sweeps)")
-    add(
+    repeats: int = option(
+        "--sweep-repeats", default=3, parse=whole_number, help="interleaved rounds per setting (default 3)"
+    )
+
+    def __post_init__(self) -> None:
+        check_unique(self.settings)
+        if self.repeats < 2:
+            raise UsageError(
+                f"--sweep-repeats must be 2 or more, not {self.repeats} (the spread between "
+                "repeats is the noise a recommendation must beat)"
+            )
+        if self.max_combos < 1:
+            raise UsageError(f"--max-combos must be 1 or more, not {self.max_combos}")
+        check_combos(self.settings, self.max_combos)
+
+
+@dataclass(kw_only=True)
+class DdpOptions:
+    """The reference DDP training benchmark after the probes, and its checkpoint round trip."""
+
+    enabled: bool = option(
+        "--no-ddp",
+        default=True,
+        action="store_false",
+        dest="ddp",
+        help="skip the reference DDP training benchmark",
+    )
+    only: bool = option(  # the DDP benchmark and the network check that guards init, nothing else
+        "--ddp-only",
+        default=False,
+        action="store_true",
+        help="run only the DDP benchmark (no probes, health or sweeps)",
+    )
+    model: str = option(  # a refmodel preset
         "--ddp-model",
         default="auto",
         help="DDP model preset: auto (gpt2-125m on GPU, tiny on CPU), tiny, gpt2-125m",
     )
-    add("--ddp-batch", type=whole_number, default=0, help="DDP per-rank micro-batch (default: the preset's)")
-    add("--ddp-accum", type=whole_number, default=1, help="DDP gradient accumulation steps (default 1)")
-    add("--ddp-bucket-mb", type=megabytes, default=25.0, help="DDP bucket_cap_mb (default 25)")
-    add("--ddp-steps", type=whole_number, default=10, help="measured synced DDP steps (default 10)")
-    add(
-        "--ckpt-dir", default=None, help="checkpoint round trip in DIR: must be one filesystem for every node"
+    batch: int = option(  # per-rank micro-batch; 0: the preset's
+        "--ddp-batch", default=0, parse=whole_number, help="DDP per-rank micro-batch (default: the preset's)"
     )
-    add("--strict", action="store_true", help="exit 1 on warnings too")
-    add("--quiet", action="store_true", help="print only findings and the verdict")
-    return p
+    accum: int = option(  # micro-batches per optimizer step
+        "--ddp-accum", default=1, parse=whole_number, help="DDP gradient accumulation steps (default 1)"
+    )
+    bucket_mb: float = option(
+        "--ddp-bucket-mb", default=25.0, parse=megabytes, help="DDP bucket_cap_mb (default 25)"
+    )
+    steps: int = option(  # measured synced steps (as many no_sync steps again)
+        "--ddp-steps", default=10, parse=whole_number, help="measured synced DDP steps (default 10)"
+    )
+    ckpt_dir: Path | None = option(
+        "--ckpt-dir",
+        default=None,
+        parse=optional_path,
+        help="checkpoint round trip in DIR: must be one filesystem for every node",
+    )
+
+    def __post_init__(self) -> None:
+        from nccldoctor.refmodel import PRESETS  # torch.nn: only the bench's config needs it
+
+        if self.only and not self.enabled:
+            raise UsageError("--ddp-only and --no-ddp contradict each other")
+        if self.model != "auto" and self.model not in PRESETS:
+            raise UsageError(f"--ddp-model: unknown model {self.model!r} (known: auto, {', '.join(PRESETS)})")
+        if self.batch < 0:
+            raise UsageError(f"--ddp-batch must be 0 (the preset's) or more, not {self.batch}")
+        for flag, value in (("--ddp-accum", self.accum), ("--ddp-steps", self.steps)):
+            if value < 1:
+                raise UsageError(f"{flag} must be 1 or more, not {value}")
+        if not self.bucket_mb > 0:
+            raise UsageError(f"--ddp-bucket-mb must be a positive number of MiB, not {self.bucket_mb}")
+
+
+@dataclass(kw_only=True)
+class RunOptions:
+    """The run as a whole: backend, deadline, where the report goes and how it is told."""
+
+    backend: str = option(  # auto: NCCL when CUDA is usable, else Gloo on CPU
+        "--backend", default="auto", help="auto, nccl or gloo (auto: NCCL with CUDA, else Gloo)"
+    )
+    timeout: float = option(  # every wait is bounded by it
+        "--timeout", default=300.0, parse=seconds, help="deadline for the whole run in seconds (default 300)"
+    )
+    out: Path | None = option(  # None: ./nccldoctor-out/<timestamp>/
+        "--out",
+        default=None,
+        parse=optional_path,
+        help="report folder (default ./nccldoctor-out/<timestamp>)",
+    )
+    strict: bool = option("--strict", default=False, action="store_true", help="exit 1 on warnings too")
+    quiet: bool = option(
+        "--quiet", default=False, action="store_true", help="print only findings and the verdict"
+    )
+
+    def __post_init__(self) -> None:
+        if not self.timeout > 0:
+            raise UsageError(f"--timeout must be a positive number of seconds, not {self.timeout}")
+        if self.backend not in BACKENDS:
+            raise UsageError(f"--backend: {self.backend!r} is not one of {', '.join(BACKENDS)}")
+
+
+@dataclass(kw_only=True)
+class BenchConfig:
+    """Everything one bench run was asked to do; each group defaults to its own defaults.
+
+    --ddp-only turns off what it does not run, and refuses options set away from their defaults
+    that it would ignore; so replace a group of a --ddp-only config, not the BenchConfig itself.
+    """
+
+    collectives: CollectiveOptions = field(default_factory=CollectiveOptions)
+    network: NetworkOptions = field(default_factory=NetworkOptions)
+    health: HealthOptions = field(default_factory=HealthOptions)
+    sweep: SweepOptions = field(default_factory=SweepOptions)
+    ddp: DdpOptions = field(default_factory=DdpOptions)
+    run: RunOptions = field(default_factory=RunOptions)
+
+    def __post_init__(self) -> None:
+        if self.ddp.only:
+            self._refuse_with_ddp_only()
+            # Nothing else that measures (the network check before init still runs).
+            self.collectives = replace(self.collectives, probes=[])
+            self.health = replace(self.health, enabled=False)
+            self.network = replace(self.network, ifaces="off")
+        if not self.collectives.probes and not self.ddp.only:
+            raise UsageError("--probes: name at least one probe")
+
+    def _refuse_with_ddp_only(self) -> None:
+        """Flags about what --ddp-only does not run: one line rather than silence."""
+        given = [
+            flag
+            for flag, group, name in (
+                ("--probes", self.collectives, "probes"),
+                ("--expect-busbw", self.collectives, "expect_busbw"),
+                ("--ifaces", self.network, "ifaces"),
+            )
+            if not is_default(group, name)
+        ]
+        if given:
+            raise UsageError(
+                f"--ddp-only runs only the DDP benchmark: drop {', '.join(given)} (or --ddp-only)"
+            )
+        if self.sweep.settings:
+            raise UsageError("--ddp-only runs only the DDP benchmark; drop --sweep (or --ddp-only)")
+
+
+def is_default(group: Any, name: str) -> bool:
+    (declared,) = [f for f in fields(group) if f.name == name]
+    return getattr(group, name) == default_of(declared)
+
+
+# -- generated from the declarations -----------------------------------------------------------
+
+
+def groups() -> Iterator[tuple[str, type]]:
+    """BenchConfig's groups as (attribute, class), in order (a group's class is its factory)."""
+    for group in fields(BenchConfig):
+        yield group.name, group.default_factory
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="nccldoctor.bench",
+        description="Measure and diagnose collective communication.",
+        allow_abbrev=False,
+    )
+    for _, group in groups():
+        for declared in fields(group):
+            flag = flag_of(declared)
+            # argparse also runs `type` on a default that is a string ("auto", "float32"): each such
+            # parse returns it unchanged (tests/test_config.py compares the parsed defaults).
+            more = {"type": flag.parse, "action": flag.action, "metavar": flag.metavar}
+            parser.add_argument(
+                *flag.names,
+                dest=flag.key,
+                default=default_of(declared),
+                help=flag.help,
+                **{k: v for k, v in more.items() if v is not None},
+            )
+    return parser
 
 
 def parse_args(argv: list[str] | None = None) -> BenchConfig:
-    args = build_parser().parse_args(argv)
-    dtype = DTYPE_ALIASES.get(args.dtype, args.dtype)
-    values = dict(
-        probes=[name.strip() for name in args.probes.split(",") if name.strip()],
-        min_bytes=parse_size(args.min_bytes, "--min-bytes"),
-        max_bytes=parse_size(args.max_bytes, "--max-bytes"),
-        step_factor=args.step_factor,
-        iters=args.iters,
-        warmup=args.warmup,
-        dtype=dtype,
-        op=args.op,
-        check=args.check,
-        root=args.root,
-        backend=args.backend,
-        timeout=args.timeout,
-        out=Path(args.out) if args.out else None,
-        expect_busbw=parse_expect_busbw(args.expect_busbw) if args.expect_busbw else {},
-        strict=args.strict,
-        quiet=args.quiet,
-        ports=parse_ports(args.ports) if args.ports else [],
-        ifaces=parse_ifaces(args.ifaces),
-        health=args.health,
-        straggler_warn=args.straggler_warn,
-        straggler_fail=args.straggler_fail,
-        sweep=parse_sweep(args.sweep),
-        max_combos=args.max_combos,
-        sweep_repeats=args.sweep_repeats,
+    args = vars(build_parser().parse_args(argv))
+    return BenchConfig(
+        **{name: group(**{f.name: args[flag_of(f).key] for f in fields(group)}) for name, group in groups()}
     )
-    return BenchConfig(**(values | _ddp_args(args)))
 
 
-def _ddp_args(args: argparse.Namespace) -> dict:
-    only = args.ddp_only
-    if only:
-        _refuse_with_ddp_only(args)
-    return {
-        "ddp": not args.no_ddp,
-        "ddp_only": only,
-        "ddp_model": args.ddp_model,
-        "ddp_batch": args.ddp_batch,
-        "ddp_accum": args.ddp_accum,
-        "ddp_bucket_mb": args.ddp_bucket_mb,
-        "ddp_steps": args.ddp_steps,
-        "ckpt_dir": Path(args.ckpt_dir) if args.ckpt_dir else None,
-        # --ddp-only: nothing else that measures (the network check before init still runs)
-        **({"probes": [], "health": False, "ifaces": "off"} if only else {}),
-    }
-
-
-def _refuse_with_ddp_only(args: argparse.Namespace) -> None:
-    """Flags about what --ddp-only does not run: one line rather than silence."""
-    given = [
-        flag
-        for flag, was_given in (
-            ("--probes", args.probes != ",".join(ALL_PROBES)),
-            ("--expect-busbw", args.expect_busbw is not None),
-            ("--ifaces", args.ifaces != "auto"),
-        )
-        if was_given
-    ]
-    if given:
-        raise UsageError(f"--ddp-only runs only the DDP benchmark: drop {', '.join(given)} (or --ddp-only)")
-
-
-def config_section(config: BenchConfig) -> dict:
-    """The report's `config` section: what this run was asked to do (and so what a pass means)."""
-    section = dataclasses.asdict(config)
-    section["out"] = str(config.out) if config.out else None
-    section["ckpt_dir"] = str(config.ckpt_dir) if config.ckpt_dir else None
-    section["sizes"] = config.sizes()
+def config_section(config: BenchConfig) -> dict[str, Any]:
+    """The report's `config` section: what this run was asked to do (and so what a pass means).
+    Flat, one key per flag (its argparse dest), plus the sizes the flags make."""
+    section = {}
+    for name, _ in groups():
+        group = getattr(config, name)
+        values = dataclasses.asdict(group)
+        for declared in fields(group):
+            value = values[declared.name]
+            section[flag_of(declared).key] = str(value) if isinstance(value, Path) else value
+    section["sizes"] = config.collectives.sizes()
     return section
 
 

@@ -11,7 +11,6 @@ contract: `results` is empty and a `preflight` section holds what each check saw
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import os
 import socket
@@ -23,7 +22,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from nccldoctor import gpuhealth
-from nccldoctor.argtypes import seconds, whole_number
 from nccldoctor.environment import relevant_env
 from nccldoctor.errors import UsageError
 from nccldoctor.findings import Finding, Severity, make_finding
@@ -39,9 +37,7 @@ from nccldoctor.net.inventory import NodeNet
 from nccldoctor.net.judge import judge_choice, predict
 from nccldoctor.net.routes import owner_of, route
 from nccldoctor.net.sockets import OPEN, REFUSED, TIMEOUT, UNREACHABLE, connect_all
-from nccldoctor.outdir import prepare_out_dir
 from nccldoctor.report import Report
-from nccldoctor.reports import emit_all, make_sinks
 
 # Linux resends a lost SYN after 1 s: 3 s lets one loss pass on an open path, and a filtered
 # port costs only 3 s.
@@ -452,38 +448,3 @@ def _gpu_cells(gpus: Gpus, nproc: int | None, backend: str) -> tuple[str, str]:
     asked = f"; --nproc-per-node {nproc}" if nproc is not None else ""
     lost = f"; not counted: {gpus.error}" if gpus.error else ""
     return f"{gpus.visible} visible{model}", f"{gpus.physical} in NVML{cvd}{asked}; backend {backend}{lost}"
-
-
-# -- the command -------------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--master-addr", required=True, help="the address torchrun will get as --master-addr")
-    parser.add_argument("--master-port", required=True, type=whole_number, help="torchrun's --master-port")
-    parser.add_argument(
-        "--nproc-per-node", type=whole_number, help="compare with the GPUs visible on this node"
-    )
-    parser.add_argument("--out", type=Path, help="write the report into DIR itself")
-    parser.add_argument(
-        "--timeout",
-        type=seconds,
-        default=DEFAULT_TIMEOUT_S,
-        help="seconds for each name lookup and the connect",
-    )
-    parser.add_argument("--quiet", action="store_true", help="findings and verdict only")
-
-
-def command(args: argparse.Namespace) -> int:
-    """Run the checks, write and print the report; the exit code is the verdict's."""
-    config = PreflightConfig(
-        master_addr=args.master_addr,
-        master_port=args.master_port,
-        nproc_per_node=args.nproc_per_node,
-        out=args.out,
-        timeout_s=args.timeout,
-        quiet=args.quiet,
-    )
-    out = prepare_out_dir(
-        config.out, label="preflight-"
-    )  # before the checks: a bad --out is bad usage, not a report
-    report = run_preflight(config)
-    emit_all(report, out, make_sinks(quiet=config.quiet))
-    return report.exit_code

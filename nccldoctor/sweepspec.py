@@ -65,16 +65,22 @@ RESERVED = frozenset({"NCCL_DEBUG", "NCCL_DEBUG_FILE", "NCCL_DEBUG_SUBSYS"})
 
 def parse_sweep(items: list[str]) -> list[tuple[str, list[str]]]:
     """['NCCL_ALGO=Ring,Tree', ...] -> [('NCCL_ALGO', ['Ring', 'Tree']), ...], or UsageError."""
-    spec: list[tuple[str, list[str]]] = []
-    for item in items:
-        name, values = _parse_item(item)
-        if name in dict(spec):
-            raise UsageError(f"--sweep: {name} is given twice; put all its values in one --sweep {name}=a,b")
-        spec.append((name, values))
+    spec = [parse_item(item) for item in items]
+    check_unique(spec)
     return spec
 
 
-def _parse_item(item: str) -> tuple[str, list[str]]:
+def check_unique(spec: list[tuple[str, list[str]]]) -> None:
+    """Each variable once: two --sweep of one variable would make settings that set it twice."""
+    seen: set[str] = set()
+    for name, _ in spec:
+        if name in seen:
+            raise UsageError(f"--sweep: {name} is given twice; put all its values in one --sweep {name}=a,b")
+        seen.add(name)
+
+
+def parse_item(item: str) -> tuple[str, list[str]]:
+    """One --sweep: 'NCCL_ALGO=Ring,Tree' -> ('NCCL_ALGO', ['Ring', 'Tree']), or UsageError."""
     name, sep, text = item.partition("=")
     name = name.strip()
     if not sep or not name:

@@ -22,25 +22,24 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch.distributed as dist
 
-from nccldoctor.config import BenchConfig
+from nccldoctor.config import CollectiveOptions
 from nccldoctor.nccl_capture import NcclCapture, plan_capture
 from nccldoctor.nccl_tuning import TUNING_SUBSYSTEMS, read_child_log
 from nccldoctor.phase import PhaseContext
 from nccldoctor.rows import Row
 from nccldoctor.runtime import LaunchEnv, wait_for
-from nccldoctor.worker import SPEC_ENV
+from nccldoctor.worker import spec_env
 
 STATUS_GRACE_S = 15.0  # past the children's deadline, how long rank 0 waits for every status
 VARIANT_TIMEOUT_S = 90.0  # one variant of a sweep: start-up, process group, measurement
 REPORT_RESERVE_S = 10.0  # a sweep leaves this much of the deadline for the report
-# The config fields a worker needs (the rest is about the parent's run and report).
-WORKER_FIELDS = ("probes", "min_bytes", "max_bytes", "step_factor", "iters", "warmup", "dtype", "op", "check")
 
 
 @dataclass(frozen=True)
@@ -90,17 +89,26 @@ class VariantRunner:
     """Runs variants on every rank in step. `store` is the run's prefixed store."""
 
     @classmethod
-    def for_phase(cls, ctx: PhaseContext) -> VariantRunner:
-        return cls(ctx.store, ctx.run_prefix, ctx.job.launch, ctx.job.backend, ctx.remaining_s)
+    def for_phase(cls, ctx: PhaseContext, phases: str) -> VariantRunner:
+        return cls(ctx.store, ctx.run_prefix, ctx.job.launch, ctx.job.backend, ctx.remaining_s, phases)
 
     def budget(self, extra_s: float = 0.0) -> float:
         """One variant's deadline: VARIANT_TIMEOUT_S (+ extra_s), leaving the report its time."""
         return min(VARIANT_TIMEOUT_S + extra_s, self.remaining_s() - REPORT_RESERVE_S)
 
     def __init__(
-        self, store: dist.Store, run_prefix: str, launch: LaunchEnv, backend: str, remaining_s
+        self,
+        store: dist.Store,
+        run_prefix: str,
+        launch: LaunchEnv,
+        backend: str,
+        remaining_s: Callable[[], float],
+        phases: str,
     ) -> None:
+        """`phases`: what each child runs, as "module:function" taking the collective options and
+        returning phases (the sweep that owns this runner names it; see nccldoctor.worker)."""
         self.store = store
+        self.phases = phases
         self.run_prefix = run_prefix
         self.launch = launch
         self.backend = backend
@@ -110,7 +118,7 @@ class VariantRunner:
         self,
         index: int,
         variant: Variant,
-        config: BenchConfig,
+        config: CollectiveOptions,
         timeout_s: float,
         skip: bool = False,
         log_nccl: bool = False,
@@ -180,23 +188,25 @@ class VariantRunner:
         self,
         key: str,
         variant: Variant,
-        config: BenchConfig,
+        config: CollectiveOptions,
         timeout_s: float,
         result_path: Path,
         capture: NcclCapture | None,
     ) -> tuple[str | None, int]:
         """Start this rank's child and wait for it: (None when it succeeded, else why not; its pid)."""
-        spec = {
-            "prefix": f"{self.run_prefix}{key}",
-            "backend": self.backend,
-            "config": {name: getattr(config, name) for name in WORKER_FIELDS} | {"timeout": timeout_s},
-            "parent_pid": os.getpid(),
-            "result_path": str(result_path) if self.launch.rank == 0 else None,
-            "watch": list(variant.watch),
-            "spawned_at": time.time(),
-        }
+        spec = spec_env(
+            config,
+            timeout_s,
+            prefix=f"{self.run_prefix}{key}",
+            phases=self.phases,
+            backend=self.backend,
+            parent_pid=os.getpid(),
+            result_path=str(result_path) if self.launch.rank == 0 else None,
+            watch=list(variant.watch),
+            spawned_at=time.time(),
+        )
         log_env = capture.set_env if capture else {}
-        env = {**os.environ, **variant.env, **log_env, SPEC_ENV: json.dumps(spec)}
+        env = {**os.environ, **variant.env, **log_env, **spec}
         with tempfile.TemporaryFile("w+") as log:
             child = subprocess.Popen(
                 [sys.executable, "-m", "nccldoctor.worker"],
@@ -233,7 +243,3 @@ def variant_rows(outcome: VariantOutcome, **more: Any) -> list[Row]:
     """The children's rows, labelled with the sweep and setting they were measured under."""
     labels = {"sweep": outcome.variant.sweep, "setting": outcome.variant.setting, **more}
     return [row.labelled(**labels) for row in outcome.rows]
-
-
-def worker_config(spec: dict[str, Any]) -> BenchConfig:
-    return BenchConfig(**spec["config"])

@@ -10,15 +10,49 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
+import importlib
 import json
 import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nccldoctor.config import CollectiveOptions
 
 PR_SET_PDEATHSIG = 1
-SPEC_ENV = "NCCLDOCTOR_WORKER"  # the spec's variable; nccldoctor.variants sets it
+SPEC_ENV = "NCCLDOCTOR_WORKER"  # the spec's variable in the child's environment
+
+
+def spec_env(collectives: CollectiveOptions, timeout_s: float, **more: Any) -> dict[str, str]:
+    """The environment entry that hands a child its spec (nccldoctor.variants sets it).
+
+    The collective options travel whole, every field, so no flag is lost on the way (a
+    hand-kept list of fields once dropped -r); `timeout_s` is the variant's deadline.
+    """
+    spec = {"collectives": dataclasses.asdict(collectives), "timeout": timeout_s, **more}
+    return {SPEC_ENV: json.dumps(spec)}
+
+
+def read_spec(environ: Mapping[str, str]) -> dict[str, Any]:
+    return json.loads(environ[SPEC_ENV])
+
+
+def spec_collectives(spec: dict[str, Any]) -> CollectiveOptions:
+    from nccldoctor.config import CollectiveOptions  # torch: only once the child is sure to run
+
+    return CollectiveOptions(**spec["collectives"])
+
+
+def phases_of(spec: dict[str, Any], options: CollectiveOptions) -> list:
+    """The phases the spec names ("module:function"), built for these options. The sweep that
+    starts the child names them, so this module knows no probe."""
+    module, _, function = spec["phases"].partition(":")
+    return getattr(importlib.import_module(module), function)(options)
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -32,23 +66,23 @@ def die_with_parent(parent_pid: int) -> None:
 def run(spec: dict, started: float) -> None:
     import torch.distributed as dist
 
-    from nccldoctor.probes import REGISTRY, ProbeContext
+    from nccldoctor.phase import PhaseContext
     from nccldoctor.runtime import Job, choose_backend, connect_store, init_process_group, read_launch_env
-    from nccldoctor.variants import worker_config
 
-    config = worker_config(spec)
+    config = spec_collectives(spec)
+    timeout_s = spec["timeout"]
     launch = read_launch_env()
-    store = dist.PrefixStore(spec["prefix"], connect_store(launch, config.timeout, serve=False))
+    store = dist.PrefixStore(spec["prefix"], connect_store(launch, timeout_s, serve=False))
 
     def step(label: str) -> None:  # the parent names this step if we miss the deadline
         store.set(f"step/{launch.rank}", label)
 
     backend, device = choose_backend(spec["backend"], launch.local_rank)
     step("init_process_group")
-    init_process_group(store, launch, backend, device, config.timeout)
-    context = ProbeContext(job=Job(launch=launch, backend=backend, device=device), config=config, step=step)
+    init_process_group(store, launch, backend, device, timeout_s)
+    context = PhaseContext(job=Job(launch=launch, backend=backend, device=device), config=config, step=step)
     initialised = time.time()
-    rows = [row for name in config.probes for row in REGISTRY[name](config).run(context).rows]
+    rows = [row for phase in phases_of(spec, config) for row in phase.run(context).rows]
     if spec.get("result_path"):
         child = {
             "pid": os.getpid(),
@@ -65,7 +99,7 @@ def run(spec: dict, started: float) -> None:
 
 def main() -> None:
     started = time.time()
-    spec = json.loads(os.environ[SPEC_ENV])
+    spec = read_spec(os.environ)
     die_with_parent(spec["parent_pid"])
     try:
         run(spec, started)

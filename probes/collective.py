@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from nccldoctor.bandwidth import algbw_gbps, busbw_gbps
+from nccldoctor.config import BenchConfig, CollectiveOptions
 from nccldoctor.findings import make_finding
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.rows import Row
@@ -59,11 +60,19 @@ class Call:
     output: torch.Tensor  # compared with `expected` after it
 
 
-def phases(config) -> list[Phase]:
-    """One phase per collective the run asks for, in the order asked."""
+def phases(config: BenchConfig) -> list[Phase]:
+    return collective_phases(config.collectives)
+
+
+def collective_phases(options: CollectiveOptions) -> list[CollectiveProbe]:
+    """One phase per collective the options ask for, in the order asked (a sweep's workers run
+    these too: WORKER_PHASES)."""
     from nccldoctor.probes import REGISTRY as registered  # imports (registers) every collective
 
-    return [registered[name](config.collectives) for name in config.collectives.probes]
+    return [registered[name](options) for name in options.probes]
+
+
+WORKER_PHASES = f"{__name__}:collective_phases"  # what a sweep's worker processes run
 
 
 class CollectiveProbe(Phase):

@@ -36,7 +36,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from nccldoctor.bandwidth import BUS_FACTORS
-from nccldoctor.config import BenchConfig
+from nccldoctor.config import CollectiveOptions, DdpOptions
 from nccldoctor.findings import Finding, make_finding
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.probes import REGISTRY
@@ -69,15 +69,13 @@ class DdpPlan:
         return self.batch * self.preset.seq_len
 
 
-def plan_ddp(config: BenchConfig, device: torch.device) -> DdpPlan:
-    name = config.ddp_model
+def plan_ddp(config: DdpOptions, device: torch.device) -> DdpPlan:
+    name = config.model
     if name == "auto":
         name = "gpt2-125m" if device.type == "cuda" else "tiny"
     preset = PRESETS[name]
-    steps = max(WINDOW, math.ceil(config.ddp_steps / WINDOW) * WINDOW)
-    return DdpPlan(
-        name, preset, config.ddp_batch or preset.batch, config.ddp_accum, config.ddp_bucket_mb, steps
-    )
+    steps = max(WINDOW, math.ceil(config.steps / WINDOW) * WINDOW)
+    return DdpPlan(name, preset, config.batch or preset.batch, config.accum, config.bucket_mb, steps)
 
 
 class TimedAllReduce:
@@ -134,7 +132,7 @@ class RankTimes:
 
 
 class DdpBenchmark:
-    def __init__(self, job: Job, config: BenchConfig, step: Callable[[str], None]) -> None:
+    def __init__(self, job: Job, config: DdpOptions, step: Callable[[str], None]) -> None:
         self.job = job
         self.config = config
         self.step = step
@@ -263,8 +261,8 @@ class DdpBenchmark:
 
     def measure_allreduce(self, size: int) -> float:
         self.step(f"DDP benchmark: all_reduce at {size} B")
-        config = dataclasses.replace(
-            self.config,
+        # What DDP does with a bucket, whatever the run's collective flags: a float32 sum, unchecked.
+        config = CollectiveOptions(
             probes=["all_reduce"],
             min_bytes=size,
             max_bytes=size,

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from nccldoctor.config import BenchConfig
+from nccldoctor.config import CollectiveOptions
 from nccldoctor.net.interfaces import SOCKET_VARIABLE
 from nccldoctor.net.nic_sweep import LATENCY_BYTES, report_sweep
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
+from nccldoctor.probes.collective import WORKER_PHASES
 from nccldoctor.variants import Variant, VariantRunner
 
 MIN_ITERS = 10  # timed iterations per NIC at least, so one noisy iteration cannot decide
@@ -27,12 +28,13 @@ def iface_variants(names: list[str], backend: str) -> list[Variant]:
     return [Variant("ifaces", name, {SOCKET_VARIABLE[backend]: f"{exact}{name}"}) for name in names]
 
 
-def sweep_config(config: BenchConfig) -> BenchConfig:
+def sweep_config(config: CollectiveOptions) -> CollectiveOptions:
     """all_reduce at 8 B (latency) and at the run's largest size, at least 1M (bandwidth)."""
     largest = max(config.max_bytes, MIN_BANDWIDTH_BYTES)
     return dataclasses.replace(
         config,
         probes=["all_reduce"],
+        expect_busbw={},  # judged on the main run's rows only
         min_bytes=LATENCY_BYTES,
         max_bytes=largest,
         step_factor=max(2, largest // LATENCY_BYTES),
@@ -52,7 +54,7 @@ class NicSweepPhase(Phase):
     name = "nic_sweep"
 
     def __init__(self, config) -> None:
-        self.options = sweep_config(config)
+        self.options = sweep_config(config.collectives)
 
     def variants(self, ctx: PhaseContext) -> list[Variant]:
         return iface_variants(ctx.published["network"].sweep, ctx.job.backend)
@@ -64,7 +66,7 @@ class NicSweepPhase(Phase):
         variants = self.variants(ctx)
         if not variants:
             return PhaseResult()
-        runner = VariantRunner.for_phase(ctx)
+        runner = VariantRunner.for_phase(ctx, WORKER_PHASES)
         outcomes = []
         for index, variant in enumerate(variants):
             ctx.step(f"per-NIC sweep: {variant.name}")

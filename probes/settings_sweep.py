@@ -26,6 +26,7 @@ import pandas as pd
 from nccldoctor.findings import Finding, make_finding
 from nccldoctor.nccl_tuning import ignored_settings
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
+from nccldoctor.probes.collective import WORKER_PHASES
 from nccldoctor.rows import Row, rows_frame
 from nccldoctor.sweepspec import combinations, export_lines
 from nccldoctor.units import format_size
@@ -380,7 +381,7 @@ class SettingsSweepPhase(Phase):
 
     def run(self, ctx: PhaseContext) -> PhaseResult:
         plan = self.runs(ctx)
-        runner = VariantRunner.for_phase(ctx)
+        runner = VariantRunner.for_phase(ctx, WORKER_PHASES)
         # A setting may be slower than the defaults: give it twice what the main probes took.
         probe_seconds = sum(ctx.seconds.get(name, 0.0) for name in self.config.collectives.probes)
         runs: list[tuple[int, VariantOutcome]] = []

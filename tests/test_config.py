@@ -1,14 +1,30 @@
+import dataclasses
+import re
+from pathlib import Path
+
 import pytest
 
-from nccldoctor.config import ALL_PROBES, parse_args
+from nccldoctor.config import (
+    ALL_PROBES,
+    BenchConfig,
+    CollectiveOptions,
+    DdpOptions,
+    Flag,
+    SweepOptions,
+    build_parser,
+    config_section,
+    flag_of,
+    groups,
+    parse_args,
+)
 from nccldoctor.errors import UsageError
 
 
 def test_defaults_cover_every_probe_and_sizes_grow_by_the_factor():
-    config = parse_args([])
+    config = parse_args([]).collectives
     assert config.probes == list(ALL_PROBES)
     assert config.check and config.iters == 20 and config.warmup == 5
-    assert parse_args(["-b", "1K", "-e", "1M", "-f", "4"]).sizes() == [
+    assert parse_args(["-b", "1K", "-e", "1M", "-f", "4"]).collectives.sizes() == [
         1024,
         4096,
         16384,
@@ -40,14 +56,14 @@ def test_nccl_tests_spellings_are_accepted():
             "-r",
             "1",
         ]
-    )
+    ).collectives
     assert (config.dtype, config.op, config.check, config.root) == ("float16", "max", False, 1)
     assert config.max_bytes == 128 << 20 and config.iters == 50
 
 
 def test_expect_busbw_global_and_per_probe():
-    assert parse_args(["--expect-busbw", "20"]).expect_busbw == dict.fromkeys(ALL_PROBES, 20.0)
-    assert parse_args(["--expect-busbw", "all_reduce=20,sendrecv=7.5"]).expect_busbw == {
+    assert parse_args(["--expect-busbw", "20"]).collectives.expect_busbw == dict.fromkeys(ALL_PROBES, 20.0)
+    assert parse_args(["--expect-busbw", "all_reduce=20,sendrecv=7.5"]).collectives.expect_busbw == {
         "all_reduce": 20.0,
         "sendrecv": 7.5,
     }
@@ -86,7 +102,8 @@ def test_bad_input_is_one_usage_error(argv, message):
 def test_expected_bandwidth_for_a_probe_that_does_not_run_is_bad_usage():
     with pytest.raises(UsageError, match="names sendrecv, which --probes does not run"):
         parse_args(["--probes", "all_reduce", "--expect-busbw", "all_reduce=10,sendrecv=5"])
-    assert parse_args(["--probes", "all_reduce", "--expect-busbw", "10"]).expect_busbw == {"all_reduce": 10.0}
+    config = parse_args(["--probes", "all_reduce", "--expect-busbw", "10"])
+    assert config.collectives.expect_busbw == {"all_reduce": 10.0}
 
 
 @pytest.mark.parametrize(
@@ -99,15 +116,67 @@ def test_bad_port_lists_are_one_line_usage_errors(text, message):
 
 
 def test_ports_and_ifaces_parse():
-    config = parse_args(["--ports", "40000-40100, 29400", "--ifaces", "eth0,ib0,eth0"])
+    config = parse_args(["--ports", "40000-40100, 29400", "--ifaces", "eth0,ib0,eth0"]).network
     assert config.ports == [(40000, 40100), (29400, 29400)] and config.ifaces == ["eth0", "ib0"]
-    assert parse_args([]).ifaces == "auto" and parse_args(["--ifaces", "off"]).ifaces == "off"
+    assert parse_args([]).network.ifaces == "auto"
+    assert parse_args(["--ifaces", "off"]).network.ifaces == "off"
     with pytest.raises(UsageError, match="--ifaces"):
         parse_args(["--ifaces", "eth0;rm"])
 
 
 def test_health_and_straggler_thresholds_parse():
-    config = parse_args(["--health", "off", "--straggler-warn", "0.8", "--straggler-fail", "0.5"])
-    assert (config.health, config.straggler_warn, config.straggler_fail) == (False, 0.8, 0.5)
-    default = parse_args([])
-    assert default.health and (default.straggler_warn, default.straggler_fail) == (0.9, 0.75)
+    config = parse_args(["--health", "off", "--straggler-warn", "0.8", "--straggler-fail", "0.5"]).health
+    assert (config.enabled, config.straggler_warn, config.straggler_fail) == (False, 0.8, 0.5)
+    default = parse_args([]).health
+    assert default.enabled and (default.straggler_warn, default.straggler_fail) == (0.9, 0.75)
+
+
+# -- one declaration per option: the parser, the report and the docs come from it ------------
+
+# The report's flat `config` section is part of the report.json contract: its keys never change.
+REPORT_KEYS = {
+    *("probes", "min_bytes", "max_bytes", "step_factor", "iters", "warmup", "dtype", "op", "check", "root"),
+    *("expect_busbw", "ports", "ifaces", "health", "straggler_warn", "straggler_fail"),
+    *("sweep", "max_combos", "sweep_repeats", "ddp", "ddp_only", "ddp_model", "ddp_batch", "ddp_accum"),
+    *("ddp_bucket_mb", "ddp_steps", "ckpt_dir", "backend", "timeout", "out", "strict", "quiet", "sizes"),
+}
+
+
+def declared_flags() -> list[Flag]:
+    return [flag_of(f) for _, group in groups() for f in dataclasses.fields(group)]
+
+
+def test_the_parser_defaults_are_the_declared_defaults_and_the_report_keys_stay():
+    parser = build_parser()
+    defaults = {flag.key: parser.get_default(flag.key) for flag in declared_flags()}
+    section = config_section(BenchConfig())
+    assert set(section) == REPORT_KEYS
+    assert defaults == {key: value for key, value in section.items() if key != "sizes"}
+    assert config_section(parse_args([])) == section
+
+
+def test_every_declared_flag_is_in_the_readme_flags_table_and_nothing_else_is():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    table = readme.split("### Flags", 1)[1].split("\n\n", 3)[2]  # prose, table, prose
+    documented = {
+        name.rstrip(",")
+        for cell in re.findall(r"^\| `([^`]+)`", table, re.MULTILINE)
+        for name in cell.split()
+    }
+    declared = {name for flag in declared_flags() for name in flag.names}
+    assert declared <= documented, f"flags missing from README.md: {sorted(declared - documented)}"
+    metavars = {name for name in documented - declared if not name.startswith("-")}  # `--out DIR`
+    assert documented - metavars == declared, f"README.md documents {sorted(documented - declared)}"
+
+
+def test_groups_default_alone_and_validate_their_own_fields():
+    config = BenchConfig(collectives=CollectiveOptions(iters=3, root=1))
+    assert (config.collectives.iters, config.collectives.root, config.ddp.steps) == (3, 1, 10)
+    with pytest.raises(UsageError, match="--iters must be 1 or more, not 0"):
+        CollectiveOptions(iters=0)
+    with pytest.raises(UsageError, match="--sweep-repeats must be 2 or more"):
+        SweepOptions(repeats=1)
+    with pytest.raises(UsageError, match="--probes: name at least one probe"):
+        BenchConfig(collectives=CollectiveOptions(probes=[]))
+    only = BenchConfig(ddp=DdpOptions(only=True))
+    assert only.collectives.probes == [] and not only.health.enabled and only.network.ifaces == "off"

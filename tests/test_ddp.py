@@ -73,12 +73,13 @@ def test_the_gpt2_preset_has_about_125m_parameters():
 
 
 def test_plan_picks_the_preset_by_device_and_rounds_steps_to_whole_windows():
-    config = parse_args(["--ddp-steps", "7"])
+    config = parse_args(["--ddp-steps", "7"]).ddp
     plan = plan_ddp(config, torch.device("cpu"))
     assert plan.preset_name == "tiny" and plan.steps == 10 and plan.batch == TINY.batch
     assert plan_ddp(config, torch.device("cuda", 0)).preset_name == "gpt2-125m"
     assert (
-        plan_ddp(parse_args(["--ddp-model", "tiny", "--ddp-batch", "3"]), torch.device("cuda", 0)).batch == 3
+        plan_ddp(parse_args(["--ddp-model", "tiny", "--ddp-batch", "3"]).ddp, torch.device("cuda", 0)).batch
+        == 3
     )
 
 
@@ -103,7 +104,8 @@ def test_bad_ddp_flags_are_one_line_usage_errors(argv, expected):
 
 def test_ddp_only_measures_nothing_else():
     config = parse_args(["--ddp-only"])
-    assert config.probes == [] and not config.health and config.ifaces == "off" and config.ddp
+    assert config.collectives.probes == [] and not config.health.enabled and config.network.ifaces == "off"
+    assert config.ddp.enabled and config.ddp.only
 
 
 def test_global_batch_and_the_linear_scaling_hint():

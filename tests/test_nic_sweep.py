@@ -57,10 +57,13 @@ def test_variants_set_the_socket_variable_exactly():
 
 
 def test_sweep_config_measures_latency_and_the_largest_size_of_at_least_1m():
-    assert sweep_config(parse_args(["-e", "8M"])).sizes() == [8, 8 * 1024**2]
-    assert sweep_config(parse_args(["-e", "64K"])).sizes() == [8, 1024**2]  # never only latency
-    few = sweep_config(parse_args(["-n", "3", "-w", "0"]))
+    assert sweep_config(parse_args(["-e", "8M"]).collectives).sizes() == [8, 8 * 1024**2]
+    assert sweep_config(parse_args(["-e", "64K"]).collectives).sizes() == [8, 1024**2]  # never only latency
+    few = sweep_config(parse_args(["-n", "3", "-w", "0"]).collectives)
     assert (few.iters, few.warmup) == (10, 2)  # one noisy iteration cannot pick the NIC
+    # Expectations are for the main run's rows: one naming a probe the sweep does not run is no error.
+    expecting = parse_args(["--probes", "all_reduce,sendrecv", "--expect-busbw", "all_reduce=9,sendrecv=5"])
+    assert sweep_config(expecting.collectives).probes == ["all_reduce"]
 
 
 def rows(busbw, latency_us=50.0, size=1 << 20, wrong=0):

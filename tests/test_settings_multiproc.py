@@ -51,3 +51,15 @@ def test_nccl_settings_on_the_gloo_backend_are_refused_on_every_rank(out_dir):
     assert run.rank_exit_codes() == {0: 2, 1: 2}
     said = [line for line in run.stderr.splitlines() if line.startswith("nccldoctor: error:")]
     assert len(said) == 1 and "NCCL_ALGO do(es) nothing on the gloo backend" in said[0]
+
+
+def test_sweep_workers_broadcast_from_the_root_given_with_r(out_dir):
+    # The children rebuild their config from the spec: every collective flag must reach them,
+    # -r included, or a sweep measures another broadcast than the run it is compared with.
+    args = [*QUICK, "--probes", "broadcast", "-r", "1", "--health", "off", "--sweep-repeats", "2"]
+    run = torchrun(2, [*args, "--sweep", "GLOO_SOCKET_IFNAME=lo"], out_dir)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = run.report["results"]
+    swept = [r for r in results if "sweep" in r]
+    assert swept and {r["root"] for r in swept} == {1}
+    assert {r["root"] for r in results if "sweep" not in r} == {1}

@@ -16,6 +16,7 @@ from nccldoctor.probes.settings_sweep import (
 )
 from nccldoctor.sweepspec import backend_mismatch, combinations, export_lines, parse_sweep
 from nccldoctor.variants import VariantOutcome
+from nccldoctor.worker import read_spec, spec_collectives, spec_env
 
 # -- the spec ----------------------------------------------------------------------------------
 
@@ -277,3 +278,14 @@ def test_settings_nccl_did_not_apply_are_named():
     warned = {**log, "warnings": ["Invalid NCCL_PROTO value 'LL256'"]}
     assert "NCCL warned: Invalid NCCL_PROTO" in ignored_settings({"NCCL_PROTO": "LL256"}, warned)[0]
     assert ignored_settings({"OMP_NUM_THREADS": "1"}, log) == []
+
+
+# -- the workers' spec ---------------------------------------------------------------------------
+
+
+def test_a_worker_gets_every_collective_option_of_the_run():
+    flags = "-r 1 -b 1K -e 4K -f 2 -n 3 -w 0 -d half -o max -c 0 --probes broadcast,all_reduce"
+    collectives = parse_args([*flags.split(), "--expect-busbw", "all_reduce=5"]).collectives
+    spec = read_spec(spec_env(collectives, 12.5, prefix="p/", backend="gloo"))
+    assert spec_collectives(spec) == collectives  # as JSON, as the child reads it
+    assert (spec["timeout"], spec["prefix"], spec["backend"]) == (12.5, "p/", "gloo")

@@ -1,0 +1,50 @@
+"""`nccldoctor preflight --master-addr HOST --master-port PORT ...`: check this node before torchrun.
+
+The checks themselves live in nccldoctor.preflight (no torch there, and none here).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nccldoctor.argtypes import seconds, whole_number
+from nccldoctor.outdir import prepare_out_dir
+from nccldoctor.preflight import DEFAULT_TIMEOUT_S, PreflightConfig, run_preflight
+from nccldoctor.reports import emit_all, make_sinks
+
+HELP = "check this node before torchrun: master reachable, interfaces, GPUs"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--master-addr", required=True, help="the address torchrun will get as --master-addr")
+    parser.add_argument("--master-port", required=True, type=whole_number, help="torchrun's --master-port")
+    parser.add_argument(
+        "--nproc-per-node", type=whole_number, help="compare with the GPUs visible on this node"
+    )
+    parser.add_argument("--out", type=Path, help="write the report into DIR itself")
+    parser.add_argument(
+        "--timeout",
+        type=seconds,
+        default=DEFAULT_TIMEOUT_S,
+        help="seconds for each name lookup and the connect",
+    )
+    parser.add_argument("--quiet", action="store_true", help="findings and verdict only")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the checks, write and print the report; the exit code is the verdict's."""
+    config = PreflightConfig(
+        master_addr=args.master_addr,
+        master_port=args.master_port,
+        nproc_per_node=args.nproc_per_node,
+        out=args.out,
+        timeout_s=args.timeout,
+        quiet=args.quiet,
+    )
+    out = prepare_out_dir(
+        config.out, label="preflight-"
+    )  # before the checks: a bad --out is bad usage, not a report
+    report = run_preflight(config)
+    emit_all(report, out, make_sinks(config))
+    return report.exit_code
