@@ -2,7 +2,8 @@
 
 The entry is deliberately thin: it starts remembering signals before torch is imported (that
 takes seconds, and torchrun may SIGTERM a slow rank in the meantime), then hands over to
-nccldoctor.runner, where the run itself lives. Its flags are declared in nccldoctor.config;
+nccldoctor.runner, where the run itself lives, with the phases (nccldoctor.probes) and the
+report sinks (nccldoctor.reports): this module is where they meet. Its flags are declared in nccldoctor.config;
 build_parser and parse_args here load it (and torch) only when called.
 """
 
@@ -34,10 +35,14 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
 
 
 def run(argv: list[str] | None = None, early: EarlySignals | None = None) -> int:
-    """One rank's whole run; `early`: the signals received before torch was imported."""
-    from nccldoctor.runner import run as run_bench  # imports torch
+    """One rank's whole run: the phases probes.plan gives for its flags, reported through every
+    sink in nccldoctor.reports. `early`: the signals received before torch was imported."""
+    # These import torch.
+    from nccldoctor.probes import plan
+    from nccldoctor.reports import make_sinks
+    from nccldoctor.runner import run as run_bench
 
-    return run_bench(argv, early)
+    return run_bench(argv, plan, make_sinks, early)
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
