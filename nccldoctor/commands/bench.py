@@ -3,8 +3,8 @@
 The entry is deliberately thin: it starts remembering signals before torch is imported (that
 takes seconds, and torchrun may SIGTERM a slow rank in the meantime), then hands over to
 nccldoctor.runner, where the run itself lives, with the phases (nccldoctor.probes) and the
-report sinks (nccldoctor.reports): this module is where they meet. Its flags are declared in nccldoctor.config;
-build_parser and parse_args here load it (and torch) only when called.
+report sinks (nccldoctor.reports): this module is where they meet. Its flags are declared in
+nccldoctor.config; build_parser and parse_args here load it (and torch) only when called.
 """
 
 from __future__ import annotations
