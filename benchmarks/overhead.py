@@ -82,7 +82,7 @@ def probe_row_seconds(size: int, args, job, sup) -> float:
     """Wall time of one whole report row (warm-up, timed loop, check, gather)."""
     from nccldoctor.config import CollectiveOptions
     from nccldoctor.phase import PhaseContext
-    from nccldoctor.probes import REGISTRY
+    from nccldoctor.probes.collectives import REGISTRY
 
     config = CollectiveOptions(probes=["all_reduce"], min_bytes=size, max_bytes=size, iters=args.iters)
     start = time.perf_counter()
@@ -94,7 +94,7 @@ def measure_size(size: int, args, job, sup) -> dict:
     import torch
 
     from nccldoctor.config import CollectiveOptions
-    from nccldoctor.probes import REGISTRY
+    from nccldoctor.probes.collectives import REGISTRY
 
     config = CollectiveOptions(probes=["all_reduce"], min_bytes=size, max_bytes=size, iters=args.iters)
     probe = REGISTRY["all_reduce"](config)

@@ -14,7 +14,7 @@ from nccldoctor.config import CollectiveOptions
 from nccldoctor.net.interfaces import SOCKET_VARIABLE
 from nccldoctor.net.nic_sweep import LATENCY_BYTES, report_sweep
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
-from nccldoctor.probes.collective import WORKER_PHASES
+from nccldoctor.probes.collectives import WORKER_PHASES
 from nccldoctor.variants import Variant, VariantRunner
 
 MIN_ITERS = 10  # timed iterations per NIC at least, so one noisy iteration cannot decide

@@ -26,7 +26,7 @@ import pandas as pd
 from nccldoctor.findings import Finding, make_finding
 from nccldoctor.nccl_tuning import ignored_settings
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
-from nccldoctor.probes.collective import WORKER_PHASES
+from nccldoctor.probes.collectives import WORKER_PHASES
 from nccldoctor.rows import Row, rows_frame
 from nccldoctor.sweepspec import combinations, export_lines
 from nccldoctor.units import format_size

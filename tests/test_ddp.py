@@ -7,7 +7,6 @@ import torch
 
 from nccldoctor.config import parse_args
 from nccldoctor.errors import UsageError
-from nccldoctor.probes.checkpoint import judge_checkpoint, owners, read_back
 from nccldoctor.probes.ddp import (
     DdpPlan,
     TimedAllReduce,
@@ -18,6 +17,7 @@ from nccldoctor.probes.ddp import (
     plan_ddp,
     size_groups,
 )
+from nccldoctor.probes.ddp.checkpoint import judge_checkpoint, owners, read_back
 from nccldoctor.refmodel import MAX_STRIDE, PRESETS, Gpt, SyntheticTokens, chance_loss, gradient_bytes
 
 TINY = PRESETS["tiny"]

@@ -3,7 +3,7 @@
 import pytest
 
 from nccldoctor.findings import Severity
-from nccldoctor.probes.links import judge_links, pair_links, reference_gbps, ring_links, slow_links
+from nccldoctor.probes.health.links import judge_links, pair_links, reference_gbps, ring_links, slow_links
 
 MB4 = 4_000_000
 

@@ -3,9 +3,9 @@
 import pytest
 
 from nccldoctor.findings import Severity
-from nccldoctor.probes.compute import ComputePlan, RankCompute
 from nccldoctor.probes.health import _faster, _matrix
-from nccldoctor.probes.stragglers import (
+from nccldoctor.probes.health.compute import ComputePlan, RankCompute
+from nccldoctor.probes.health.stragglers import (
     ScoreThresholds,
     crowded_nodes,
     judge_stragglers,

@@ -24,7 +24,7 @@ import time
 import torch
 
 from nccldoctor import bench, runner
-from nccldoctor.probes import REGISTRY
+from nccldoctor.probes.collectives import REGISTRY
 
 
 def inject_at_step(fault: str, rank: int, where: str) -> None:
@@ -83,7 +83,7 @@ def corrupt_probe(fault: str, rank: int, probe: str) -> None:
 
 
 def slow_compute(rank: int, factor: int) -> None:
-    from nccldoctor.probes import compute
+    from nccldoctor.probes.health import compute
 
     original = compute.Kernels.matmul
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from nccldoctor.probes.collective import all_gather_single
+from nccldoctor.probes.collectives.harness import all_gather_single
 from nccldoctor.timing import seconds_per_op, synchronize
 
 WINDOWS = 5  # lock-step windows; each rank keeps its median window

@@ -6,8 +6,7 @@ carries traffic in both directions at once. Needs two ranks.
 import torch
 import torch.distributed as dist
 
-from nccldoctor.probes.base import register
-from nccldoctor.probes.collective import OUT_OF_PLACE, Call, CollectiveProbe, Layout
+from nccldoctor.probes.collectives.harness import OUT_OF_PLACE, Call, CollectiveProbe, Layout, register
 
 
 @register

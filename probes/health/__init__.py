@@ -28,8 +28,8 @@ from nccldoctor.findings import Finding
 from nccldoctor.gpuhealth import GpuInventory, health_rows, judge_gpus, read_gpus
 from nccldoctor.hostload import HostSample, host_rows, judge_hosts, sample_host
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
-from nccldoctor.probes.compute import RankCompute, gather_floats, measure_compute
-from nccldoctor.probes.links import (
+from nccldoctor.probes.health.compute import RankCompute, gather_floats, measure_compute
+from nccldoctor.probes.health.links import (
     LINK_BYTES,
     judge_links,
     measure_node_pairs,
@@ -38,7 +38,7 @@ from nccldoctor.probes.links import (
     ring_links,
     slow_links,
 )
-from nccldoctor.probes.stragglers import (
+from nccldoctor.probes.health.stragglers import (
     ScoreThresholds,
     crowded_nodes,
     judge_stragglers,

@@ -7,8 +7,7 @@ pattern, so a rank that did not receive the root's data shows up as wrong.
 import torch
 import torch.distributed as dist
 
-from nccldoctor.probes.base import register
-from nccldoctor.probes.collective import IN_PLACE, Call, CollectiveProbe, Layout
+from nccldoctor.probes.collectives.harness import IN_PLACE, Call, CollectiveProbe, Layout, register
 
 
 @register

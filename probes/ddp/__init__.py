@@ -39,8 +39,8 @@ from nccldoctor.bandwidth import BUS_FACTORS
 from nccldoctor.config import CollectiveOptions, DdpOptions
 from nccldoctor.findings import Finding, make_finding
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
-from nccldoctor.probes import REGISTRY
-from nccldoctor.probes.checkpoint import judge_checkpoint, round_trip
+from nccldoctor.probes.collectives import REGISTRY
+from nccldoctor.probes.ddp.checkpoint import judge_checkpoint, round_trip
 from nccldoctor.refmodel import PRESETS, Gpt, Preset, SyntheticTokens, gradient_bytes, parameter_count
 from nccldoctor.rows import Row
 from nccldoctor.runtime import Job, gather_objects

@@ -6,13 +6,13 @@ each rank's input is its own slice of the output.
 
 import torch
 
-from nccldoctor.probes.base import register
-from nccldoctor.probes.collective import (
+from nccldoctor.probes.collectives.harness import (
     Call,
     CollectiveProbe,
     Layout,
     all_gather_single,
     even_split,
+    register,
 )
 
 

@@ -30,7 +30,7 @@ import torch.distributed as dist
 
 from nccldoctor.bandwidth import algbw_gbps
 from nccldoctor.findings import Finding, Severity, make_finding
-from nccldoctor.probes.compute import gather_floats
+from nccldoctor.probes.health.compute import gather_floats
 from nccldoctor.schedule import round_robin
 from nccldoctor.timing import synchronize
 

@@ -19,7 +19,6 @@ import torch
 import torch.distributed as dist
 
 from nccldoctor.bandwidth import algbw_gbps, busbw_gbps
-from nccldoctor.config import BenchConfig, CollectiveOptions
 from nccldoctor.findings import make_finding
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.rows import Row
@@ -58,21 +57,6 @@ class Call:
     run: Callable[[], object]
     inputs: torch.Tensor  # filled with this rank's pattern before the checked call
     output: torch.Tensor  # compared with `expected` after it
-
-
-def phases(config: BenchConfig) -> list[Phase]:
-    return collective_phases(config.collectives)
-
-
-def collective_phases(options: CollectiveOptions) -> list[CollectiveProbe]:
-    """One phase per collective the options ask for, in the order asked (a sweep's workers run
-    these too: WORKER_PHASES)."""
-    from nccldoctor.probes import REGISTRY as registered  # imports (registers) every collective
-
-    return [registered[name](options) for name in options.probes]
-
-
-WORKER_PHASES = f"{__name__}:collective_phases"  # what a sweep's worker processes run
 
 
 class CollectiveProbe(Phase):
@@ -298,6 +282,14 @@ class CollectiveProbe(Phase):
         everyone = torch.empty(n * n, dtype=torch.float64, device=job.device)
         all_gather_single(everyone, mine)
         return sorted(set(torch.nonzero(everyone.view(n, n).cpu().sum(dim=0)).flatten().tolist()))
+
+
+REGISTRY: dict[str, type[CollectiveProbe]] = {}  # name -> probe class, filled by @register
+
+
+def register(cls: type[CollectiveProbe]) -> type[CollectiveProbe]:
+    REGISTRY[cls.name] = cls
+    return cls
 
 
 def even_split(size_bytes: int, itemsize: int, world_size: int) -> int:

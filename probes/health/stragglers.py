@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nccldoctor.findings import Finding, Severity, make_finding
-from nccldoctor.probes.compute import ComputePlan, RankCompute
+from nccldoctor.probes.health.compute import ComputePlan, RankCompute
 from nccldoctor.stats import straggler_scores
 
 # Kernel time fields of RankCompute that feed the score (None where not measured). A GPU is

@@ -6,8 +6,14 @@ torch.distributed.all_reduce works in place only, so only the in-place column is
 import torch
 import torch.distributed as dist
 
-from nccldoctor.probes.base import register
-from nccldoctor.probes.collective import IN_PLACE, REDUCE_OPS, Call, CollectiveProbe, Layout
+from nccldoctor.probes.collectives.harness import (
+    IN_PLACE,
+    REDUCE_OPS,
+    Call,
+    CollectiveProbe,
+    Layout,
+    register,
+)
 
 
 @register

@@ -6,14 +6,14 @@ rank's own slice of its input.
 
 import torch
 
-from nccldoctor.probes.base import register
-from nccldoctor.probes.collective import (
+from nccldoctor.probes.collectives.harness import (
     REDUCE_OPS,
     Call,
     CollectiveProbe,
     Layout,
     even_split,
     reduce_scatter_single,
+    register,
 )
 
 

@@ -7,8 +7,14 @@ torch's all_to_all_single has no in-place form, so only the out-of-place column 
 import torch
 import torch.distributed as dist
 
-from nccldoctor.probes.base import register
-from nccldoctor.probes.collective import OUT_OF_PLACE, Call, CollectiveProbe, Layout, even_split
+from nccldoctor.probes.collectives.harness import (
+    OUT_OF_PLACE,
+    Call,
+    CollectiveProbe,
+    Layout,
+    even_split,
+    register,
+)
 
 
 @register
