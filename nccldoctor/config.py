@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from nccldoctor.argtypes import Parser, megabytes, seconds, whole_number
+from nccldoctor.bandwidth import BUS_FACTORS
 from nccldoctor.errors import UsageError
 from nccldoctor.sweepspec import DEFAULT_MAX_COMBOS, check_combos, check_unique, parse_item
 from nccldoctor.units import parse_size
@@ -51,7 +52,7 @@ DTYPE_ALIASES = {
 
 REDUCE_OPS = ("sum", "prod", "min", "max", "avg")
 BACKENDS = ("auto", "nccl", "gloo")
-ALL_PROBES = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "sendrecv")
+ALL_PROBES = tuple(BUS_FACTORS)  # a collective is known once it has a bus factor
 
 # -- declaring an option -----------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -22,6 +23,16 @@ CORE_KEYS = frozenset(
     {"schema_version", "tool", "created", "verdict", "exit_code", "complete", "strict"}
     | {"job", "environment", "results", "findings"}
 )
+
+
+class Sink(Protocol):
+    """An output format (nccldoctor.reports): built for a run's output options, or None when
+    the run did not ask for it; then handed the report and the report folder."""
+
+    @classmethod
+    def from_options(cls, options: Any) -> Sink | None: ...
+
+    def emit(self, report: Report, out_dir: Path) -> None: ...
 
 
 def main_rows(rows: list[Row]) -> list[Row]:

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -33,7 +33,7 @@ from nccldoctor.nccl_capture import environment
 from nccldoctor.outdir import prepare_out_dir
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.progress import ProgressDisplay
-from nccldoctor.report import Report, describe_environment, describe_job, main_rows
+from nccldoctor.report import Report, Sink, describe_environment, describe_job, main_rows
 from nccldoctor.rows import Row
 from nccldoctor.runtime import (
     Job,
@@ -53,9 +53,6 @@ from nccldoctor.runtime import (
 from nccldoctor.signals import EarlySignals
 from nccldoctor.supervisor import Cause, RankState, Supervisor, cause_of
 from nccldoctor.sweepspec import backend_mismatch
-
-if TYPE_CHECKING:
-    from nccldoctor.reports import Sink
 
 # Collectives time out a little after the run's deadline, so the supervisor (which writes a
 # report) always acts before the backend's own timeout (which, for NCCL, may kill the process).

@@ -9,21 +9,13 @@ SINKS. Files are written first, so they are on disk before anything is printed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from nccldoctor.report import Report
+from nccldoctor.report import Report, Sink
 from nccldoctor.reports.csv_report import CsvSink
 from nccldoctor.reports.json_report import JsonSink
 from nccldoctor.reports.markdown import MarkdownSink
 from nccldoctor.reports.terminal import TerminalSink
-
-
-class Sink(Protocol):
-    @classmethod
-    def from_options(cls, options: Any) -> Sink | None: ...
-
-    def emit(self, report: Report, out_dir: Path) -> None: ...
-
 
 # In writing order: the files, then the terminal.
 SINKS: dict[str, type[Sink]] = {

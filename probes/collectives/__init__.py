@@ -1,24 +1,23 @@
 """The collective phases: one per collective the run asks for (`--probes`), in that order.
 
 harness.py is what they share (sizes, buffers, the timed loop, the element-by-element check,
-the gather of per-rank times); each collective's module fills in only its layout, its call
-and its expected output, and registers itself by name. A sweep's worker processes run the
+the gather of per-rank times); each collective's module, named as the collective, fills in
+only its layout, its call and its expected output, and registers itself. A new collective is
+its module here and its bus factor in nccldoctor.bandwidth (which makes it a known --probes
+name). A sweep's worker processes run the
 same phases under another setting (WORKER_PHASES).
 """
 
 from __future__ import annotations
 
-from nccldoctor.config import BenchConfig, CollectiveOptions
+import importlib
+
+from nccldoctor.config import ALL_PROBES, BenchConfig, CollectiveOptions
 from nccldoctor.phase import Phase
-from nccldoctor.probes.collectives import (  # noqa: F401  (importing a collective registers it)
-    all_gather,
-    all_reduce,
-    all_to_all,
-    broadcast,
-    reduce_scatter,
-    sendrecv,
-)
 from nccldoctor.probes.collectives.harness import REGISTRY, CollectiveProbe
+
+for _name in ALL_PROBES:  # importing a collective's module (named as the collective) registers it
+    importlib.import_module(f"{__name__}.{_name}")
 
 __all__ = ["REGISTRY", "WORKER_PHASES", "collective_phases", "phases"]
 
