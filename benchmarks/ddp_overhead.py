@@ -5,7 +5,7 @@
 Launches itself under torchrun (--standalone; Gloo on CPU, NCCL on GPUs) and, in one process
 group, alternates blocks, taking turns at going first:
 
-- bench: nccldoctor's DdpBenchmark (probes/ddp.py: the timed communication hook, clock marks
+- bench: nccldoctor's DdpBenchmark (probes/ddp/: the timed communication hook, clock marks
   per step, synced and no_sync windows), its tokens/s as the report computes it (global batch
   x sequence / the slowest rank's mean synced step);
 - bare: the loop of any tutorial: plain DistributedDataParallel (default communication hook,

@@ -10,6 +10,8 @@ a partial report and exit code 3.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
 import signal
@@ -138,7 +140,6 @@ class Bench:
             store=self.store,
             enter=self.supervisor.enter,
             remaining_s=self.supervisor.remaining_s,
-            record=self.recorder.add,
             rows=lambda: self.recorder.snapshot()[0],
             out_dir=self.prepare_out_dir,
             run_prefix=run_prefix(self.launch),
@@ -178,7 +179,8 @@ class Bench:
     def run_phase(self, phase: Phase, ctx: PhaseContext, early: bool = False) -> bool:
         """Run one phase, keep what it found and published; False when it says stop."""
         started = time.monotonic()
-        result = phase.run(ctx)
+        # What the phase records early lands where its result will: in the report's order.
+        result = phase.run(dataclasses.replace(ctx, record=functools.partial(self.recorder.add, early=early)))
         ctx.seconds[phase.name] = ctx.seconds.get(phase.name, 0.0) + time.monotonic() - started
         ctx.published[phase.name] = result.published
         self.recorder.add(result, early=early)

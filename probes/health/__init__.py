@@ -1,9 +1,10 @@
 """The straggler and node-health phase (`--health on`, the default), run after the collectives.
 
-Every rank: the compute and step probes (probes.compute), the ring links and the node-pair
-matrix (probes.links). Meanwhile each node's leader (its lowest rank) samples its host for
-host contention (nccldoctor.hostload: the job's processes are the PIDs its ranks published)
-and reads its GPUs through NVML (nccldoctor.gpuhealth), and publishes both through the store.
+Every rank: the compute and step probes (compute.py), the ring links and the node-pair
+matrix (links.py), scored and judged by stragglers.py. Meanwhile each node's leader (its
+lowest rank) samples its host for host contention (nccldoctor.hostload: the job's processes
+are the PIDs its ranks published) and reads its GPUs through NVML (nccldoctor.gpuhealth), and
+publishes both through the store.
 Rank 0 judges everything: straggler_rank / straggler_node, slow_link, host_contention and the
 gpu_* codes.
 
@@ -19,11 +20,14 @@ import dataclasses
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psutil
+import torch.distributed as dist
 
 from nccldoctor.bandwidth import algbw_gbps
+from nccldoctor.config import BenchConfig, HealthOptions
 from nccldoctor.findings import Finding
 from nccldoctor.gpuhealth import GpuInventory, health_rows, judge_gpus, read_gpus
 from nccldoctor.hostload import HostSample, host_rows, judge_hosts, sample_host
@@ -47,7 +51,7 @@ from nccldoctor.probes.health.stragglers import (
     scored_kernels,
     slow_ranks,
 )
-from nccldoctor.runtime import read_rank_infos, wait_for
+from nccldoctor.runtime import Job, read_rank_infos, wait_for
 
 # Up to this many measurements while a rank still looks slow, each kernel keeping its best time.
 # On a CPU with more ranks than cores a healthy rank lost enough scheduler races to score 0.87
@@ -57,7 +61,7 @@ HOST_WINDOW_S = 1.0  # the host sample's window; it overlaps the measurements
 STEPS = 4  # progress steps: compute, ring, node pairs, node health
 
 
-def phases(config) -> list[Phase]:
+def phases(config: BenchConfig) -> list[Phase]:
     return [HealthPhase(config.health)] if config.health.enabled else []
 
 
@@ -82,19 +86,37 @@ class NodeSampler(threading.Thread):
 class HealthPhase(Phase):
     name = "health"
 
-    def __init__(self, options) -> None:
+    def __init__(self, options: HealthOptions) -> None:
         self.thresholds = ScoreThresholds(warn=options.straggler_warn, fail=options.straggler_fail)
 
     def planned_steps(self, ctx: PhaseContext) -> int:
         return STEPS
 
     def run(self, ctx: PhaseContext) -> PhaseResult:
-        self.job, self.store, self.step, self.remaining_s = ctx.job, ctx.store, ctx.step, ctx.remaining_s
-        self.device = ctx.job.device
-        findings, sections = self.measure_and_judge()
+        check = HealthCheck(ctx.job, ctx.store, self.thresholds, ctx.step, ctx.remaining_s)
+        findings, sections = check.run()
         return PhaseResult(findings=findings, sections=sections)
 
-    def measure_and_judge(self) -> tuple[list[Finding], dict[str, Any]]:
+
+class HealthCheck:
+    """One run of the health measurements on this rank, and rank 0's judgement."""
+
+    def __init__(
+        self,
+        job: Job,
+        store: dist.Store,
+        thresholds: ScoreThresholds,
+        step: Callable[[str], None],
+        remaining_s: Callable[[], float],
+    ) -> None:
+        self.job = job
+        self.store = store
+        self.thresholds = thresholds
+        self.step = step
+        self.remaining_s = remaining_s
+        self.device = job.device
+
+    def run(self) -> tuple[list[Finding], dict[str, Any]]:
         """Every rank measures; rank 0 returns the findings and the report sections."""
         started = time.monotonic()
         mine = [float(self.job.launch.node_rank), float(psutil.cpu_count() or 1)]
