@@ -390,6 +390,14 @@ class Launch:
     out_dir: Path
     start: float
 
+    def wait_for_output(self, node: int, text: str, timeout: float) -> None:
+        """Until `text` shows in node `node`'s output (rank 0's progress lines go there)."""
+        give_up = time.monotonic() + timeout
+        while text not in self.logs[node].read_text(errors="replace"):
+            if time.monotonic() > give_up:
+                raise TimeoutError(f"node {node} did not print {text!r} within {timeout} s")
+            time.sleep(0.2)
+
     def wait(self, timeout: float) -> ClusterRun:
         timed_out = _wait_all(self.procs, self.start + timeout)
         return ClusterRun(

@@ -143,15 +143,12 @@ def test_a_rank_killed_or_frozen_on_node_1_is_named_with_its_node(signum, tmp_pa
         launch = cluster.launch(
             2, ["-e", "256M", "-f", "2", "--timeout", "25", "--probes", "all_reduce", "--no-ddp"], tmp_path
         )
-        give_up = time.monotonic() + 60
-        while time.monotonic() < give_up:
-            try:
-                rank3 = cluster.rank_process(3)
-                break
-            except LookupError:
-                time.sleep(0.2)
-        time.sleep(4)  # well into the probes
-        rank3.send_signal(signum)
+        # Rank 0 prints a progress line as the first all_reduce starts: every rank has joined
+        # the process group by then (a fixed sleep was not always enough on a loaded machine:
+        # rank 3 was still importing torch and was named as never joining).
+        launch.wait_for_output(0, "] all_reduce", timeout=90)
+        time.sleep(1)  # well into the probes
+        cluster.rank_process(3).send_signal(signum)
         run = launch.wait(timeout=90)
     (finding,) = run.findings("rank_crashed")
     assert finding["ranks"] == [3] and finding["nodes"] == [1]
