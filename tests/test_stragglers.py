@@ -137,3 +137,43 @@ def test_ranks_of_a_node_with_more_ranks_than_cores_are_not_judged_one_against_a
         ("probe_skipped", [0], []),
     ]
     assert "3 ranks share 2 CPU cores" in findings[1].message
+
+
+def cpu_step(best_ms: float, mean_ms: float) -> RankCompute:
+    return RankCompute(
+        matmul_s=0.1,
+        copy_s=0.05,
+        h2d_s=None,
+        d2h_s=None,
+        step_compute_s=mean_ms / 1e3,
+        step_best_s=best_ms / 1e3,
+        step_wait_s=0.01,
+    )
+
+
+def test_on_a_cpu_a_rank_whose_best_step_is_inside_the_others_typical_step_is_not_slow():
+    # Three ranks on shared cores: rank 0's best step (36 ms) scores 0.83 against the others'
+    # best (30 ms), but the median rank's steps take 38 ms on average: noise, not a straggler.
+    computes = [cpu_step(36, 41.5), cpu_step(30, 35.4), cpu_step(30, 38.2)]
+    verdicts = score_ranks(computes, [0, 1, 2], scored_kernels("cpu"))
+    assert verdicts[0].score < T.warn
+    assert judge_stragglers(verdicts, computes, T, {}) == []
+    plan = ComputePlan(
+        matmul_n=100, matmul_repeats=10, copy_bytes=1000, copy_repeats=5, host_device_bytes=None
+    )
+    rows = rank_rows(verdicts, computes, plan, None, {})
+    assert [(row["rank"], row["within_noise"]) for row in rows] == [(0, True), (1, False), (2, False)]
+
+
+def test_on_a_cpu_a_rank_slower_at_its_best_than_the_others_on_average_is_still_named():
+    computes = [cpu_step(45, 50), cpu_step(30, 35.4), cpu_step(30, 38.2)]
+    verdicts = score_ranks(computes, [0, 1, 2], scored_kernels("cpu"))
+    (finding,) = judge_stragglers(verdicts, computes, T, {})
+    assert finding.code == "straggler_node" and finding.nodes == [0] and finding.severity is Severity.FAIL
+
+
+def test_the_noise_rule_is_only_for_the_step_alone_a_gpu_rank_slow_in_matmul_is_named():
+    computes = [compute() for _ in range(3)]
+    computes[0] = RankCompute(**{**computes[0].__dict__, "matmul_s": 0.15, "step_best_s": 0.02})
+    verdicts = score_ranks(computes, [0, 1, 2])
+    assert [f.ranks for f in judge_stragglers(verdicts, computes, T, {})] == [[0]]

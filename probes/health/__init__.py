@@ -161,7 +161,7 @@ class HealthCheck:
         plan, computes = measure_compute(self.device)
         kernels = scored_kernels(self.device.type)
         for look in range(2, COMPUTE_LOOKS + 1):
-            slow = slow_ranks(score_ranks(computes, node_of, kernels), self.thresholds)
+            slow = slow_ranks(score_ranks(computes, node_of, kernels), self.thresholds, computes)
             if all(v.node in crowded for v in slow):  # nothing, or nothing that will be judged
                 break
             self.step(f"stragglers: look {look} of {COMPUTE_LOOKS}")
