@@ -46,6 +46,7 @@ from nccldoctor.runtime import (
     connect_store,
     hostname,
     init_process_group,
+    node_label,
     publish_rank_info,
     read_launch_env,
     read_rank_infos,
@@ -193,7 +194,9 @@ class Bench:
     def prepare(self) -> tuple[str, torch.device]:
         """Check what can be checked alone, publish who we are, make the output folder."""
         self.supervisor.enter("join")
-        backend, device = choose_backend(self.config.run.backend, self.launch.local_rank)
+        backend, device = choose_backend(
+            self.config.run.backend, self.launch.local_rank, node=node_label(self.launch)
+        )
         mismatch = backend_mismatch(self.config.sweep.settings, backend)
         if mismatch:
             raise UsageError(mismatch)

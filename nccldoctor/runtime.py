@@ -10,6 +10,7 @@ import datetime
 import json
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -87,21 +88,49 @@ def read_launch_env(env: dict[str, str] | None = None) -> LaunchEnv:
     )
 
 
-def choose_backend(requested: str, local_rank: int) -> tuple[str, torch.device]:
-    """auto: NCCL on this rank's GPU (LOCAL_RANK) when CUDA is usable, else Gloo on the CPU."""
+def choose_backend(
+    requested: str,
+    local_rank: int,
+    env: Mapping[str, str] | None = None,
+    node: str | None = None,
+) -> tuple[str, torch.device]:
+    """auto: NCCL on this rank's GPU when CUDA is usable, else Gloo on the CPU.
+
+    `env` (CUDA_VISIBLE_DEVICES) and `node` (who this is, for the error) default to this
+    process's; tests pass their own with a fake torch.cuda."""
     cuda_ok = torch.cuda.is_available() and dist.is_nccl_available()
-    if requested == "auto":
-        requested = "nccl" if cuda_ok and torch.cuda.device_count() > local_rank else "gloo"
-    if requested == "gloo":
+    if requested == "gloo" or (requested == "auto" and not cuda_ok):
         return "gloo", torch.device("cpu")
     if not cuda_ok:
         raise UsageError("--backend nccl needs CUDA and NCCL, and this rank has neither usable")
-    if torch.cuda.device_count() <= local_rank:
-        raise UsageError(
-            f"--backend nccl: LOCAL_RANK {local_rank} has no GPU "
-            f"(this node shows {torch.cuda.device_count()})"
-        )
-    return "nccl", torch.device("cuda", local_rank)
+    env = os.environ if env is None else env
+    return "nccl", rank_device(local_rank, torch.cuda.device_count(), env.get("CUDA_VISIBLE_DEVICES"), node)
+
+
+def rank_device(
+    local_rank: int, visible: int, cuda_visible_devices: str | None, node: str | None
+) -> torch.device:
+    """The GPU of a rank that sees `visible` GPUs.
+
+    A launcher that gives each process its own GPU (Slurm --gpus-per-task=1, some Kubernetes
+    device plugins) leaves one visible on every rank: that one is the rank's, whatever its
+    LOCAL_RANK. With several visible, LOCAL_RANK picks one (torchrun's convention). A rank
+    left without one stops here: on Gloo while its peers use NCCL it would hang them."""
+    if visible == 1:
+        return torch.device("cuda", 0)
+    if 0 <= local_rank < visible:
+        return torch.device("cuda", local_rank)
+    cvd = " unset" if cuda_visible_devices is None else f"={cuda_visible_devices}"
+    raise UsageError(
+        f"{node or hostname()}: LOCAL_RANK {local_rank} has no GPU "
+        f"({visible} visible, CUDA_VISIBLE_DEVICES{cvd}): start as many ranks per node as it has GPUs, "
+        "or give each rank one GPU, or use --backend gloo"
+    )
+
+
+def node_label(launch: LaunchEnv) -> str:
+    """This process's node for a message: the launcher's node rank, then the hostname."""
+    return f"node {launch.node_rank} ({hostname()})"
 
 
 def connect_store(launch: LaunchEnv, timeout_s: float, serve: bool = True) -> dist.Store:

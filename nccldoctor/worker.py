@@ -67,7 +67,14 @@ def run(spec: dict, started: float) -> None:
     import torch.distributed as dist
 
     from nccldoctor.phase import PhaseContext
-    from nccldoctor.runtime import Job, choose_backend, connect_store, init_process_group, read_launch_env
+    from nccldoctor.runtime import (
+        Job,
+        choose_backend,
+        connect_store,
+        init_process_group,
+        node_label,
+        read_launch_env,
+    )
 
     config = spec_collectives(spec)
     timeout_s = spec["timeout"]
@@ -77,7 +84,7 @@ def run(spec: dict, started: float) -> None:
     def step(label: str) -> None:  # the parent names this step if we miss the deadline
         store.set(f"step/{launch.rank}", label)
 
-    backend, device = choose_backend(spec["backend"], launch.local_rank)
+    backend, device = choose_backend(spec["backend"], launch.local_rank, node=node_label(launch))
     step("init_process_group")
     init_process_group(store, launch, backend, device, timeout_s)
     context = PhaseContext(job=Job(launch=launch, backend=backend, device=device), config=config, step=step)
