@@ -42,6 +42,7 @@ from nccldoctor.runtime import (
     LaunchEnv,
     RankInfo,
     StoreUnreachable,
+    backend_disagreement,
     choose_backend,
     connect_store,
     hostname,
@@ -212,6 +213,7 @@ class Bench:
                 hostname=hostname(),
                 pid=os.getpid(),
                 device=str(device),
+                backend=backend,
                 env=relevant_env(),
                 flags=json.loads(json.dumps(shared_flags(self.config))),  # as the store will hand it back
             ),
@@ -221,13 +223,14 @@ class Bench:
         return backend, device
 
     def agree_on_flags(self) -> list[RankInfo]:
-        """Store only: every rank must run the same probes and sizes, or they hang each other.
+        """Store only: every rank must run the same probes and sizes, on the same backend and
+        device type, or they hang each other.
         Returns every rank's info on rank 0 (which the report needs too), [] elsewhere."""
         self.supervisor.enter("flag check")
         infos = []
         if self.launch.rank == 0:
             infos = read_rank_infos(self.store, self.launch.world_size, self.supervisor.remaining_s())
-            problem = flag_disagreement({i.rank: i.flags for i in infos})
+            problem = flag_disagreement({i.rank: i.flags for i in infos}) or backend_disagreement(infos)
             self.store.set("flags_verdict", problem or "")
         wait_for(self.store, ["flags_verdict"], self.supervisor.remaining_s())
         problem = self.store.get("flags_verdict").decode()

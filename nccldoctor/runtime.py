@@ -10,6 +10,7 @@ import datetime
 import json
 import os
 import socket
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -176,6 +177,42 @@ class RankInfo:
     device: str
     env: dict[str, str] = field(default_factory=dict)
     flags: dict[str, Any] = field(default_factory=dict)  # config.shared_flags: must match everywhere
+    backend: str = ""  # as resolved on this rank (the flag may say auto); "" from an older rank
+
+    @property
+    def kind(self) -> str:
+        """What the rank will join with: "nccl (cuda)", "gloo (cpu)"."""
+        return f"{self.backend or '?'} ({self.device.split(':')[0]})"
+
+
+def _ranks(ranks: list[int]) -> str:
+    return f"{'rank' if len(ranks) == 1 else 'ranks'} {', '.join(map(str, ranks))}"
+
+
+def backend_disagreement(infos: list[RankInfo]) -> str | None:
+    """One line naming the ranks, per node, whose backend or device type differs from most
+    ranks' (rank 0's on a tie), or None. The flags may all say auto and still resolve
+    differently (a node without usable CUDA): such ranks would wait on each other until the
+    deadline, so they are stopped before any collective."""
+    if not infos:
+        return None
+    counts = Counter(i.kind for i in infos)
+    usual = max(counts, key=lambda kind: (counts[kind], kind == infos[0].kind))
+    odd: dict[tuple[int, str, str], list[int]] = {}
+    for i in infos:
+        if i.kind != usual:
+            odd.setdefault((i.node_rank, i.hostname, i.kind), []).append(i.rank)
+    if not odd:
+        return None
+    named = "; ".join(
+        f"node {node} ({host}): {_ranks(ranks)} on {kind}"
+        for (node, host, kind), ranks in sorted(odd.items())
+    )
+    return (
+        f"ranks resolved different backends: {counts[usual]} of {len(infos)} use {usual}, but {named} "
+        "(--backend auto picks NCCL only where CUDA and a GPU are usable: fix those nodes, or pass "
+        "the same --backend nccl or gloo on every node)"
+    )
 
 
 def publish_rank_info(store: dist.Store, info: RankInfo) -> None:

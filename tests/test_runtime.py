@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 import torch
+import torch.distributed as dist
+from helpers.bench_parts import make_bench
 from helpers.fake_cuda import FakeCuda, install
 
+from nccldoctor.config import flag_disagreement, shared_flags
 from nccldoctor.errors import UsageError
-from nccldoctor.runtime import choose_backend
+from nccldoctor.runtime import LaunchEnv, RankInfo, backend_disagreement, choose_backend, publish_rank_info
 
 NODE = "node 1 (gpu-b)"
 
@@ -59,3 +65,51 @@ def test_the_fake_cuda_events_time_in_milliseconds(monkeypatch):
     clock = Clock(torch.device("cuda", 0))
     start, end = clock.mark(), clock.mark()
     assert clock.seconds(start, end) == 0.25
+
+
+def info(rank, node, device, backend):
+    return RankInfo(rank, rank % 2, node, f"host{node}", 100 + rank, device, backend=backend)
+
+
+def test_ranks_that_resolved_other_backends_are_named_in_one_line():
+    # --backend auto everywhere (the flags agree), but node 1 has no usable CUDA: rank 0's
+    # check used to pass and the ranks waited on each other until the deadline.
+    infos = [
+        info(0, 0, "cuda:0", "nccl"),
+        info(1, 0, "cuda:1", "nccl"),
+        info(2, 1, "cpu", "gloo"),
+        info(3, 1, "cpu", "gloo"),
+        info(4, 2, "cuda:0", "nccl"),
+        info(5, 2, "cuda:1", "nccl"),
+    ]
+    message = backend_disagreement(infos)
+    assert "\n" not in message
+    assert "node 1 (host1): ranks 2, 3 on gloo (cpu)" in message
+    assert "nccl (cuda)" in message and "node 0" not in message and "node 2" not in message
+
+
+def test_the_odd_ones_are_the_minority_even_when_rank_0_is_among_them():
+    infos = [info(0, 0, "cpu", "gloo")] + [info(r, 1, f"cuda:{r}", "nccl") for r in (1, 2, 3)]
+    message = backend_disagreement(infos)
+    assert "node 0 (host0): rank 0 on gloo (cpu)" in message and "rank 1" not in message
+
+
+def test_same_backend_and_device_type_on_every_rank_agrees():
+    assert backend_disagreement([info(r, r // 2, f"cuda:{r % 2}", "nccl") for r in range(4)]) is None
+    assert backend_disagreement([info(r, 0, "cpu", "gloo") for r in range(3)]) is None
+
+
+def test_the_flag_check_alone_passes_mixed_backends():
+    # Why the RankInfos must be compared too: every rank's flag still says "auto".
+    assert flag_disagreement({0: {"backend": "auto"}, 1: {"backend": "auto"}}) is None
+
+
+def test_rank_0s_flag_check_stops_every_rank_on_mixed_backends():
+    store = dist.HashStore()
+    bench = make_bench(launch=LaunchEnv(rank=0, world_size=2, local_world_size=1, nnodes=2), store=store)
+    flags = json.loads(json.dumps(shared_flags(bench.config)))
+    publish_rank_info(store, dataclasses.replace(info(0, 0, "cuda:0", "nccl"), flags=flags))
+    publish_rank_info(store, dataclasses.replace(info(1, 1, "cpu", "gloo"), flags=flags))
+    with pytest.raises(UsageError, match=r"node 1 \(host1\): rank 1 on gloo \(cpu\)"):
+        bench.agree_on_flags()
+    assert "node 1" in store.get("flags_verdict").decode()  # what the other ranks raise too
