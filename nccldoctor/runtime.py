@@ -1,7 +1,8 @@
-"""Joining the job: torchrun's environment -> who am I, which backend, which store.
+"""Joining the job: the launcher's environment -> who am I, which backend, which store.
 
-Node identity is torchrun's node rank (GROUP_RANK): emulated or containerised nodes may share
-a hostname or fail to resolve it, so the hostname is only a label.
+Node identity is the launcher's node rank (torchrun's GROUP_RANK, srun's SLURM_NODEID, or RANK over
+the ranks per node): emulated or containerised nodes may share a hostname or fail to resolve it,
+so the hostname is only a label.
 """
 
 from __future__ import annotations
@@ -60,33 +61,75 @@ def _env_int(env: dict[str, str], name: str, default: int | None = None) -> int:
         raise UsageError(f"environment: {name}={raw!r} is not a whole number") from None
 
 
+# Where this rank sits on its node, by launcher, in the order they are trusted: torchrun's own
+# variables first (torchrun inside a Slurm step sets them), then Slurm's srun, then Open MPI.
+LOCAL_RANK_VARS = ("LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK")
+LOCAL_SIZE_VARS = ("LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE")
+NODE_RANK_VARS = ("GROUP_RANK", "SLURM_NODEID")
+NODES_VARS = ("GROUP_WORLD_SIZE", "SLURM_NNODES")
+
+
+def _first_int(env: dict[str, str], names: tuple[str, ...]) -> int | None:
+    """The first of `names` that is set, as a whole number (None: none is set)."""
+    for name in names:
+        if name in env:
+            return _env_int(env, name)
+    return None
+
+
 def read_launch_env(env: dict[str, str] | None = None) -> LaunchEnv:
-    """Parse torchrun's variables; without RANK the process is a single rank of its own."""
+    """Parse the launcher's variables; without RANK the process is a single rank of its own."""
     env = dict(os.environ if env is None else env)
     if "RANK" not in env:
         return LaunchEnv()
     rank = _env_int(env, "RANK")
     world_size = _env_int(env, "WORLD_SIZE")
-    local_world_size = _env_int(env, "LOCAL_WORLD_SIZE", world_size)
     if not 0 <= rank < world_size:
         raise UsageError(f"environment: RANK={rank} is outside WORLD_SIZE={world_size}")
-    if local_world_size < 1:
-        raise UsageError(f"environment: LOCAL_WORLD_SIZE={local_world_size} must be 1 or more")
     master_addr = env.get("MASTER_ADDR")
     if not master_addr:
         raise UsageError("environment: MASTER_ADDR is not set")
+    local_rank, local_world_size, node_rank, nnodes = _placement(env, rank, world_size)
     return LaunchEnv(
         rank=rank,
         world_size=world_size,
-        local_rank=_env_int(env, "LOCAL_RANK", rank % local_world_size),
+        local_rank=local_rank,
         local_world_size=local_world_size,
-        node_rank=_env_int(env, "GROUP_RANK", rank // local_world_size),
-        nnodes=_env_int(env, "GROUP_WORLD_SIZE", -(-world_size // local_world_size)),
+        node_rank=node_rank,
+        nnodes=nnodes,
         master_addr=master_addr,
         master_port=_env_int(env, "MASTER_PORT"),
         agent_store=env.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true",
         restart_count=_env_int(env, "TORCHELASTIC_RESTART_COUNT", 0),
     )
+
+
+def _placement(env: dict[str, str], rank: int, world_size: int) -> tuple[int, int, int, int]:
+    """(local rank, ranks per node, node rank, nodes) from whichever launcher set them.
+
+    The node rank is derived from RANK only when the launcher says how many ranks a node runs;
+    guessing (every rank on node 0, as before) would make each rank wait for peers that are
+    not coming, or lead a node nobody else is on."""
+    local_size = _first_int(env, LOCAL_SIZE_VARS)
+    if local_size is not None and local_size < 1:
+        raise UsageError(f"environment: LOCAL_WORLD_SIZE={local_size} must be 1 or more")
+    local_rank = _first_int(env, LOCAL_RANK_VARS)
+    node_rank = _first_int(env, NODE_RANK_VARS)
+    nnodes = _first_int(env, NODES_VARS)
+    if local_size is not None:
+        local_rank = rank % local_size if local_rank is None else local_rank
+        node_rank = rank // local_size if node_rank is None else node_rank
+        nnodes = -(-world_size // local_size) if nnodes is None else nnodes
+    if world_size == 1:
+        return local_rank or 0, 1, node_rank or 0, nnodes or 1
+    if local_rank is None or node_rank is None or nnodes is None:
+        raise UsageError(
+            f"environment: rank {rank} of {world_size} cannot tell which node it is on: launch with "
+            "torchrun (LOCAL_RANK, GROUP_RANK, GROUP_WORLD_SIZE), srun (SLURM_LOCALID, SLURM_NODEID, "
+            "SLURM_NNODES) or mpirun (OMPI_COMM_WORLD_LOCAL_RANK, OMPI_COMM_WORLD_LOCAL_SIZE), or set "
+            "LOCAL_WORLD_SIZE (ranks per node, in RANK order)"
+        )
+    return local_rank, local_size or -(-world_size // nnodes), node_rank, nnodes
 
 
 def choose_backend(

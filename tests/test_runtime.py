@@ -13,7 +13,14 @@ from helpers.fake_cuda import FakeCuda, install
 
 from nccldoctor.config import flag_disagreement, shared_flags
 from nccldoctor.errors import UsageError
-from nccldoctor.runtime import LaunchEnv, RankInfo, backend_disagreement, choose_backend, publish_rank_info
+from nccldoctor.runtime import (
+    LaunchEnv,
+    RankInfo,
+    backend_disagreement,
+    choose_backend,
+    publish_rank_info,
+    read_launch_env,
+)
 
 NODE = "node 1 (gpu-b)"
 
@@ -113,3 +120,61 @@ def test_rank_0s_flag_check_stops_every_rank_on_mixed_backends():
     with pytest.raises(UsageError, match=r"node 1 \(host1\): rank 1 on gloo \(cpu\)"):
         bench.agree_on_flags()
     assert "node 1" in store.get("flags_verdict").decode()  # what the other ranks raise too
+
+
+# -- launchers ---------------------------------------------------------------------------------
+MASTER = {"MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29500"}
+
+
+def where(launch):
+    return (launch.local_rank, launch.local_world_size, launch.node_rank, launch.nnodes)
+
+
+def test_torchrun_variables_are_taken_as_they_are():
+    env = MASTER | {"RANK": "5", "WORLD_SIZE": "8", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "4"}
+    env |= {"GROUP_RANK": "1", "GROUP_WORLD_SIZE": "2", "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}
+    assert where(read_launch_env(env)) == (1, 4, 1, 2)  # torchrun inside a Slurm step: torchrun's
+
+
+def test_slurm_srun_gives_local_id_and_node_id():
+    # srun --ntasks-per-node 4 with RANK=$SLURM_PROCID, WORLD_SIZE=$SLURM_NTASKS exported.
+    env = MASTER | {"RANK": "6", "WORLD_SIZE": "8", "SLURM_LOCALID": "2", "SLURM_NODEID": "1"}
+    env |= {"SLURM_NNODES": "2", "SLURM_NTASKS_PER_NODE": "4"}
+    assert where(read_launch_env(env)) == (2, 4, 1, 2)
+
+
+def test_slurm_without_tasks_per_node_still_knows_the_node():
+    env = MASTER | {
+        "RANK": "6",
+        "WORLD_SIZE": "8",
+        "SLURM_LOCALID": "2",
+        "SLURM_NODEID": "1",
+        "SLURM_NNODES": "2",
+    }
+    assert where(read_launch_env(env)) == (2, 4, 1, 2)  # per node: world / nodes
+
+
+def test_open_mpi_node_rank_comes_from_its_local_size():
+    env = MASTER | {"RANK": "5", "WORLD_SIZE": "8"}
+    env |= {"OMPI_COMM_WORLD_LOCAL_RANK": "1", "OMPI_COMM_WORLD_LOCAL_SIZE": "4"}
+    assert where(read_launch_env(env)) == (1, 4, 1, 2)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},  # RANK/WORLD_SIZE/MASTER_* by hand: used to be node 0, local rank = RANK, for every rank
+        {"OMPI_COMM_WORLD_LOCAL_RANK": "1"},  # a local rank but no node and no local size
+        {"SLURM_LOCALID": "1"},
+    ],
+)
+def test_a_multi_rank_job_whose_node_is_unknown_is_refused(extra):
+    env = MASTER | {"RANK": "5", "WORLD_SIZE": "8"} | extra
+    with pytest.raises(UsageError, match="node") as error:
+        read_launch_env(env)
+    assert "GROUP_RANK" in str(error.value) and "SLURM_NODEID" in str(error.value)
+
+
+def test_one_rank_needs_no_node_variables():
+    assert where(read_launch_env(MASTER | {"RANK": "0", "WORLD_SIZE": "1"})) == (0, 1, 0, 1)
+    assert not read_launch_env({}).distributed
