@@ -3,8 +3,12 @@
 NCCL reads NCCL_DEBUG, NCCL_DEBUG_SUBSYS and NCCL_DEBUG_FILE once, when it first initialises in
 a process. So the bench sets them just around its own init_process_group (eager NCCL init:
 device_id is passed) and restores the environment afterwards, so worker processes of a sweep
-start from the user's environment. A user who already logs NCCL keeps control:
-- NCCL_DEBUG unset: INFO for INIT,NET into a private file per process (`%h.%p`), read and removed;
+start from the user's environment. torch creates the communicator inside that call only when
+the backend supports splitting (NCCL 2.18 and later); otherwise NCCL starts at the first
+collective, after the variables were put back, and the nccl section's notes say so.
+A user who already logs NCCL keeps control:
+- NCCL_DEBUG unset: INFO for INIT,NET,BOOTSTRAP,ENV into a private file per process (`%h.%p`),
+  read and removed;
 - NCCL_DEBUG=INFO/TRACE with NCCL_DEBUG_FILE: their files are read, not touched;
 - NCCL_DEBUG set otherwise (WARN, or INFO to stdout): nothing to read; the report says why.
 """
@@ -21,6 +25,10 @@ from pathlib import Path
 from nccldoctor.nccl_log import NcclLogSummary, parse_nccl_log_files
 
 OWN_PATTERN = "nccl.%h.%p.log"
+# The subsystems whose lines nccl_log reads: recent NCCL logs "Bootstrap : Using" under
+# BOOTSTRAP and "NCCL_* set by environment" under ENV (its own default is INIT,BOOTSTRAP,ENV);
+# NET has the transport and socket lines. Older NCCL ignores names it does not know.
+CAPTURE_SUBSYSTEMS = "INIT,NET,BOOTSTRAP,ENV"
 
 
 @dataclass
@@ -31,7 +39,9 @@ class NcclCapture:
     own_directory: Path | None = None  # ours to delete after reading
 
 
-def plan_capture(environ: Mapping[str, str], directory: Path, subsystems: str = "INIT,NET") -> NcclCapture:
+def plan_capture(
+    environ: Mapping[str, str], directory: Path, subsystems: str = CAPTURE_SUBSYSTEMS
+) -> NcclCapture:
     debug = environ.get("NCCL_DEBUG", "").strip()
     if not debug:
         pattern = str(directory / OWN_PATTERN)
@@ -39,16 +49,31 @@ def plan_capture(environ: Mapping[str, str], directory: Path, subsystems: str = 
         return NcclCapture(pattern, env, own_directory=directory)
     user_file = environ.get("NCCL_DEBUG_FILE", "").strip()
     if debug.upper() in ("INFO", "TRACE") and user_file:
-        subsys = environ.get("NCCL_DEBUG_SUBSYS", "").upper()
-        note = None
-        if subsys and not {"INIT", "NET", "ALL"} & {s.strip().lstrip("^") for s in subsys.split(",")}:
-            note = f"NCCL_DEBUG_SUBSYS={subsys} may leave out the INIT and NET lines read here"
-        return NcclCapture(user_file, note=note)
+        return NcclCapture(user_file, note=_subsystems_note(environ.get("NCCL_DEBUG_SUBSYS", "")))
     return NcclCapture(
         None,
         note=f"NCCL_DEBUG={debug} is set without NCCL_DEBUG_FILE (or not at INFO): NCCL's log went "
         "to the job's output, so what NCCL chose was not checked",
     )
+
+
+def _subsystems_note(subsys: str) -> str | None:
+    """Why a user's own NCCL_DEBUG_SUBSYS may hide lines read here (None: it hides none).
+
+    NCCL's rule: a comma list, case-insensitive; a leading ^ turns it into "all but these"."""
+    subsys = subsys.strip().upper()
+    if not subsys:
+        return None  # NCCL's default: INIT,BOOTSTRAP,ENV in recent releases
+    names = {name.strip() for name in subsys.lstrip("^").split(",")}
+    wanted = CAPTURE_SUBSYSTEMS.split(",")
+    if subsys.startswith("^"):
+        missing = [name for name in wanted if name in names or "ALL" in names]
+    else:
+        missing = [] if "ALL" in names else [name for name in wanted if name not in names]
+    if not missing:
+        return None
+    listed = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} and {missing[-1]}"
+    return f"NCCL_DEBUG_SUBSYS={subsys} leaves out {listed} (lines read here may be missing)"
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """What NCCL says it did: version, network transport, interfaces and IB devices, from its INFO log.
 
 nccldoctor predicts NCCL's choices (nccldoctor.net.interfaces); NCCL's own log says what it really chose.
-With NCCL_DEBUG=INFO and NCCL_DEBUG_SUBSYS=INIT,NET, NCCL writes one line per event to stdout or to
+With NCCL_DEBUG=INFO and NCCL_DEBUG_SUBSYS=INIT,NET,.., NCCL writes one line per event to stdout or to
 NCCL_DEBUG_FILE (`%h`/`%p` in the name give one file per host/process), each line as
 `host:pid:tid [cudaDev] NCCL INFO <message>`. Launchers put their own prefix in front (mpirun's
 `[1,0]<stdout>:`, Ray's `(RayWorkerWrapper pid=.., ip=..)`, pdsh's `host: `), so a line is read

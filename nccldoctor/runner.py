@@ -160,7 +160,7 @@ class Bench:
         for phase in self.later_phases:
             env.update(phase.init_env(ctx))
         with environment(env):
-            init_process_group(
+            self.job.backend_started_at_init = init_process_group(
                 self.store,
                 self.launch,
                 self.job.backend,

@@ -277,10 +277,14 @@ def read_rank_infos(store: dist.Store, world_size: int, timeout_s: float) -> lis
 
 def init_process_group(
     store: dist.Store, launch: LaunchEnv, backend: str, device: torch.device, timeout_s: float
-) -> None:
-    """Join the process group; every later collective times out after `timeout_s`."""
+) -> bool:
+    """Join the process group; every later collective times out after `timeout_s`.
+
+    Returns whether the backend started inside this call: False when NCCL will only start at
+    the first collective (no eager init), so what was set in the environment around this
+    call (NCCL's log variables) is no longer there when it reads it."""
     if device.type == "cuda":
-        torch.cuda.set_device(device)
+        torch.cuda.set_device(device)  # before init: NCCL binds the communicator to this GPU
     dist.init_process_group(
         backend=backend,
         store=dist.PrefixStore("pg", store),
@@ -289,6 +293,27 @@ def init_process_group(
         timeout=datetime.timedelta(seconds=timeout_s),
         device_id=device if device.type == "cuda" else None,
     )
+    return backend != "nccl" or nccl_inits_eagerly(device)
+
+
+# The first NCCL whose communicators torch can split, and so creates eagerly when
+# init_process_group gets a device_id.
+NCCL_EAGER_SINCE = (2, 18)
+
+
+def nccl_inits_eagerly(device: torch.device) -> bool:
+    """Whether init_process_group(device_id=device) created NCCL's communicator at once.
+
+    torch's own test (distributed_c10d.init_process_group) is whether the group's backend for
+    the device supports splitting; a torch without that attribute is judged by NCCL's version."""
+    try:
+        return bool(dist.group.WORLD._get_backend(device).supports_splitting)
+    except (AttributeError, RuntimeError, ValueError):
+        pass
+    try:
+        return tuple(torch.cuda.nccl.version()[:2]) >= NCCL_EAGER_SINCE
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def gather_objects(value: Any) -> list[Any]:
@@ -310,6 +335,8 @@ class Job:
     backend: str
     device: torch.device
     ranks: list[RankInfo] = field(default_factory=list)
+    # False: NCCL starts at the first collective, not inside init_process_group (no eager init)
+    backend_started_at_init: bool = True
 
     @property
     def rank(self) -> int:

@@ -1,6 +1,6 @@
 """The NCCL log phase (NCCL backend only): what NCCL says it did, against what was predicted.
 
-During init_process_group NCCL logs INIT/NET lines to a private file per process
+During init_process_group NCCL logs INIT/NET/BOOTSTRAP/ENV lines to a private file per process
 (nccldoctor.nccl_capture plans the variables). After the probes every rank publishes its
 summary; rank 0 merges them per node and compares transport and interface with the node's
 inventory and the network phase's prediction.
@@ -26,6 +26,12 @@ from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.runtime import wait_for
 
 RAW_LOG = "nccl-rank0.log"  # rank 0's raw lines, copied beside the report for a human
+LAZY_INIT_NOTE = (
+    "NCCL started at the first collective, not inside init_process_group (torch creates the "
+    "communicator eagerly only when NCCL supports splitting, 2.18 and later), after the log "
+    "variables set for init were put back: nothing of NCCL's own log could be captured; set "
+    "NCCL_DEBUG=INFO and NCCL_DEBUG_FILE yourself to read it"
+)
 
 
 def phases(config) -> list[Phase]:
@@ -53,12 +59,20 @@ class NcclLogPhase(Phase):
             return PhaseResult()
         ctx.step("NCCL log")
         summary = read_capture(capture, os.getpid())
-        entry = {"summary": summary.to_json() if summary else None, "note": capture.note}
+        entry = {"summary": summary.to_json() if summary else None, "note": self._note(ctx, capture)}
         ctx.store.set(f"nccl/{ctx.job.rank}", json.dumps(entry))
         result = self._judge(ctx, capture) if ctx.job.rank == 0 else PhaseResult()
         if capture.own_directory is not None:
             shutil.rmtree(capture.own_directory, ignore_errors=True)
         return result
+
+    @staticmethod
+    def _note(ctx: PhaseContext, capture: NcclCapture) -> str | None:
+        """Why this rank's capture may hold nothing: the user's settings, or a lazy NCCL init
+        that ran after our log variables were put back (the user's own stay set all along)."""
+        if capture.set_env and not ctx.job.backend_started_at_init:
+            return LAZY_INIT_NOTE
+        return capture.note
 
     def _judge(self, ctx: PhaseContext, capture: NcclCapture) -> PhaseResult:
         keys = [f"nccl/{r}" for r in range(ctx.job.world_size)]

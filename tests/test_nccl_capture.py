@@ -8,6 +8,8 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 from nccldoctor.nccl_capture import environment, judge_captures, plan_capture, read_capture
 from nccldoctor.nccl_log import parse_nccl_log_files
 from nccldoctor.net.infiniband import IbPort
@@ -22,7 +24,8 @@ def test_unset_nccl_debug_gets_a_private_info_file_per_process(tmp_path):
     capture = plan_capture({}, tmp_path)
     assert capture.set_env == {
         "NCCL_DEBUG": "INFO",
-        "NCCL_DEBUG_SUBSYS": "INIT,NET",
+        # recent NCCL logs "Bootstrap : Using" and "set by environment" under BOOTSTRAP and ENV
+        "NCCL_DEBUG_SUBSYS": "INIT,NET,BOOTSTRAP,ENV",
         "NCCL_DEBUG_FILE": str(tmp_path / "nccl.%h.%p.log"),
     }
     assert capture.own_directory == tmp_path and capture.note is None
@@ -34,7 +37,7 @@ def test_the_users_own_logging_is_read_not_changed_or_reported_missing(tmp_path)
     narrow = plan_capture(
         {"NCCL_DEBUG": "INFO", "NCCL_DEBUG_FILE": "f", "NCCL_DEBUG_SUBSYS": "COLL"}, tmp_path
     )
-    assert "INIT and NET" in narrow.note
+    assert "INIT, NET, BOOTSTRAP and ENV" in narrow.note
     to_stdout = plan_capture({"NCCL_DEBUG": "WARN"}, tmp_path)
     assert to_stdout.pattern is None and "NCCL_DEBUG=WARN" in to_stdout.note
 
@@ -86,3 +89,24 @@ def test_an_interface_other_than_predicted_is_named_with_both():
     (unexpected,) = findings
     assert unexpected.code == "nccl_iface_unexpected" and unexpected.nodes == [0]
     assert unexpected.evidence["predicted"] == "eth0" and unexpected.evidence["actual"] == "ens7"
+
+
+@pytest.mark.parametrize(
+    ("subsys", "left_out"),
+    [
+        ("INIT,NET", "BOOTSTRAP and ENV"),  # what nccldoctor itself captured before
+        ("init,coll", "NET, BOOTSTRAP and ENV"),
+        ("^NET", "NET"),  # NCCL's ^: every subsystem but those listed
+        ("^net,COLL", "NET"),  # the ^ inverts the whole list
+    ],
+)
+def test_a_users_narrow_subsystems_name_what_is_left_out(tmp_path, subsys, left_out):
+    env = {"NCCL_DEBUG": "INFO", "NCCL_DEBUG_FILE": "f", "NCCL_DEBUG_SUBSYS": subsys}
+    note = plan_capture(env, tmp_path).note
+    assert f"leaves out {left_out} " in note and subsys.upper() in note
+
+
+@pytest.mark.parametrize("subsys", ["ALL", "INIT,NET,BOOTSTRAP,ENV,COLL", "^COLL", ""])
+def test_subsystems_that_cover_the_lines_read_get_no_note(tmp_path, subsys):
+    env = {"NCCL_DEBUG": "TRACE", "NCCL_DEBUG_FILE": "f", "NCCL_DEBUG_SUBSYS": subsys}
+    assert plan_capture(env, tmp_path).note is None
