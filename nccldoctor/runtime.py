@@ -61,20 +61,28 @@ def _env_int(env: dict[str, str], name: str, default: int | None = None) -> int:
         raise UsageError(f"environment: {name}={raw!r} is not a whole number") from None
 
 
-# Where this rank sits on its node, by launcher, in the order they are trusted: torchrun's own
-# variables first (torchrun inside a Slurm step sets them), then Slurm's srun, then Open MPI.
-LOCAL_RANK_VARS = ("LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK")
-LOCAL_SIZE_VARS = ("LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE")
-NODE_RANK_VARS = ("GROUP_RANK", "SLURM_NODEID")
-NODES_VARS = ("GROUP_WORLD_SIZE", "SLURM_NNODES")
+# Where this rank sits on its node, per launcher: (local rank, ranks per node, node rank, nodes).
+# One launcher's set is read, never a mix: under mpirun inside a Slurm job every rank also
+# carries the SLURM_* of the srun task that started mpirun's daemon, which are not its own.
+TORCHRUN_VARS = ("LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE")
+OPEN_MPI_VARS = ("OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE", None, None)
+SLURM_VARS = ("SLURM_LOCALID", "SLURM_NTASKS_PER_NODE", "SLURM_NODEID", "SLURM_NNODES")
 
 
-def _first_int(env: dict[str, str], names: tuple[str, ...]) -> int | None:
-    """The first of `names` that is set, as a whole number (None: none is set)."""
-    for name in names:
-        if name in env:
-            return _env_int(env, name)
-    return None
+def _launcher_vars(env: dict[str, str], rank: int) -> tuple[str | None, ...]:
+    """The variable names that say where this rank is: torchrun's (also when only some are
+    set), else Open MPI's, else srun's when they are this rank's own task (SLURM_PROCID)."""
+    if "LOCAL_RANK" in env or "GROUP_RANK" in env or "LOCAL_WORLD_SIZE" in env:
+        return TORCHRUN_VARS
+    if OPEN_MPI_VARS[0] in env:
+        return OPEN_MPI_VARS
+    if SLURM_VARS[0] in env and env.get("SLURM_PROCID", str(rank)).strip() == str(rank):
+        return SLURM_VARS
+    return (None, None, None, None)
+
+
+def _env_opt(env: dict[str, str], name: str | None) -> int | None:
+    return _env_int(env, name) if name is not None and name in env else None
 
 
 def read_launch_env(env: dict[str, str] | None = None) -> LaunchEnv:
@@ -110,13 +118,11 @@ def _placement(env: dict[str, str], rank: int, world_size: int) -> tuple[int, in
     The node rank is derived from RANK only when the launcher says how many ranks a node runs;
     guessing (every rank on node 0, as before) would make each rank wait for peers that are
     not coming, or lead a node nobody else is on."""
-    local_size = _first_int(env, LOCAL_SIZE_VARS)
-    if local_size is not None and local_size < 1:
-        raise UsageError(f"environment: LOCAL_WORLD_SIZE={local_size} must be 1 or more")
-    local_rank = _first_int(env, LOCAL_RANK_VARS)
-    node_rank = _first_int(env, NODE_RANK_VARS)
-    nnodes = _first_int(env, NODES_VARS)
+    names = _launcher_vars(env, rank)
+    local_rank, local_size, node_rank, nnodes = (_env_opt(env, name) for name in names)
     if local_size is not None:
+        if local_size < 1:
+            raise UsageError(f"environment: {names[1]}={local_size} must be 1 or more")
         local_rank = rank % local_size if local_rank is None else local_rank
         node_rank = rank // local_size if node_rank is None else node_rank
         nnodes = -(-world_size // local_size) if nnodes is None else nnodes

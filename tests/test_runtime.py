@@ -139,7 +139,7 @@ def test_torchrun_variables_are_taken_as_they_are():
 def test_slurm_srun_gives_local_id_and_node_id():
     # srun --ntasks-per-node 4 with RANK=$SLURM_PROCID, WORLD_SIZE=$SLURM_NTASKS exported.
     env = MASTER | {"RANK": "6", "WORLD_SIZE": "8", "SLURM_LOCALID": "2", "SLURM_NODEID": "1"}
-    env |= {"SLURM_NNODES": "2", "SLURM_NTASKS_PER_NODE": "4"}
+    env |= {"SLURM_NNODES": "2", "SLURM_NTASKS_PER_NODE": "4", "SLURM_PROCID": "6"}
     assert where(read_launch_env(env)) == (2, 4, 1, 2)
 
 
@@ -178,3 +178,26 @@ def test_a_multi_rank_job_whose_node_is_unknown_is_refused(extra):
 def test_one_rank_needs_no_node_variables():
     assert where(read_launch_env(MASTER | {"RANK": "0", "WORLD_SIZE": "1"})) == (0, 1, 0, 1)
     assert not read_launch_env({}).distributed
+
+
+def test_mpirun_inside_a_slurm_job_trusts_open_mpis_variables():
+    # mpirun starts remote ranks under one srun task per node: SLURM_LOCALID is 0 for every
+    # rank there, and SLURM_NODEID counts the remote nodes only (mpirun's own node is 0 too).
+    env = MASTER | {"RANK": "5", "WORLD_SIZE": "8", "SLURM_PROCID": "0", "SLURM_LOCALID": "0"}
+    env |= {"SLURM_NODEID": "0", "SLURM_NNODES": "1"}
+    env |= {"OMPI_COMM_WORLD_LOCAL_RANK": "1", "OMPI_COMM_WORLD_LOCAL_SIZE": "4"}
+    assert where(read_launch_env(env)) == (1, 4, 1, 2)
+
+
+def test_slurm_variables_of_another_task_are_not_this_ranks():
+    # A batch script's own step (SLURM_PROCID 0) running ranks by other means: not srun's ranks.
+    env = MASTER | {"RANK": "5", "WORLD_SIZE": "8", "SLURM_PROCID": "0", "SLURM_LOCALID": "0"}
+    env |= {"SLURM_NODEID": "0", "SLURM_NNODES": "2"}
+    with pytest.raises(UsageError, match="cannot tell which node"):
+        read_launch_env(env)
+
+
+def test_a_bad_ranks_per_node_names_the_variable_it_came_from():
+    env = MASTER | {"RANK": "1", "WORLD_SIZE": "2", "OMPI_COMM_WORLD_LOCAL_RANK": "1"}
+    with pytest.raises(UsageError, match="OMPI_COMM_WORLD_LOCAL_SIZE=0"):
+        read_launch_env(env | {"OMPI_COMM_WORLD_LOCAL_SIZE": "0"})
