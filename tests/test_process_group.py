@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import tempfile
 
 import pytest
 import torch
@@ -51,7 +52,8 @@ def test_gloo_sets_no_gpu_and_passes_no_device_id(monkeypatch):
     assert recorder.inits[0].backend == "gloo" and recorder.inits[0].device_id is None
 
 
-def nccl_bench(monkeypatch, cuda_count=1):
+def nccl_bench(monkeypatch, tmp_path, cuda_count=1):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the phase's private log folder
     cuda = install(monkeypatch, FakeCuda(count=cuda_count))
     phase = NcclLogPhase()
     bench = make_bench(phases=[phase], launch=LAUNCH)
@@ -59,9 +61,9 @@ def nccl_bench(monkeypatch, cuda_count=1):
     return bench, phase, cuda
 
 
-def test_the_nccl_log_variables_are_set_only_during_the_benchs_init(monkeypatch, clean_nccl_env):
+def test_the_nccl_log_variables_are_set_only_during_the_benchs_init(monkeypatch, clean_nccl_env, tmp_path):
     monkeypatch.setenv("NCCL_DEBUG_SUBSYS", "COLL")  # the user's, unused without NCCL_DEBUG
-    bench, phase, cuda = nccl_bench(monkeypatch)
+    bench, phase, cuda = nccl_bench(monkeypatch, tmp_path)
     recorder = fake_dist.install(monkeypatch, cuda)
     bench.join_process_group(bench.context())
     during = recorder.inits[0].env
@@ -77,7 +79,7 @@ def test_the_users_own_nccl_logging_is_left_as_it_is_during_init(monkeypatch, tm
     monkeypatch.setenv("NCCL_DEBUG", "INFO")
     monkeypatch.setenv("NCCL_DEBUG_FILE", str(tmp_path / "mine.%p"))
     monkeypatch.delenv("NCCL_DEBUG_SUBSYS", raising=False)
-    bench, _, cuda = nccl_bench(monkeypatch)
+    bench, _, cuda = nccl_bench(monkeypatch, tmp_path)
     recorder = fake_dist.install(monkeypatch, cuda)
     bench.join_process_group(bench.context())
     during = recorder.inits[0].env
@@ -108,15 +110,15 @@ def published_note(bench, phase):
     return json.loads(bench.store.get(f"nccl/{LAUNCH.rank}"))["note"]
 
 
-def test_lazy_nccl_init_is_named_in_the_nccl_notes(monkeypatch, clean_nccl_env):
-    bench, phase, cuda = nccl_bench(monkeypatch)
+def test_lazy_nccl_init_is_named_in_the_nccl_notes(monkeypatch, clean_nccl_env, tmp_path):
+    bench, phase, cuda = nccl_bench(monkeypatch, tmp_path)
     fake_dist.install(monkeypatch, cuda, splitting=False)  # NCCL < 2.18: no eager communicator
     note = published_note(bench, phase)
     assert "first collective" in note and "2.18" in note
 
 
-def test_eager_nccl_init_adds_no_note(monkeypatch, clean_nccl_env):
-    bench, phase, cuda = nccl_bench(monkeypatch)
+def test_eager_nccl_init_adds_no_note(monkeypatch, clean_nccl_env, tmp_path):
+    bench, phase, cuda = nccl_bench(monkeypatch, tmp_path)
     fake_dist.install(monkeypatch, cuda, splitting=True)
     assert published_note(bench, phase) is None
 
@@ -126,6 +128,6 @@ def test_lazy_init_does_not_matter_when_the_user_logs_nccl(monkeypatch, tmp_path
     monkeypatch.setenv("NCCL_DEBUG", "INFO")
     monkeypatch.setenv("NCCL_DEBUG_FILE", str(tmp_path / "mine.%p"))
     monkeypatch.delenv("NCCL_DEBUG_SUBSYS", raising=False)
-    bench, phase, cuda = nccl_bench(monkeypatch)
+    bench, phase, cuda = nccl_bench(monkeypatch, tmp_path)
     fake_dist.install(monkeypatch, cuda, splitting=False)
     assert published_note(bench, phase) is None
