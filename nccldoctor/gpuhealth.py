@@ -3,8 +3,10 @@
 `read_gpus()` asks NVML (nvidia-ml-py, `import pynvml`) about every GPU of this node. Any call may
 fail (NotSupported on consumer boards, NoPermission in some containers, GPU lost): the field is
 left None and the node's other readings stay; without a driver the inventory says so
-(`available=False`) and nothing is judged. The readings are plain data so they travel through the
-key-value store: `to_json()` / `from_json()`.
+(`available=False`) and nothing is judged. `watch_gpus()` does the same but reads each GPU's
+load again and again until told to stop and keeps its busiest reading: the bench's health phase
+watches this way while its measurements run, since the load rules below need a busy GPU. The
+readings are plain data so they travel through the key-value store: `to_json()` / `from_json()`.
 
 `judge_gpus()` turns the readings of every node into findings. Every number it compares against is
 in `Thresholds`, with the reason for its default next to it. Two readings only mean something
@@ -28,8 +30,10 @@ while the GPU is busy, and are judged only then:
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from nccldoctor.findings import Finding, make_finding
@@ -44,6 +48,9 @@ _FEATURE_ENABLED = 1  # nvmlEnableState_t: an active NVLink, a pending retiremen
 _NVLINK_MAX_LINKS = 18  # NVML_NVLINK_MAX_LINKS of 12.x bindings; newer ones say 36
 _ERROR_NOT_SUPPORTED, _ERROR_FUNCTION_NOT_FOUND = 3, 13  # a missing feature: the field stays None
 _ERROR_GPU_IS_LOST, _ERROR_RESET_REQUIRED = 15, 16  # the GPU itself is gone: judged unhealthy
+# Between two load readings in watch_gpus. NVML's utilisation covers its last sample period (1/6 s
+# to 1 s), so readings this close together miss no busy period; each costs ~10 calls per GPU.
+WATCH_INTERVAL_S = 0.05
 
 # nvmlClocksEventReason* bits (nvmlClocksThrottleReason* in older headers, same values).
 CLOCK_REASONS: dict[int, str] = {
@@ -194,6 +201,35 @@ def read_gpus(nvml: Any = None) -> GpuInventory:
     `nvml` is the pynvml module, or in tests any object with the same function names and an
     `NVMLError` class carrying the NVML return code in `.value`. NVML is always shut down again.
     """
+    return _with_nvml(nvml, _read_inventory)
+
+
+def watch_gpus(
+    stop: threading.Event, nvml: Any = None, interval_s: float = WATCH_INTERVAL_S, max_s: float = 3600.0
+) -> GpuInventory:
+    """Read every GPU, then its load again and again until `stop` (or `max_s`), keeping the busiest.
+
+    Why: the load rules (software clock limits, the PCIe generation) mean something only while the
+    GPU works, and the GPU part of the health measurements is over in well under a second on an
+    H100, so one reading after it sees an idle GPU. The loaded fields of each GPU (clocks, reasons,
+    utilisation, temperature, power, PCIe link) all come from its busiest reading, so they describe
+    one moment; the counters (ECC, retired pages, remapped rows, NVLink) are read once.
+    """
+
+    def watch(lib: Any) -> GpuInventory:
+        inventory = _read_inventory(lib)
+        deadline = time.monotonic() + max_s
+        while inventory.available and not stop.wait(interval_s) and time.monotonic() < deadline:
+            inventory = replace(
+                inventory, gpus=tuple(_busier(gpu, _read_load(lib, gpu)) for gpu in inventory.gpus)
+            )
+        return inventory
+
+    return _with_nvml(nvml, watch)
+
+
+def _with_nvml(nvml: Any, read: Callable[[Any], GpuInventory]) -> GpuInventory:
+    """`read(nvml)` between nvmlInit and nvmlShutdown; without a driver, an inventory saying why."""
     if nvml is None:
         try:
             import pynvml as nvml
@@ -204,7 +240,7 @@ def read_gpus(nvml: Any = None) -> GpuInventory:
     except nvml.NVMLError as exc:
         return GpuInventory(available=False, error=f"NVML not available: {exc}")
     try:
-        return _read_inventory(nvml)
+        return read(nvml)
     finally:
         with contextlib.suppress(nvml.NVMLError):  # a failed shutdown leaves nothing to release
             nvml.nvmlShutdown()
@@ -357,6 +393,38 @@ _READERS: tuple[Callable[[_Calls], dict[str, Any]], ...] = (
     _remapped_rows,
     _pcie_link,
 )
+
+
+# What changes with the GPU's load: read again while the GPUs work (watch_gpus).
+_LOAD_READERS: tuple[Callable[[_Calls], dict[str, Any]], ...] = (_clocks, _thermal_power, _pcie_link)
+
+
+def _read_load(nvml: Any, gpu: GpuReading) -> GpuReading:
+    """`gpu` with its load fields read again; a GPU NVML has lost stays as it was, or turns lost."""
+    if gpu.error:
+        return gpu
+    try:
+        handle = nvml.nvmlDeviceGetHandleByIndex(gpu.index)
+    except nvml.NVMLError as exc:
+        return replace(gpu, error=f"no NVML handle: {exc}")
+    calls = _Calls(nvml, handle)
+    values: dict[str, Any] = {}
+    for reader in _LOAD_READERS:
+        values.update(reader(calls))
+    return replace(gpu, **values, errors={**gpu.errors, **calls.errors}, error=calls.fatal)
+
+
+def _busier(kept: GpuReading, new: GpuReading) -> GpuReading:
+    """The reading to keep of two: a lost GPU first (it must be judged), else the busier one."""
+    if kept.error or new.error:
+        return kept if kept.error else new
+    return new if _load(new) > _load(kept) else kept
+
+
+def _load(gpu: GpuReading) -> tuple[int, bool]:
+    """How busy a reading shows the GPU: utilisation first, then the idle reason being off."""
+    util = -1 if gpu.utilization_pct is None else gpu.utilization_pct
+    return util, "gpu_idle" not in gpu.reasons
 
 
 def _nvlink_states(nvml: Any, handle: Any) -> tuple[bool | None, ...]:

@@ -7,6 +7,7 @@ here, since no GPU is available to these tests. NVML's per-link NVLink states ar
 """
 
 import json
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +24,15 @@ from helpers.fake_nvml import (
 )
 
 from nccldoctor.findings import Severity
-from nccldoctor.gpuhealth import GpuInventory, GpuReading, Thresholds, health_rows, judge_gpus, read_gpus
+from nccldoctor.gpuhealth import (
+    GpuInventory,
+    GpuReading,
+    Thresholds,
+    health_rows,
+    judge_gpus,
+    read_gpus,
+    watch_gpus,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nvml"
 
@@ -372,3 +381,59 @@ def test_health_rows_show_unknowns_and_pending_remaps():
     assert row["remapped_rows"] == "1 (pending)" and row["power_w"] is None and row["pcie"] is None
     [laptop] = health_rows({0: load("laptop_sw_thermal_under_load.json")})
     assert laptop["power_w"] == "9/?" and laptop["nvlink"] is None
+
+
+# --- reading while the GPUs work (watch_gpus) ---------------------------------------------------
+
+
+def test_watch_keeps_each_gpus_busiest_reading_and_reads_counters_once():
+    loads = iter([0, 40, 100, 70] + [0] * 1000)
+    stop = threading.Event()
+    ecc_calls = []
+
+    def util(handle):
+        value = next(loads)
+        if value == 70:
+            stop.set()
+        return SimpleNamespace(gpu=value, memory=0)
+
+    def ecc(handle, kind, counter):
+        ecc_calls.append((kind, counter))
+        return 0
+
+    spec = h100_spec(nvmlDeviceGetUtilizationRates=util, nvmlDeviceGetTotalEccErrors=ecc)
+    nvml = fake_nvml([spec])
+    gpu = watch_gpus(stop, nvml, interval_s=0.001).gpus[0]
+    assert gpu.utilization_pct == 100
+    assert len(ecc_calls) == 4  # the four counters, once
+    assert nvml.calls == {"init": 1, "shutdown": 1}
+
+
+def test_watch_stopped_at_once_still_reads_every_gpu():
+    stop = threading.Event()
+    stop.set()
+    inventory = watch_gpus(stop, fake_nvml([h100_spec(), h100_spec()]))
+    assert [g.index for g in inventory.gpus] == [0, 1] and inventory.gpus[0].nvlink == (True,) * 18
+
+
+def test_a_gpu_lost_during_the_watch_is_kept_lost():
+    state = {"reads": 0}
+    stop = threading.Event()
+
+    def temperature(handle, sensor):
+        state["reads"] += 1
+        if state["reads"] >= 2:  # the first watch reading after the full one
+            stop.set()
+            raise NVMLError(GPU_IS_LOST)
+        return 36
+
+    inventory = watch_gpus(
+        stop, fake_nvml([h100_spec(nvmlDeviceGetTemperature=temperature)]), interval_s=0.001
+    )
+    assert "GPU is lost" in inventory.gpus[0].error
+    assert codes(judge_gpus({0: inventory})) == [("gpu_unhealthy", [0], 0)]
+
+
+def test_watch_without_a_driver_says_why():
+    inventory = watch_gpus(threading.Event(), fake_nvml([], init_error=DRIVER_NOT_LOADED))
+    assert not inventory.available and "Driver Not Loaded" in inventory.error

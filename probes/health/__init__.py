@@ -29,7 +29,7 @@ import torch.distributed as dist
 from nccldoctor.bandwidth import algbw_gbps
 from nccldoctor.config import BenchConfig, HealthOptions
 from nccldoctor.findings import Finding
-from nccldoctor.gpuhealth import GpuInventory, health_rows, judge_gpus, read_gpus
+from nccldoctor.gpuhealth import GpuInventory, health_rows, judge_gpus, watch_gpus
 from nccldoctor.hostload import HostSample, host_rows, judge_hosts, sample_host
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.probes.health.compute import RankCompute, gather_floats, measure_compute
@@ -66,21 +66,44 @@ def phases(config: BenchConfig) -> list[Phase]:
 
 
 class NodeSampler(threading.Thread):
-    """On a node's leader: host contention and NVML, read beside the measurements."""
+    """On a node's leader: host contention and NVML, read beside the measurements.
 
-    def __init__(self, job_pids: list[int]) -> None:
+    The host is sampled over HOST_WINDOW_S; NVML is read in its own thread from the start until
+    the phase calls `gpu_work_done()` (after the links), keeping each GPU's busiest reading: the
+    GPU measurements are over in well under a second on an H100, so a reading taken after the
+    host window would see idle GPUs and the load rules (SW clock limits, PCIe generation) would
+    never apply.
+    """
+
+    def __init__(self, job_pids: list[int], max_s: float = 3600.0) -> None:
         super().__init__(name="nccldoctor-node-sampler", daemon=True)
         self.job_pids = job_pids
+        self.max_s = max_s  # the GPU watch ends by itself then, should the phase never say so
         self.result: dict[str, Any] = {"host": None, "gpus": None, "error": "not finished in time"}
+        self._gpu_stop = threading.Event()
+        self._gpus: dict[str, Any] = {"gpus": None, "error": ""}
+
+    def gpu_work_done(self) -> None:
+        self._gpu_stop.set()
 
     def run(self) -> None:
+        watcher = threading.Thread(target=self._watch_gpus, name="nccldoctor-gpu-watch", daemon=True)
+        watcher.start()
         result: dict[str, Any] = {"host": None, "gpus": None, "error": ""}
         try:
             result["host"] = sample_host(self.job_pids, HOST_WINDOW_S).to_json()
-            result["gpus"] = read_gpus().to_json()
-        except Exception as exc:  # a broken /proc or NVML must not stop the measurements
+        except Exception as exc:  # a broken /proc must not stop the measurements
             result["error"] = f"{type(exc).__name__}: {exc}"
+        watcher.join()  # ends at gpu_work_done() or max_s
+        result["gpus"] = self._gpus["gpus"]
+        result["error"] = "; ".join(e for e in (result["error"], self._gpus["error"]) if e)
         self.result = result
+
+    def _watch_gpus(self) -> None:
+        try:
+            self._gpus["gpus"] = watch_gpus(self._gpu_stop, max_s=self.max_s).to_json()
+        except Exception as exc:  # nor a broken NVML binding
+            self._gpus["error"] = f"{type(exc).__name__}: {exc}"
 
 
 class HealthPhase(Phase):
@@ -132,6 +155,7 @@ class HealthCheck:
         pair_seconds = self._node_pairs(leaders)
         self.step("node health")
         if sampler is not None:
+            sampler.gpu_work_done()
             sampler.join(timeout=max(self.remaining_s(), 0.1))
             self.store.set(f"health/{self.job.launch.node_rank}", json.dumps(sampler.result))
         if self.job.rank != 0:
@@ -199,7 +223,7 @@ class HealthCheck:
     def _start_sampler(self) -> NodeSampler:
         infos = read_rank_infos(self.store, self.job.world_size, self.remaining_s())
         pids = [info.pid for info in infos if info.node_rank == self.job.launch.node_rank]
-        sampler = NodeSampler(pids)
+        sampler = NodeSampler(pids, max_s=max(self.remaining_s(), 0.1))
         sampler.start()
         return sampler
 

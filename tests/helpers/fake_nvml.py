@@ -36,8 +36,9 @@ def fake_nvml(
     """A module-like object with pynvml's function names, answering from `gpus` (one dict per GPU).
 
     A GPU's dict maps an NVML function name to its answer: a value, a dict keyed by the call's
-    arguments, or an NVMLError to raise. A function the dict lacks raises NotSupported, as NVML
-    does for a feature the board does not have. `drop` removes functions (an older binding).
+    arguments, an NVMLError to raise, or a function called with (handle, *args) each time (an
+    answer that changes while the test runs). A function the dict lacks raises NotSupported, as
+    NVML does for a feature the board does not have. `drop` removes functions (an older binding).
     `{"lost": True}` is a GPU whose handle cannot be had (GPU is lost).
     """
     calls = {"init": 0, "shutdown": 0}
@@ -58,6 +59,8 @@ def fake_nvml(
     def device_fn(name):
         def fn(handle, *args):
             answer = gpus[handle].get(name, NVMLError(NOT_SUPPORTED))
+            if callable(answer):
+                answer = answer(handle, *args)
             if isinstance(answer, dict):
                 key = args[0] if len(args) == 1 else args
                 answer = answer.get(key, NVMLError(NOT_SUPPORTED))
