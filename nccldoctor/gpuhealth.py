@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -455,16 +455,27 @@ def _watts(milliwatts: int | None) -> float | None:
 
 
 def judge_gpus(
-    inventories: Mapping[int, GpuInventory], thresholds: Thresholds = DEFAULT_THRESHOLDS
+    inventories: Mapping[int, GpuInventory],
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    job_gpus: Mapping[int, Collection[str]] | None = None,
 ) -> list[Finding]:
-    """Findings for every node's GPUs (keyed by node rank); nodes without NVML give none."""
+    """Findings for every node's GPUs (keyed by node rank); nodes without NVML give none.
+
+    `job_gpus`: per node, the UUIDs of the GPUs the job's ranks use. Only those are judged: on a
+    shared node, or with CUDA_VISIBLE_DEVICES, a throttled GPU of another job slows nobody here.
+    A node without them (or whose UUIDs match none of its GPUs) is judged whole, as before.
+    """
     t = thresholds
     findings: list[Finding] = []
     for node, inventory in sorted(inventories.items()):
         if not inventory.available:
             continue
+        mine = job_indices(inventory, (job_gpus or {}).get(node))
+        # The fabric is the node's: a GPU outside the job with links up still shows there is one.
         node_links_up = any(state is True for gpu in inventory.gpus for state in gpu.nvlink)
         for gpu in inventory.gpus:
+            if mine is not None and gpu.index not in mine:
+                continue
             if gpu.error:
                 findings.append(_judge_lost(node, gpu))
                 continue
@@ -472,6 +483,25 @@ def judge_gpus(
                 findings.extend(rule(node, gpu, t))
             findings.extend(_judge_nvlink(node, gpu, t, node_links_up))
     return findings
+
+
+def job_indices(inventory: GpuInventory, uuids: Collection[str] | None) -> set[int] | None:
+    """The NVML indices of the job's GPUs on a node; None when that cannot be told.
+
+    None: no UUIDs (a CPU job, or an older peer), or none matches the node's GPUs (under MIG the
+    CUDA device is an instance whose UUID NVML gives only through the instance's own handle).
+    """
+    wanted = {_uuid_key(u) for u in uuids or () if u}
+    if not wanted:
+        return None
+    mine = {gpu.index for gpu in inventory.gpus if gpu.uuid and _uuid_key(gpu.uuid) in wanted}
+    return mine or None
+
+
+def _uuid_key(uuid: str) -> str:
+    """NVML says "GPU-5b0a...", torch's str(uuid) the same without the prefix: compare the rest."""
+    text = uuid.strip().lower()
+    return text.removeprefix("gpu-")
 
 
 def _judge_lost(node: int, gpu: GpuReading) -> Finding:
@@ -737,14 +767,25 @@ def _at(gpu: GpuReading) -> str:
 # --- health table ---------------------------------------------------------------------------------
 
 
-def health_rows(inventories: Mapping[int, GpuInventory]) -> list[dict[str, Any]]:
-    """One row per (node, GPU) for the per-node health table; one row per node without NVML."""
+def health_rows(
+    inventories: Mapping[int, GpuInventory], job_gpus: Mapping[int, Collection[str]] | None = None
+) -> list[dict[str, Any]]:
+    """One row per (node, GPU) for the per-node health table; one row per node without NVML.
+
+    With `job_gpus` (as judge_gpus takes it), each row's `job` says whether the job uses that GPU
+    (False: shown, not judged); a node where that cannot be told has no `job` in its rows.
+    """
     rows: list[dict[str, Any]] = []
     for node, inventory in sorted(inventories.items()):
         if not inventory.available:
             rows.append({"node": node, "gpu": None, "name": inventory.error or "NVML not available"})
             continue
-        rows.extend(_row(node, gpu) for gpu in inventory.gpus)
+        mine = job_indices(inventory, (job_gpus or {}).get(node))
+        for gpu in inventory.gpus:
+            row = _row(node, gpu)
+            if mine is not None:
+                row["job"] = gpu.index in mine
+            rows.append(row)
     return rows
 
 

@@ -437,3 +437,46 @@ def test_a_gpu_lost_during_the_watch_is_kept_lost():
 def test_watch_without_a_driver_says_why():
     inventory = watch_gpus(threading.Event(), fake_nvml([], init_error=DRIVER_NOT_LOADED))
     assert not inventory.available and "Driver Not Loaded" in inventory.error
+
+
+# --- the job's GPUs only ------------------------------------------------------------------------
+
+
+def four_gpus(throttled: int) -> GpuInventory:
+    """A node of 4 H100s under load, GPU `throttled` held down by a software power cap."""
+
+    def spec(i: int) -> dict:
+        hot = {"nvmlDeviceGetCurrentClocksEventReasons": 0x4, "nvmlDeviceGetClockInfo": {1: 1200, 2: 2619}}
+        busy = {
+            "nvmlDeviceGetUUID": f"GPU-0000000{i}-c38e-b12f-4824-6944218668b9",
+            "nvmlDeviceGetUtilizationRates": SimpleNamespace(gpu=100, memory=50),
+            "nvmlDeviceGetCurrentClocksEventReasons": 0,
+            "nvmlDeviceGetClockInfo": {1: 1980, 2: 2619},
+        }
+        return h100_spec(**{**busy, **(hot if i == throttled else {})})
+
+    return read_gpus(fake_nvml([spec(i) for i in range(4)]))
+
+
+# The job runs on GPUs 0 and 1 (CUDA_VISIBLE_DEVICES=0,1); torch names them without "GPU-".
+JOB_ON_0_1 = {3: {"GPU-00000000-c38e-b12f-4824-6944218668b9", "00000001-C38E-B12F-4824-6944218668B9"}}
+
+
+def test_a_throttled_gpu_outside_the_job_is_shown_not_judged():
+    inventory = four_gpus(throttled=3)
+    assert judge_gpus({3: inventory}, job_gpus=JOB_ON_0_1) == []
+    assert codes(judge_gpus({3: inventory})) == [("gpu_throttled", [3], 3)]  # without: every GPU
+    rows = health_rows({3: inventory}, JOB_ON_0_1)
+    assert [r["job"] for r in rows] == [True, True, False, False]
+
+
+def test_a_throttled_gpu_of_the_job_is_judged():
+    assert codes(judge_gpus({3: four_gpus(throttled=1)}, job_gpus=JOB_ON_0_1)) == [("gpu_throttled", [3], 1)]
+
+
+def test_uuids_that_match_no_gpu_judge_the_node_whole():
+    mig = {3: {"MIG-4b2c9e51-1d4f-5a7e-9a64-3f6f0c1f2a11"}}  # a MIG instance: not an NVML GPU UUID
+    inventory = four_gpus(throttled=3)
+    assert codes(judge_gpus({3: inventory}, job_gpus=mig)) == [("gpu_throttled", [3], 3)]
+    assert "job" not in health_rows({3: inventory}, mig)[0]
+    assert codes(judge_gpus({3: inventory}, job_gpus={0: JOB_ON_0_1[3]})) == [("gpu_throttled", [3], 3)]

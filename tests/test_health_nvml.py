@@ -89,3 +89,43 @@ def test_nvml_is_read_while_the_compute_probe_runs(rank1_of_two, monkeypatch):
     # and so the load rule applies: a software power cap at 61 % of the clock under load
     inventory = health.GpuInventory.from_json(published["gpus"])
     assert {f.code for f in health.judge_gpus({1: inventory})} == {"gpu_throttled"}
+
+
+def test_every_rank_publishes_its_gpu_and_rank_0_groups_them_by_node(rank1_of_two, monkeypatch):
+    job, _ = rank1_of_two
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml([h100_spec()]))
+    store = dist.HashStore()
+    run_rank1(job, store)
+    assert store.get("health/gpu/1") == b""  # a CPU rank: no GPU of its own
+    store.set("health/gpu/0", "GPU-a")
+    store.set("health/gpu/2", "GPU-b")
+    store.set("health/gpu/3", "GPU-c")
+    check = health.HealthCheck(job, store, ScoreThresholds(), lambda label: None, lambda: 5.0)
+    assert check._job_gpus([0, 1, 1, 1]) == {0: {"GPU-a"}, 1: {"GPU-b", "GPU-c"}}
+
+
+def test_device_uuid_is_nvmls_name_for_the_cuda_device(monkeypatch):
+    asked = []
+
+    def properties(device):
+        asked.append(device)
+        return SimpleNamespace(uuid="566e6f65-c38e-b12f-4824-6944218668b9")  # str() of torch's _CUuuid
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", properties)
+    assert health.device_uuid(torch.device("cuda", 1)) == "GPU-566e6f65-c38e-b12f-4824-6944218668b9"
+    assert asked == [torch.device("cuda", 1)]
+    assert health.device_uuid(torch.device("cpu")) == ""
+
+
+def test_the_gpu_table_marks_gpus_outside_the_job():
+    from nccldoctor.reports.sections.health import gpu_table
+
+    rows = [
+        {"node": 0, "gpu": 0, "name": "H100", "job": True},
+        {"node": 0, "gpu": 1, "name": "H100", "job": False},
+    ]
+    report = SimpleNamespace(sections={"health": {"gpus": rows}})  # the view reads only .sections
+    frame = gpu_table(report)
+    assert list(frame["job"]) == ["yes", "no (not judged)"]
+    report.sections["health"]["gpus"] = [{k: v for k, v in r.items() if k != "job"} for r in rows]
+    assert "job" not in gpu_table(report).columns

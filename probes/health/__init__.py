@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psutil
+import torch
 import torch.distributed as dist
 
 from nccldoctor.bandwidth import algbw_gbps
@@ -59,6 +60,7 @@ from nccldoctor.runtime import Job, read_rank_infos, wait_for
 COMPUTE_LOOKS = 3
 HOST_WINDOW_S = 1.0  # the host sample's window; it overlaps the measurements
 STEPS = 4  # progress steps: compute, ring, node pairs, node health
+GPU_KEY = "health/gpu"  # + "/<rank>": the UUID of the rank's GPU ("" on a CPU)
 
 
 def phases(config: BenchConfig) -> list[Phase]:
@@ -142,6 +144,8 @@ class HealthCheck:
     def run(self) -> tuple[list[Finding], dict[str, Any]]:
         """Every rank measures; rank 0 returns the findings and the report sections."""
         started = time.monotonic()
+        # Under the phase's own key, so that rank 0 judges only the GPUs the job uses.
+        self.store.set(f"{GPU_KEY}/{self.job.rank}", device_uuid(self.device))
         mine = [float(self.job.launch.node_rank), float(psutil.cpu_count() or 1)]
         rows = gather_floats(mine, self.device)
         node_of = [int(row[0]) for row in rows]
@@ -163,7 +167,7 @@ class HealthCheck:
         hostnames = {info.node_rank: info.hostname for info in self.job.ranks}
         size = LINK_BYTES[self.device.type]
         links = ring_links(ring_seconds, node_of, size) + pair_links(pair_seconds, leaders, nodes, size)
-        health_findings, health = self._judge_nodes(nodes)
+        health_findings, health = self._judge_nodes(nodes, node_of)
         verdicts = score_ranks(computes, node_of, scored_kernels(self.device.type))
         findings = judge_stragglers(verdicts, computes, self.thresholds, hostnames, crowded)
         findings += judge_links(links, hostnames)
@@ -227,20 +231,45 @@ class HealthCheck:
         sampler.start()
         return sampler
 
-    def _judge_nodes(self, nodes: list[int]) -> tuple[list[Finding], dict[str, Any]]:
+    def _judge_nodes(self, nodes: list[int], node_of: list[int]) -> tuple[list[Finding], dict[str, Any]]:
         """Host and GPU findings, and the `health` section."""
+        job_gpus = self._job_gpus(node_of)
         keys = [f"health/{node}" for node in nodes]
         wait_for(self.store, keys, self.remaining_s())
         published = dict(zip(nodes, (json.loads(raw) for raw in self.store.multi_get(keys)), strict=True))
         hosts = {n: HostSample.from_json(p["host"]) for n, p in published.items() if p["host"]}
         gpus = {n: GpuInventory.from_json(p["gpus"]) for n, p in published.items() if p["gpus"]}
-        findings = judge_hosts(hosts) + judge_gpus(gpus)
+        findings = judge_hosts(hosts) + judge_gpus(gpus, job_gpus=job_gpus)
         section = {
             "hosts": host_rows(hosts),
-            "gpus": health_rows(gpus),
+            "gpus": health_rows(gpus, job_gpus),
             "errors": {n: p["error"] for n, p in published.items() if p["error"]},
         }
         return findings, section
+
+    def _job_gpus(self, node_of: list[int]) -> dict[int, set[str]]:
+        """Per node, the UUIDs of its ranks' GPUs (empty on CPUs: every GPU is then judged)."""
+        keys = [f"{GPU_KEY}/{rank}" for rank in range(len(node_of))]
+        wait_for(self.store, keys, self.remaining_s())
+        job_gpus: dict[int, set[str]] = {}
+        for node, raw in zip(node_of, self.store.multi_get(keys), strict=True):
+            if raw:
+                job_gpus.setdefault(node, set()).add(raw.decode())
+        return job_gpus
+
+
+def device_uuid(device: torch.device) -> str:
+    """This rank's GPU as NVML names it ("GPU-<uuid>"); "" on a CPU or when torch cannot say.
+
+    torch's device properties carry the CUDA UUID without NVML's "GPU-" prefix; the UUID, unlike
+    the index, survives CUDA_VISIBLE_DEVICES (which renumbers the GPUs this process sees).
+    """
+    if device.type != "cuda":
+        return ""
+    try:
+        return f"GPU-{torch.cuda.get_device_properties(device).uuid}"
+    except (AttributeError, AssertionError, RuntimeError):  # an old torch, no driver, a lost GPU
+        return ""
 
 
 def _faster(a: RankCompute, b: RankCompute) -> RankCompute:
