@@ -45,7 +45,10 @@ _CORRECTED, _UNCORRECTED = 0, 1  # nvmlMemoryErrorType_t
 _VOLATILE, _AGGREGATE = 0, 1  # nvmlEccCounterType_t
 _RETIRED_SBE, _RETIRED_DBE = 0, 1  # nvmlPageRetirementCause_t
 _FEATURE_ENABLED = 1  # nvmlEnableState_t: an active NVLink, a pending retirement
-_NVLINK_MAX_LINKS = 18  # NVML_NVLINK_MAX_LINKS of 12.x bindings; newer ones say 36
+# NVML_NVLINK_MAX_LINKS: 18 in 12.x bindings, 36 in newer ones. The library checks the link number
+# itself, so an older binding's constant must not hide links 18-35 of a newer GPU: ask up to 36.
+_NVLINK_MAX_LINKS = 36
+_ERROR_INVALID_ARGUMENT = 2  # a link number past the GPU's last link: no more links to ask about
 _ERROR_NOT_SUPPORTED, _ERROR_FUNCTION_NOT_FOUND = 3, 13  # a missing feature: the field stays None
 _ERROR_GPU_IS_LOST, _ERROR_RESET_REQUIRED = 15, 16  # the GPU itself is gone: judged unhealthy
 # Between two load readings in watch_gpus. NVML's utilisation covers its last sample period (1/6 s
@@ -428,15 +431,22 @@ def _load(gpu: GpuReading) -> tuple[int, bool]:
 
 
 def _nvlink_states(nvml: Any, handle: Any) -> tuple[bool | None, ...]:
-    """Each link's state; links past the GPU's last one (or on a PCIe card) fail and read None."""
+    """Each link's state, asked link by link up to the GPU's last one.
+
+    A link number past the last one fails with InvalidArgument: the count is then known. Any
+    other failure (NotSupported on a PCIe card, or on a link fused off) reads None and the next
+    link is asked; trailing Nones are dropped, so a PCIe card has no links at all.
+    """
     fn = getattr(nvml, "nvmlDeviceGetNvLinkState", None)
     if fn is None:
         return ()
     states: list[bool | None] = []
-    for link in range(getattr(nvml, "NVML_NVLINK_MAX_LINKS", _NVLINK_MAX_LINKS)):
+    for link in range(max(getattr(nvml, "NVML_NVLINK_MAX_LINKS", 0), _NVLINK_MAX_LINKS)):
         try:
             states.append(fn(handle, link) == _FEATURE_ENABLED)
-        except nvml.NVMLError:
+        except nvml.NVMLError as exc:
+            if getattr(exc, "value", None) == _ERROR_INVALID_ARGUMENT:
+                break
             states.append(None)
     while states and states[-1] is None:
         states.pop()
@@ -473,6 +483,7 @@ def judge_gpus(
         mine = job_indices(inventory, (job_gpus or {}).get(node))
         # The fabric is the node's: a GPU outside the job with links up still shows there is one.
         node_links_up = any(state is True for gpu in inventory.gpus for state in gpu.nvlink)
+        by_design = _nvlinks_off_by_design(inventory.gpus)
         for gpu in inventory.gpus:
             if mine is not None and gpu.index not in mine:
                 continue
@@ -481,7 +492,7 @@ def judge_gpus(
                 continue
             for rule in _RULES:
                 findings.extend(rule(node, gpu, t))
-            findings.extend(_judge_nvlink(node, gpu, t, node_links_up))
+            findings.extend(_judge_nvlink(node, gpu, t, node_links_up, by_design.get(gpu.name, frozenset())))
     return findings
 
 
@@ -709,21 +720,39 @@ def _judge_pcie(node: int, gpu: GpuReading, t: Thresholds) -> list[Finding]:
     ]
 
 
-def _judge_nvlink(node: int, gpu: GpuReading, t: Thresholds, node_links_up: bool) -> list[Finding]:
-    down = [link for link, state in enumerate(gpu.nvlink) if state is False]
+def _nvlinks_off_by_design(gpus: Iterable[GpuReading]) -> dict[str | None, frozenset[int]]:
+    """Per model, the links inactive on every GPU of that model on the node that reports NVLink.
+
+    H800 and A800 boards ship with links fused off, and bridged PCIe cards use only some of theirs:
+    the same link numbers are down on every such GPU, by design. A fault is one GPU's own. With
+    fewer than two GPUs of a model to compare, nothing is known to be off by design.
+    """
+    down: dict[str | None, list[set[int]]] = {}
+    for gpu in gpus:
+        if not gpu.error and any(state is not None for state in gpu.nvlink):
+            down.setdefault(gpu.name, []).append({n for n, state in enumerate(gpu.nvlink) if state is False})
+    return {name: frozenset(set.intersection(*sets)) for name, sets in down.items() if len(sets) >= 2}
+
+
+def _judge_nvlink(
+    node: int, gpu: GpuReading, t: Thresholds, node_links_up: bool, by_design: frozenset[int] = frozenset()
+) -> list[Finding]:
+    down = [link for link, state in enumerate(gpu.nvlink) if state is False and link not in by_design]
     if len(down) <= t.nvlink_inactive_max or not node_links_up:
         return []  # all links down on every GPU: no NVLink fabric here (or not judged)
     up = sum(state is True for state in gpu.nvlink)
+    designed = f"; {len(by_design)} more off on every {gpu.name} here, by design" if by_design else ""
     return [
         make_finding(
             "gpu_unhealthy",
             f"node {node} GPU {gpu.index}{_at(gpu)}: NVLink {', '.join(map(str, down))} inactive "
-            f"({up} of {up + len(down)} links up)",
+            f"({up} of {up + len(down)} links up{designed})",
             nodes=[node],
             evidence={
                 **_where(gpu),
                 "nvlink_inactive": down,
                 "nvlink_active": up,
+                "nvlink_off_by_design": sorted(by_design),
                 "limit": t.nvlink_inactive_max,
             },
             fix=f"Run nvidia-smi nvlink --status -i {gpu.index} on node {node}; on NVSwitch systems check "

@@ -18,7 +18,10 @@ from helpers.fake_nvml import (
     DRIVER_NOT_LOADED,
     FUNCTION_NOT_FOUND,
     GPU_IS_LOST,
+    INVALID_ARGUMENT,
     NO_PERMISSION,
+    NOT_SUPPORTED,
+    UNKNOWN,
     NVMLError,
     fake_nvml,
 )
@@ -480,3 +483,69 @@ def test_uuids_that_match_no_gpu_judge_the_node_whole():
     assert codes(judge_gpus({3: inventory}, job_gpus=mig)) == [("gpu_throttled", [3], 3)]
     assert "job" not in health_rows({3: inventory}, mig)[0]
     assert codes(judge_gpus({3: inventory}, job_gpus={0: JOB_ON_0_1[3]})) == [("gpu_throttled", [3], 3)]
+
+
+# --- NVLink: the real link count, and links off by design ------------------------------------------
+
+
+def nvlink_answers(states: dict[int, int], last: int) -> dict:
+    """Per link number: 1 active, 0 inactive; NVML's InvalidArgument past link `last`."""
+    return {**{n: NVMLError(INVALID_ARGUMENT) for n in range(last + 1, 64)}, **states}
+
+
+@pytest.mark.parametrize("binding_max", [18, 36])
+def test_all_36_links_of_a_newer_gpu_are_read_whatever_the_bindings_constant(binding_max):
+    spec = h100_spec(nvmlDeviceGetNvLinkState=nvlink_answers(dict.fromkeys(range(36), 1), last=35))
+    gpu = read_gpus(fake_nvml([spec], max_links=binding_max)).gpus[0]
+    assert gpu.nvlink == (True,) * 36
+
+
+def test_links_past_the_last_one_are_not_asked_about():
+    asked = []
+
+    def state(handle, link):
+        asked.append(link)
+        if link >= 18:
+            raise NVMLError(INVALID_ARGUMENT)
+        return 1
+
+    gpu = read_gpus(fake_nvml([h100_spec(nvmlDeviceGetNvLinkState=state)])).gpus[0]
+    assert gpu.nvlink == (True,) * 18 and asked == list(range(19))
+
+
+def test_a_fused_off_link_answering_not_supported_is_unknown_not_down():
+    answers = nvlink_answers({**dict.fromkeys(range(18), 1), 4: NVMLError(NOT_SUPPORTED)}, last=17)
+    nvml = fake_nvml([h100_spec(nvmlDeviceGetNvLinkState=answers)] * 2)
+    inventory = read_gpus(nvml)
+    assert inventory.gpus[0].nvlink[4] is None and inventory.gpus[0].nvlink[5] is True
+    assert judge_gpus({0: inventory}) == []
+
+
+def h800(down: tuple[int, ...] = ()) -> dict:
+    """An H800: 8 of its 18 links enabled, links 8-17 inactive by design."""
+    states = {n: 0 if n >= 8 or n in down else 1 for n in range(18)}
+    return h100_spec(nvmlDeviceGetName="NVIDIA H800", nvmlDeviceGetNvLinkState=nvlink_answers(states, 17))
+
+
+def test_links_off_by_design_on_every_h800_are_not_unhealthy():
+    assert judge_gpus({0: read_gpus(fake_nvml([h800()] * 8))}) == []
+
+
+def test_an_h800_with_one_more_link_down_is_unhealthy_for_that_link_only():
+    [finding] = judge_gpus({0: read_gpus(fake_nvml([h800()] * 5 + [h800(down=(2,))] + [h800()] * 2))})
+    assert codes([finding]) == [("gpu_unhealthy", [0], 5)]
+    assert finding.evidence["nvlink_inactive"] == [2]
+    assert finding.evidence["nvlink_off_by_design"] == list(range(8, 18))
+    assert (
+        "NVLink 2 inactive (7 of 8 links up; 10 more off on every NVIDIA H800 here, by design)"
+        in finding.message
+    )
+
+
+def test_a_failing_handle_is_judged_and_its_neighbours_read():
+    nvml = fake_nvml([h100_spec(), {"handle_error": UNKNOWN}, h100_spec()])
+    inventory = read_gpus(nvml)
+    assert inventory.gpus[1].error == "no NVML handle: Unknown Error"
+    assert inventory.gpus[2].nvlink == (True,) * 18
+    assert codes(judge_gpus({0: inventory})) == [("gpu_unhealthy", [0], 1)]
+    assert watch_gpus(threading.Event(), nvml, max_s=0).gpus[1].error == "no NVML handle: Unknown Error"

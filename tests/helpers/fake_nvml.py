@@ -9,8 +9,14 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 # NVML return codes (nvml.h) the fake raises.
+INVALID_ARGUMENT = 2
 NOT_SUPPORTED, NO_PERMISSION, DRIVER_NOT_LOADED, FUNCTION_NOT_FOUND, GPU_IS_LOST = 3, 4, 9, 13, 15
+UNKNOWN = 999
+# nvmlComputeMode_t
+COMPUTEMODE_DEFAULT, COMPUTEMODE_PROHIBITED, COMPUTEMODE_EXCLUSIVE_PROCESS = 0, 2, 3
 _MESSAGES = {
+    INVALID_ARGUMENT: "Invalid Argument",
+    UNKNOWN: "Unknown Error",
     NOT_SUPPORTED: "Not Supported",
     NO_PERMISSION: "Insufficient Permissions",
     DRIVER_NOT_LOADED: "Driver Not Loaded",
@@ -31,7 +37,7 @@ class NVMLError(Exception):
 
 
 def fake_nvml(
-    gpus: list[dict], *, init_error: int | None = None, drop: tuple[str, ...] = ()
+    gpus: list[dict], *, init_error: int | None = None, drop: tuple[str, ...] = (), max_links: int = 18
 ) -> SimpleNamespace:
     """A module-like object with pynvml's function names, answering from `gpus` (one dict per GPU).
 
@@ -39,7 +45,10 @@ def fake_nvml(
     arguments, an NVMLError to raise, or a function called with (handle, *args) each time (an
     answer that changes while the test runs). A function the dict lacks raises NotSupported, as
     NVML does for a feature the board does not have. `drop` removes functions (an older binding).
-    `{"lost": True}` is a GPU whose handle cannot be had (GPU is lost).
+    `{"lost": True}` is a GPU whose handle cannot be had (GPU is lost); `{"handle_error": code}`
+    one whose handle fails with another NVML error. `max_links` is the binding's
+    NVML_NVLINK_MAX_LINKS (18 in 12.x bindings, 36 in newer ones). An NVLink answer dict may map
+    link numbers to INVALID_ARGUMENT past the GPU's last link, as the library does.
     """
     calls = {"init": 0, "shutdown": 0}
 
@@ -54,6 +63,8 @@ def fake_nvml(
     def handle(index):
         if gpus[index].get("lost"):
             raise NVMLError(GPU_IS_LOST)
+        if "handle_error" in gpus[index]:
+            raise NVMLError(gpus[index]["handle_error"])
         return index
 
     def device_fn(name):
@@ -73,7 +84,10 @@ def fake_nvml(
     device_fns = {name: device_fn(name) for spec in gpus for name in spec if name.startswith("nvmlDevice")}
     module = SimpleNamespace(
         NVMLError=NVMLError,
-        NVML_NVLINK_MAX_LINKS=18,
+        NVML_NVLINK_MAX_LINKS=max_links,
+        NVML_COMPUTEMODE_DEFAULT=COMPUTEMODE_DEFAULT,
+        NVML_COMPUTEMODE_PROHIBITED=COMPUTEMODE_PROHIBITED,
+        NVML_COMPUTEMODE_EXCLUSIVE_PROCESS=COMPUTEMODE_EXCLUSIVE_PROCESS,
         calls=calls,
         nvmlInit=init,
         nvmlShutdown=shutdown,
