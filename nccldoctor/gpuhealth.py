@@ -69,6 +69,10 @@ CLOCK_REASONS: dict[int, str] = {
     0x200: "board_limit",
     0x400: "reliability",
 }
+# nvmlComputeMode_t. EXCLUSIVE_PROCESS allows one CUDA context on the GPU: the sweeps' child
+# processes cannot open theirs while the bench holds its own (exclusive_ranks).
+COMPUTE_MODES: dict[int, str] = {0: "default", 1: "exclusive_thread", 2: "prohibited", 3: "exclusive_process"}
+EXCLUSIVE_PROCESS = 3
 SW_LIMITS = frozenset({"sw_power_cap", "sw_thermal_slowdown"})
 HW_LIMITS = frozenset({"hw_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown"})
 
@@ -150,6 +154,7 @@ class GpuReading:
     pcie_width: int | None = None
     pcie_width_max: int | None = None
     nvlink: tuple[bool | None, ...] = ()  # per link: active, inactive, None (no such link)
+    compute_mode: int | None = None  # nvmlComputeMode_t: COMPUTE_MODES
     errors: dict[str, str] = field(default_factory=dict)  # field -> NVML error other than NotSupported
     error: str = ""  # NVML lost this GPU (no handle, GPU is lost): judged unhealthy
 
@@ -313,6 +318,7 @@ def _identity(c: _Calls) -> dict[str, Any]:
         "name": _text(c.get("name", "nvmlDeviceGetName")),
         "uuid": _text(c.get("uuid", "nvmlDeviceGetUUID")),
         "bus_id": _text(getattr(pci, "busId", None)),
+        "compute_mode": c.get("compute_mode", "nvmlDeviceGetComputeMode"),
     }
 
 
@@ -459,6 +465,51 @@ def _text(value: str | bytes | None) -> str | None:
 
 def _watts(milliwatts: int | None) -> float | None:
     return None if milliwatts is None else round(milliwatts / 1000, 2)
+
+
+def read_compute_mode(uuid: str, nvml: Any = None) -> int | None:
+    """The compute mode of the GPU NVML names `uuid` ("GPU-..."); None when NVML cannot say."""
+    if not uuid:
+        return None
+    if nvml is None:
+        try:
+            import pynvml as nvml
+        except ImportError:
+            return None
+    try:
+        nvml.nvmlInit()
+    except nvml.NVMLError:
+        return None
+    try:
+        return nvml.nvmlDeviceGetComputeMode(nvml.nvmlDeviceGetHandleByUUID(uuid))
+    except (nvml.NVMLError, AttributeError):  # not one of this node's GPUs, an old binding
+        return None
+    finally:
+        with contextlib.suppress(nvml.NVMLError):
+            nvml.nvmlShutdown()
+
+
+def exclusive_ranks(modes: Mapping[int, int | None]) -> list[int]:
+    """The ranks (of `modes`: rank -> its GPU's compute mode) whose GPU takes one process only.
+
+    A sweep's children each need a CUDA context on their rank's GPU while the bench process still
+    holds its own, so on such a GPU every child fails; every rank decides from the same modes.
+    """
+    return sorted(rank for rank, mode in modes.items() if mode == EXCLUSIVE_PROCESS)
+
+
+def children_blocked(sweep: str, ranks: list[int], nodes: Iterable[int] = ()) -> Finding:
+    """The one finding a sweep gives instead of failing each setting on exclusive-process GPUs."""
+    return make_finding(
+        "probe_skipped",
+        f"{sweep}: not run, the GPU of rank(s) {', '.join(map(str, ranks))} is in EXCLUSIVE_PROCESS "
+        "compute mode: the sweep's child processes cannot open a CUDA context beside the bench's",
+        ranks=ranks,
+        nodes=nodes,
+        evidence={"compute_mode": COMPUTE_MODES[EXCLUSIVE_PROCESS], "ranks": ranks},
+        fix="On those nodes, as root: nvidia-smi -c DEFAULT (or -i <gpu> -c DEFAULT for one GPU), then "
+        "rerun; or run the sweep where the GPUs are in DEFAULT mode.",
+    )
 
 
 # --- decisions ------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from helpers.fake_nvml import fake_nvml
 from test_gpuhealth import h100_spec
 
 import nccldoctor.probes.health as health
+from nccldoctor.probes.gpu_device import device_uuid
 from nccldoctor.probes.health.compute import ComputePlan, RankCompute
 from nccldoctor.probes.health.stragglers import ScoreThresholds
 
@@ -112,9 +113,9 @@ def test_device_uuid_is_nvmls_name_for_the_cuda_device(monkeypatch):
         return SimpleNamespace(uuid="566e6f65-c38e-b12f-4824-6944218668b9")  # str() of torch's _CUuuid
 
     monkeypatch.setattr(torch.cuda, "get_device_properties", properties)
-    assert health.device_uuid(torch.device("cuda", 1)) == "GPU-566e6f65-c38e-b12f-4824-6944218668b9"
+    assert device_uuid(torch.device("cuda", 1)) == "GPU-566e6f65-c38e-b12f-4824-6944218668b9"
     assert asked == [torch.device("cuda", 1)]
-    assert health.device_uuid(torch.device("cpu")) == ""
+    assert device_uuid(torch.device("cpu")) == ""
 
 
 def test_the_gpu_table_marks_gpus_outside_the_job():

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from typing import Any
 
 import psutil
-import torch
 import torch.distributed as dist
 
 from nccldoctor.bandwidth import algbw_gbps
@@ -33,6 +32,7 @@ from nccldoctor.findings import Finding
 from nccldoctor.gpuhealth import GpuInventory, health_rows, judge_gpus, watch_gpus
 from nccldoctor.hostload import HostSample, host_rows, judge_hosts, sample_host
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
+from nccldoctor.probes.gpu_device import device_uuid
 from nccldoctor.probes.health.compute import RankCompute, gather_floats, measure_compute
 from nccldoctor.probes.health.links import (
     LINK_BYTES,
@@ -256,20 +256,6 @@ class HealthCheck:
             if raw:
                 job_gpus.setdefault(node, set()).add(raw.decode())
         return job_gpus
-
-
-def device_uuid(device: torch.device) -> str:
-    """This rank's GPU as NVML names it ("GPU-<uuid>"); "" on a CPU or when torch cannot say.
-
-    torch's device properties carry the CUDA UUID without NVML's "GPU-" prefix; the UUID, unlike
-    the index, survives CUDA_VISIBLE_DEVICES (which renumbers the GPUs this process sees).
-    """
-    if device.type != "cuda":
-        return ""
-    try:
-        return f"GPU-{torch.cuda.get_device_properties(device).uuid}"
-    except (AttributeError, AssertionError, RuntimeError):  # an old torch, no driver, a lost GPU
-        return ""
 
 
 def _faster(a: RankCompute, b: RankCompute) -> RankCompute:

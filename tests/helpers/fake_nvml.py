@@ -9,13 +9,14 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 # NVML return codes (nvml.h) the fake raises.
-INVALID_ARGUMENT = 2
+INVALID_ARGUMENT, NOT_FOUND = 2, 6
 NOT_SUPPORTED, NO_PERMISSION, DRIVER_NOT_LOADED, FUNCTION_NOT_FOUND, GPU_IS_LOST = 3, 4, 9, 13, 15
 UNKNOWN = 999
 # nvmlComputeMode_t
 COMPUTEMODE_DEFAULT, COMPUTEMODE_PROHIBITED, COMPUTEMODE_EXCLUSIVE_PROCESS = 0, 2, 3
 _MESSAGES = {
     INVALID_ARGUMENT: "Invalid Argument",
+    NOT_FOUND: "Not Found",
     UNKNOWN: "Unknown Error",
     NOT_SUPPORTED: "Not Supported",
     NO_PERMISSION: "Insufficient Permissions",
@@ -81,6 +82,12 @@ def fake_nvml(
 
         return fn
 
+    def handle_by_uuid(uuid):
+        for index, spec in enumerate(gpus):
+            if spec.get("nvmlDeviceGetUUID") == uuid:
+                return handle(index)
+        raise NVMLError(NOT_FOUND)
+
     device_fns = {name: device_fn(name) for spec in gpus for name in spec if name.startswith("nvmlDevice")}
     module = SimpleNamespace(
         NVMLError=NVMLError,
@@ -94,6 +101,7 @@ def fake_nvml(
         nvmlSystemGetDriverVersion=lambda: "535.183.01",
         nvmlDeviceGetCount=lambda: len(gpus),
         nvmlDeviceGetHandleByIndex=handle,
+        nvmlDeviceGetHandleByUUID=handle_by_uuid,
         **device_fns,
     )
     for name in drop:
