@@ -865,6 +865,8 @@ def health_rows(
             row = _row(node, gpu)
             if mine is not None:
                 row["job"] = gpu.index in mine
+            if gpu.compute_mode not in (None, 0):  # only a mode other than DEFAULT is worth a column
+                row["compute_mode"] = COMPUTE_MODES.get(gpu.compute_mode, str(gpu.compute_mode))
             rows.append(row)
     return rows
 

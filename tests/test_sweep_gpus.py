@@ -93,3 +93,14 @@ def test_a_blocked_sweep_starts_no_child_and_rank_0_reports_once(monkeypatch, ph
     config, ctx = blocked_ctx(rank)
     result = phase_class(config).run(ctx)
     assert result.findings == ([finding] if rank == 0 else []) and result.rows == []
+
+
+def test_a_gpu_not_in_default_mode_shows_its_mode_in_the_table():
+    from nccldoctor.gpuhealth import health_rows
+    from nccldoctor.reports.sections.health import gpu_table
+
+    nvml = fake_nvml([h100_spec(nvmlDeviceGetComputeMode=COMPUTEMODE_EXCLUSIVE_PROCESS), h100_spec()])
+    rows = health_rows({0: read_gpus(nvml)})
+    assert rows[0]["compute_mode"] == "exclusive_process" and "compute_mode" not in rows[1]
+    frame = gpu_table(SimpleNamespace(sections={"health": {"gpus": rows}}))
+    assert list(frame["compute_mode"]) == ["exclusive_process", "-"]

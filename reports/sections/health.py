@@ -103,6 +103,8 @@ def gpu_table(report: Report) -> pd.DataFrame | None:
     if any("job" in r for r in rows):  # some GPUs are not the job's: they are shown, not judged
         rows = [{**r, "job": _job_cell(r.get("job"))} for r in rows]
         columns.insert(2, "job")
+    if any("compute_mode" in r for r in rows):  # a GPU not in DEFAULT mode (the sweeps need it)
+        columns.append("compute_mode")
     frame = pd.DataFrame(rows).reindex(columns=columns)
     return frame.astype(object).where(frame.notna(), "-")
 
