@@ -3,8 +3,9 @@
 Every rank: the compute and step probes (compute.py), the ring links and the node-pair
 matrix (links.py), scored and judged by stragglers.py. Meanwhile each node's leader (its
 lowest rank) samples its host for host contention (nccldoctor.hostload: the job's processes
-are the PIDs its ranks published) and reads its GPUs through NVML (nccldoctor.gpuhealth), and
-publishes both through the store.
+are the PIDs its ranks published) and watches its GPUs through NVML while the measurements run
+(nccldoctor.gpuhealth.watch_gpus: each GPU's busiest reading), and publishes both through the
+store. Every rank publishes its GPU's UUID, so that only the job's GPUs are judged.
 Rank 0 judges everything: straggler_rank / straggler_node, slow_link, host_contention and the
 gpu_* codes.
 
