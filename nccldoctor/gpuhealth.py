@@ -3,8 +3,10 @@
 `read_gpus()` asks NVML (nvidia-ml-py, `import pynvml`) about every GPU of this node. Any call may
 fail (NotSupported on consumer boards, NoPermission in some containers, GPU lost): the field is
 left None and the node's other readings stay; without a driver the inventory says so
-(`available=False`) and nothing is judged. The readings are plain data so they travel through the
-key-value store: `to_json()` / `from_json()`.
+(`available=False`) and nothing is judged. `watch_gpus()` does the same but reads each GPU's
+load again and again until told to stop and keeps its busiest reading: the bench's health phase
+watches this way while its measurements run, since the load rules below need a busy GPU. The
+readings are plain data so they travel through the key-value store: `to_json()` / `from_json()`.
 
 `judge_gpus()` turns the readings of every node into findings. Every number it compares against is
 in `Thresholds`, with the reason for its default next to it. Two readings only mean something
@@ -28,8 +30,10 @@ while the GPU is busy, and are judged only then:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from nccldoctor.findings import Finding, make_finding
@@ -41,9 +45,15 @@ _CORRECTED, _UNCORRECTED = 0, 1  # nvmlMemoryErrorType_t
 _VOLATILE, _AGGREGATE = 0, 1  # nvmlEccCounterType_t
 _RETIRED_SBE, _RETIRED_DBE = 0, 1  # nvmlPageRetirementCause_t
 _FEATURE_ENABLED = 1  # nvmlEnableState_t: an active NVLink, a pending retirement
-_NVLINK_MAX_LINKS = 18  # NVML_NVLINK_MAX_LINKS of 12.x bindings; newer ones say 36
+# NVML_NVLINK_MAX_LINKS: 18 in 12.x bindings, 36 in newer ones. The library checks the link number
+# itself, so an older binding's constant must not hide links 18-35 of a newer GPU: ask up to 36.
+_NVLINK_MAX_LINKS = 36
+_ERROR_INVALID_ARGUMENT = 2  # a link number past the GPU's last link: no more links to ask about
 _ERROR_NOT_SUPPORTED, _ERROR_FUNCTION_NOT_FOUND = 3, 13  # a missing feature: the field stays None
 _ERROR_GPU_IS_LOST, _ERROR_RESET_REQUIRED = 15, 16  # the GPU itself is gone: judged unhealthy
+# Between two load readings in watch_gpus. NVML's utilisation covers its last sample period (1/6 s
+# to 1 s), so readings this close together miss no busy period; each costs ~10 calls per GPU.
+WATCH_INTERVAL_S = 0.05
 
 # nvmlClocksEventReason* bits (nvmlClocksThrottleReason* in older headers, same values).
 CLOCK_REASONS: dict[int, str] = {
@@ -59,6 +69,10 @@ CLOCK_REASONS: dict[int, str] = {
     0x200: "board_limit",
     0x400: "reliability",
 }
+# nvmlComputeMode_t. EXCLUSIVE_PROCESS allows one CUDA context on the GPU: the sweeps' child
+# processes cannot open theirs while the bench holds its own (exclusive_ranks).
+COMPUTE_MODES: dict[int, str] = {0: "default", 1: "exclusive_thread", 2: "prohibited", 3: "exclusive_process"}
+EXCLUSIVE_PROCESS = 3
 SW_LIMITS = frozenset({"sw_power_cap", "sw_thermal_slowdown"})
 HW_LIMITS = frozenset({"hw_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown"})
 
@@ -140,6 +154,7 @@ class GpuReading:
     pcie_width: int | None = None
     pcie_width_max: int | None = None
     nvlink: tuple[bool | None, ...] = ()  # per link: active, inactive, None (no such link)
+    compute_mode: int | None = None  # nvmlComputeMode_t: COMPUTE_MODES
     errors: dict[str, str] = field(default_factory=dict)  # field -> NVML error other than NotSupported
     error: str = ""  # NVML lost this GPU (no handle, GPU is lost): judged unhealthy
 
@@ -194,6 +209,35 @@ def read_gpus(nvml: Any = None) -> GpuInventory:
     `nvml` is the pynvml module, or in tests any object with the same function names and an
     `NVMLError` class carrying the NVML return code in `.value`. NVML is always shut down again.
     """
+    return _with_nvml(nvml, _read_inventory)
+
+
+def watch_gpus(
+    stop: threading.Event, nvml: Any = None, interval_s: float = WATCH_INTERVAL_S, max_s: float = 3600.0
+) -> GpuInventory:
+    """Read every GPU, then its load again and again until `stop` (or `max_s`), keeping the busiest.
+
+    Why: the load rules (software clock limits, the PCIe generation) mean something only while the
+    GPU works, and the GPU part of the health measurements is over in well under a second on an
+    H100, so one reading after it sees an idle GPU. The loaded fields of each GPU (clocks, reasons,
+    utilisation, temperature, power, PCIe link) all come from its busiest reading, so they describe
+    one moment; the counters (ECC, retired pages, remapped rows, NVLink) are read once.
+    """
+
+    def watch(lib: Any) -> GpuInventory:
+        inventory = _read_inventory(lib)
+        deadline = time.monotonic() + max_s
+        while inventory.available and not stop.wait(interval_s) and time.monotonic() < deadline:
+            inventory = replace(
+                inventory, gpus=tuple(_busier(gpu, _read_load(lib, gpu)) for gpu in inventory.gpus)
+            )
+        return inventory
+
+    return _with_nvml(nvml, watch)
+
+
+def _with_nvml(nvml: Any, read: Callable[[Any], GpuInventory]) -> GpuInventory:
+    """`read(nvml)` between nvmlInit and nvmlShutdown; without a driver, an inventory saying why."""
     if nvml is None:
         try:
             import pynvml as nvml
@@ -204,7 +248,7 @@ def read_gpus(nvml: Any = None) -> GpuInventory:
     except nvml.NVMLError as exc:
         return GpuInventory(available=False, error=f"NVML not available: {exc}")
     try:
-        return _read_inventory(nvml)
+        return read(nvml)
     finally:
         with contextlib.suppress(nvml.NVMLError):  # a failed shutdown leaves nothing to release
             nvml.nvmlShutdown()
@@ -274,6 +318,7 @@ def _identity(c: _Calls) -> dict[str, Any]:
         "name": _text(c.get("name", "nvmlDeviceGetName")),
         "uuid": _text(c.get("uuid", "nvmlDeviceGetUUID")),
         "bus_id": _text(getattr(pci, "busId", None)),
+        "compute_mode": c.get("compute_mode", "nvmlDeviceGetComputeMode"),
     }
 
 
@@ -359,16 +404,55 @@ _READERS: tuple[Callable[[_Calls], dict[str, Any]], ...] = (
 )
 
 
+# What changes with the GPU's load: read again while the GPUs work (watch_gpus).
+_LOAD_READERS: tuple[Callable[[_Calls], dict[str, Any]], ...] = (_clocks, _thermal_power, _pcie_link)
+
+
+def _read_load(nvml: Any, gpu: GpuReading) -> GpuReading:
+    """`gpu` with its load fields read again; a GPU NVML has lost stays as it was, or turns lost."""
+    if gpu.error:
+        return gpu
+    try:
+        handle = nvml.nvmlDeviceGetHandleByIndex(gpu.index)
+    except nvml.NVMLError as exc:
+        return replace(gpu, error=f"no NVML handle: {exc}")
+    calls = _Calls(nvml, handle)
+    values: dict[str, Any] = {}
+    for reader in _LOAD_READERS:
+        values.update(reader(calls))
+    return replace(gpu, **values, errors={**gpu.errors, **calls.errors}, error=calls.fatal)
+
+
+def _busier(kept: GpuReading, new: GpuReading) -> GpuReading:
+    """The reading to keep of two: a lost GPU first (it must be judged), else the busier one."""
+    if kept.error or new.error:
+        return kept if kept.error else new
+    return new if _load(new) > _load(kept) else kept
+
+
+def _load(gpu: GpuReading) -> tuple[int, bool]:
+    """How busy a reading shows the GPU: utilisation first, then the idle reason being off."""
+    util = -1 if gpu.utilization_pct is None else gpu.utilization_pct
+    return util, "gpu_idle" not in gpu.reasons
+
+
 def _nvlink_states(nvml: Any, handle: Any) -> tuple[bool | None, ...]:
-    """Each link's state; links past the GPU's last one (or on a PCIe card) fail and read None."""
+    """Each link's state, asked link by link up to the GPU's last one.
+
+    A link number past the last one fails with InvalidArgument: the count is then known. Any
+    other failure (NotSupported on a PCIe card, or on a link fused off) reads None and the next
+    link is asked; trailing Nones are dropped, so a PCIe card has no links at all.
+    """
     fn = getattr(nvml, "nvmlDeviceGetNvLinkState", None)
     if fn is None:
         return ()
     states: list[bool | None] = []
-    for link in range(getattr(nvml, "NVML_NVLINK_MAX_LINKS", _NVLINK_MAX_LINKS)):
+    for link in range(max(getattr(nvml, "NVML_NVLINK_MAX_LINKS", 0), _NVLINK_MAX_LINKS)):
         try:
             states.append(fn(handle, link) == _FEATURE_ENABLED)
-        except nvml.NVMLError:
+        except nvml.NVMLError as exc:
+            if getattr(exc, "value", None) == _ERROR_INVALID_ARGUMENT:
+                break
             states.append(None)
     while states and states[-1] is None:
         states.pop()
@@ -383,27 +467,103 @@ def _watts(milliwatts: int | None) -> float | None:
     return None if milliwatts is None else round(milliwatts / 1000, 2)
 
 
+def read_compute_mode(uuid: str, nvml: Any = None) -> int | None:
+    """The compute mode of the GPU NVML names `uuid` ("GPU-..."); None when NVML cannot say."""
+    if not uuid:
+        return None
+    if nvml is None:
+        try:
+            import pynvml as nvml
+        except ImportError:
+            return None
+    try:
+        nvml.nvmlInit()
+    except nvml.NVMLError:
+        return None
+    try:
+        return nvml.nvmlDeviceGetComputeMode(nvml.nvmlDeviceGetHandleByUUID(uuid))
+    except (nvml.NVMLError, AttributeError):  # not one of this node's GPUs, an old binding
+        return None
+    finally:
+        with contextlib.suppress(nvml.NVMLError):
+            nvml.nvmlShutdown()
+
+
+def exclusive_ranks(modes: Mapping[int, int | None]) -> list[int]:
+    """The ranks (of `modes`: rank -> its GPU's compute mode) whose GPU takes one process only.
+
+    A sweep's children each need a CUDA context on their rank's GPU while the bench process still
+    holds its own, so on such a GPU every child fails; every rank decides from the same modes.
+    """
+    return sorted(rank for rank, mode in modes.items() if mode == EXCLUSIVE_PROCESS)
+
+
+def children_blocked(sweep: str, ranks: list[int], nodes: Iterable[int] = ()) -> Finding:
+    """The one finding a sweep gives instead of failing each setting on exclusive-process GPUs."""
+    return make_finding(
+        "probe_skipped",
+        f"{sweep}: not run, the GPU of rank(s) {', '.join(map(str, ranks))} is in EXCLUSIVE_PROCESS "
+        "compute mode: the sweep's child processes cannot open a CUDA context beside the bench's",
+        ranks=ranks,
+        nodes=nodes,
+        evidence={"compute_mode": COMPUTE_MODES[EXCLUSIVE_PROCESS], "ranks": ranks},
+        fix="On those nodes, as root: nvidia-smi -c DEFAULT (or -i <gpu> -c DEFAULT for one GPU), then "
+        "rerun; or run the sweep where the GPUs are in DEFAULT mode.",
+    )
+
+
 # --- decisions ------------------------------------------------------------------------------------
 
 
 def judge_gpus(
-    inventories: Mapping[int, GpuInventory], thresholds: Thresholds = DEFAULT_THRESHOLDS
+    inventories: Mapping[int, GpuInventory],
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    job_gpus: Mapping[int, Collection[str]] | None = None,
 ) -> list[Finding]:
-    """Findings for every node's GPUs (keyed by node rank); nodes without NVML give none."""
+    """Findings for every node's GPUs (keyed by node rank); nodes without NVML give none.
+
+    `job_gpus`: per node, the UUIDs of the GPUs the job's ranks use. Only those are judged: on a
+    shared node, or with CUDA_VISIBLE_DEVICES, a throttled GPU of another job slows nobody here.
+    A node without them (or whose UUIDs match none of its GPUs) is judged whole, as before.
+    """
     t = thresholds
     findings: list[Finding] = []
     for node, inventory in sorted(inventories.items()):
         if not inventory.available:
             continue
+        mine = job_indices(inventory, (job_gpus or {}).get(node))
+        # The fabric is the node's: a GPU outside the job with links up still shows there is one.
         node_links_up = any(state is True for gpu in inventory.gpus for state in gpu.nvlink)
+        by_design = _nvlinks_off_by_design(inventory.gpus)
         for gpu in inventory.gpus:
+            if mine is not None and gpu.index not in mine:
+                continue
             if gpu.error:
                 findings.append(_judge_lost(node, gpu))
                 continue
             for rule in _RULES:
                 findings.extend(rule(node, gpu, t))
-            findings.extend(_judge_nvlink(node, gpu, t, node_links_up))
+            findings.extend(_judge_nvlink(node, gpu, t, node_links_up, by_design.get(gpu.name, frozenset())))
     return findings
+
+
+def job_indices(inventory: GpuInventory, uuids: Collection[str] | None) -> set[int] | None:
+    """The NVML indices of the job's GPUs on a node; None when that cannot be told.
+
+    None: no UUIDs (a CPU job, or an older peer), or none matches the node's GPUs (under MIG the
+    CUDA device is an instance whose UUID NVML gives only through the instance's own handle).
+    """
+    wanted = {_uuid_key(u) for u in uuids or () if u}
+    if not wanted:
+        return None
+    mine = {gpu.index for gpu in inventory.gpus if gpu.uuid and _uuid_key(gpu.uuid) in wanted}
+    return mine or None
+
+
+def _uuid_key(uuid: str) -> str:
+    """NVML says "GPU-5b0a...", torch's str(uuid) the same without the prefix: compare the rest."""
+    text = uuid.strip().lower()
+    return text.removeprefix("gpu-")
 
 
 def _judge_lost(node: int, gpu: GpuReading) -> Finding:
@@ -611,21 +771,39 @@ def _judge_pcie(node: int, gpu: GpuReading, t: Thresholds) -> list[Finding]:
     ]
 
 
-def _judge_nvlink(node: int, gpu: GpuReading, t: Thresholds, node_links_up: bool) -> list[Finding]:
-    down = [link for link, state in enumerate(gpu.nvlink) if state is False]
+def _nvlinks_off_by_design(gpus: Iterable[GpuReading]) -> dict[str | None, frozenset[int]]:
+    """Per model, the links inactive on every GPU of that model on the node that reports NVLink.
+
+    H800 and A800 boards ship with links fused off, and bridged PCIe cards use only some of theirs:
+    the same link numbers are down on every such GPU, by design. A fault is one GPU's own. With
+    fewer than two GPUs of a model to compare, nothing is known to be off by design.
+    """
+    down: dict[str | None, list[set[int]]] = {}
+    for gpu in gpus:
+        if not gpu.error and any(state is not None for state in gpu.nvlink):
+            down.setdefault(gpu.name, []).append({n for n, state in enumerate(gpu.nvlink) if state is False})
+    return {name: frozenset(set.intersection(*sets)) for name, sets in down.items() if len(sets) >= 2}
+
+
+def _judge_nvlink(
+    node: int, gpu: GpuReading, t: Thresholds, node_links_up: bool, by_design: frozenset[int] = frozenset()
+) -> list[Finding]:
+    down = [link for link, state in enumerate(gpu.nvlink) if state is False and link not in by_design]
     if len(down) <= t.nvlink_inactive_max or not node_links_up:
         return []  # all links down on every GPU: no NVLink fabric here (or not judged)
     up = sum(state is True for state in gpu.nvlink)
+    designed = f"; {len(by_design)} more off on every {gpu.name} here, by design" if by_design else ""
     return [
         make_finding(
             "gpu_unhealthy",
             f"node {node} GPU {gpu.index}{_at(gpu)}: NVLink {', '.join(map(str, down))} inactive "
-            f"({up} of {up + len(down)} links up)",
+            f"({up} of {up + len(down)} links up{designed})",
             nodes=[node],
             evidence={
                 **_where(gpu),
                 "nvlink_inactive": down,
                 "nvlink_active": up,
+                "nvlink_off_by_design": sorted(by_design),
                 "limit": t.nvlink_inactive_max,
             },
             fix=f"Run nvidia-smi nvlink --status -i {gpu.index} on node {node}; on NVSwitch systems check "
@@ -669,14 +847,27 @@ def _at(gpu: GpuReading) -> str:
 # --- health table ---------------------------------------------------------------------------------
 
 
-def health_rows(inventories: Mapping[int, GpuInventory]) -> list[dict[str, Any]]:
-    """One row per (node, GPU) for the per-node health table; one row per node without NVML."""
+def health_rows(
+    inventories: Mapping[int, GpuInventory], job_gpus: Mapping[int, Collection[str]] | None = None
+) -> list[dict[str, Any]]:
+    """One row per (node, GPU) for the per-node health table; one row per node without NVML.
+
+    With `job_gpus` (as judge_gpus takes it), each row's `job` says whether the job uses that GPU
+    (False: shown, not judged); a node where that cannot be told has no `job` in its rows.
+    """
     rows: list[dict[str, Any]] = []
     for node, inventory in sorted(inventories.items()):
         if not inventory.available:
             rows.append({"node": node, "gpu": None, "name": inventory.error or "NVML not available"})
             continue
-        rows.extend(_row(node, gpu) for gpu in inventory.gpus)
+        mine = job_indices(inventory, (job_gpus or {}).get(node))
+        for gpu in inventory.gpus:
+            row = _row(node, gpu)
+            if mine is not None:
+                row["job"] = gpu.index in mine
+            if gpu.compute_mode not in (None, 0):  # only a mode other than DEFAULT is worth a column
+                row["compute_mode"] = COMPUTE_MODES.get(gpu.compute_mode, str(gpu.compute_mode))
+            rows.append(row)
     return rows
 
 

@@ -2,7 +2,7 @@
 with `phases(config) -> list[Phase]`: the phases of its kind this run needs (none, one, or one
 per collective). `plan(config)` puts them in run order. Everything else in probes/ is a part
 of one of them (the collectives' harness, health's compute and link measurements, the DDP
-benchmark's checkpoint).
+benchmark's checkpoint; gpu_device: the rank's GPU as NVML names it, for health and the sweeps).
 
 Adding a phase = its module + one line here (+ its section's view in
 nccldoctor.reports.sections). A phase measures on every rank and returns rows, findings and

@@ -15,6 +15,7 @@ from nccldoctor.net.interfaces import SOCKET_VARIABLE
 from nccldoctor.net.nic_sweep import LATENCY_BYTES, report_sweep
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.probes.collectives import WORKER_PHASES
+from nccldoctor.probes.gpu_device import sweep_blocked
 from nccldoctor.variants import Variant, VariantRunner
 
 MIN_ITERS = 10  # timed iterations per NIC at least, so one noisy iteration cannot decide
@@ -66,6 +67,9 @@ class NicSweepPhase(Phase):
         variants = self.variants(ctx)
         if not variants:
             return PhaseResult()
+        blocked = sweep_blocked(ctx, self.name)  # one finding, not every interface failing
+        if blocked is not None:
+            return PhaseResult(findings=[blocked] if ctx.job.rank == 0 else [])
         runner = VariantRunner.for_phase(ctx, WORKER_PHASES)
         outcomes = []
         for index, variant in enumerate(variants):

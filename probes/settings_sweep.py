@@ -27,6 +27,7 @@ from nccldoctor.findings import Finding, make_finding
 from nccldoctor.nccl_tuning import ignored_settings
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.probes.collectives import WORKER_PHASES
+from nccldoctor.probes.gpu_device import sweep_blocked
 from nccldoctor.rows import Row, rows_frame
 from nccldoctor.sweepspec import combinations, export_lines
 from nccldoctor.units import format_size
@@ -381,6 +382,9 @@ class SettingsSweepPhase(Phase):
 
     def run(self, ctx: PhaseContext) -> PhaseResult:
         plan = self.runs(ctx)
+        blocked = sweep_blocked(ctx, self.name)  # one finding, not every setting failing
+        if blocked is not None:
+            return PhaseResult(findings=[blocked] if ctx.job.rank == 0 else [])
         runner = VariantRunner.for_phase(ctx, WORKER_PHASES)
         # A setting may be slower than the defaults: give it twice what the main probes took.
         probe_seconds = sum(ctx.seconds.get(name, 0.0) for name in self.config.collectives.probes)

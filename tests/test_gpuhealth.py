@@ -7,6 +7,7 @@ here, since no GPU is available to these tests. NVML's per-link NVLink states ar
 """
 
 import json
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,13 +18,24 @@ from helpers.fake_nvml import (
     DRIVER_NOT_LOADED,
     FUNCTION_NOT_FOUND,
     GPU_IS_LOST,
+    INVALID_ARGUMENT,
     NO_PERMISSION,
+    NOT_SUPPORTED,
+    UNKNOWN,
     NVMLError,
     fake_nvml,
 )
 
 from nccldoctor.findings import Severity
-from nccldoctor.gpuhealth import GpuInventory, GpuReading, Thresholds, health_rows, judge_gpus, read_gpus
+from nccldoctor.gpuhealth import (
+    GpuInventory,
+    GpuReading,
+    Thresholds,
+    health_rows,
+    judge_gpus,
+    read_gpus,
+    watch_gpus,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nvml"
 
@@ -372,3 +384,168 @@ def test_health_rows_show_unknowns_and_pending_remaps():
     assert row["remapped_rows"] == "1 (pending)" and row["power_w"] is None and row["pcie"] is None
     [laptop] = health_rows({0: load("laptop_sw_thermal_under_load.json")})
     assert laptop["power_w"] == "9/?" and laptop["nvlink"] is None
+
+
+# --- reading while the GPUs work (watch_gpus) ---------------------------------------------------
+
+
+def test_watch_keeps_each_gpus_busiest_reading_and_reads_counters_once():
+    loads = iter([0, 40, 100, 70] + [0] * 1000)
+    stop = threading.Event()
+    ecc_calls = []
+
+    def util(handle):
+        value = next(loads)
+        if value == 70:
+            stop.set()
+        return SimpleNamespace(gpu=value, memory=0)
+
+    def ecc(handle, kind, counter):
+        ecc_calls.append((kind, counter))
+        return 0
+
+    spec = h100_spec(nvmlDeviceGetUtilizationRates=util, nvmlDeviceGetTotalEccErrors=ecc)
+    nvml = fake_nvml([spec])
+    gpu = watch_gpus(stop, nvml, interval_s=0.001).gpus[0]
+    assert gpu.utilization_pct == 100
+    assert len(ecc_calls) == 4  # the four counters, once
+    assert nvml.calls == {"init": 1, "shutdown": 1}
+
+
+def test_watch_stopped_at_once_still_reads_every_gpu():
+    stop = threading.Event()
+    stop.set()
+    inventory = watch_gpus(stop, fake_nvml([h100_spec(), h100_spec()]))
+    assert [g.index for g in inventory.gpus] == [0, 1] and inventory.gpus[0].nvlink == (True,) * 18
+
+
+def test_a_gpu_lost_during_the_watch_is_kept_lost():
+    state = {"reads": 0}
+    stop = threading.Event()
+
+    def temperature(handle, sensor):
+        state["reads"] += 1
+        if state["reads"] >= 2:  # the first watch reading after the full one
+            stop.set()
+            raise NVMLError(GPU_IS_LOST)
+        return 36
+
+    inventory = watch_gpus(
+        stop, fake_nvml([h100_spec(nvmlDeviceGetTemperature=temperature)]), interval_s=0.001
+    )
+    assert "GPU is lost" in inventory.gpus[0].error
+    assert codes(judge_gpus({0: inventory})) == [("gpu_unhealthy", [0], 0)]
+
+
+def test_watch_without_a_driver_says_why():
+    inventory = watch_gpus(threading.Event(), fake_nvml([], init_error=DRIVER_NOT_LOADED))
+    assert not inventory.available and "Driver Not Loaded" in inventory.error
+
+
+# --- the job's GPUs only ------------------------------------------------------------------------
+
+
+def four_gpus(throttled: int) -> GpuInventory:
+    """A node of 4 H100s under load, GPU `throttled` held down by a software power cap."""
+
+    def spec(i: int) -> dict:
+        hot = {"nvmlDeviceGetCurrentClocksEventReasons": 0x4, "nvmlDeviceGetClockInfo": {1: 1200, 2: 2619}}
+        busy = {
+            "nvmlDeviceGetUUID": f"GPU-0000000{i}-c38e-b12f-4824-6944218668b9",
+            "nvmlDeviceGetUtilizationRates": SimpleNamespace(gpu=100, memory=50),
+            "nvmlDeviceGetCurrentClocksEventReasons": 0,
+            "nvmlDeviceGetClockInfo": {1: 1980, 2: 2619},
+        }
+        return h100_spec(**{**busy, **(hot if i == throttled else {})})
+
+    return read_gpus(fake_nvml([spec(i) for i in range(4)]))
+
+
+# The job runs on GPUs 0 and 1 (CUDA_VISIBLE_DEVICES=0,1); torch names them without "GPU-".
+JOB_ON_0_1 = {3: {"GPU-00000000-c38e-b12f-4824-6944218668b9", "00000001-C38E-B12F-4824-6944218668B9"}}
+
+
+def test_a_throttled_gpu_outside_the_job_is_shown_not_judged():
+    inventory = four_gpus(throttled=3)
+    assert judge_gpus({3: inventory}, job_gpus=JOB_ON_0_1) == []
+    assert codes(judge_gpus({3: inventory})) == [("gpu_throttled", [3], 3)]  # without: every GPU
+    rows = health_rows({3: inventory}, JOB_ON_0_1)
+    assert [r["job"] for r in rows] == [True, True, False, False]
+
+
+def test_a_throttled_gpu_of_the_job_is_judged():
+    assert codes(judge_gpus({3: four_gpus(throttled=1)}, job_gpus=JOB_ON_0_1)) == [("gpu_throttled", [3], 1)]
+
+
+def test_uuids_that_match_no_gpu_judge_the_node_whole():
+    mig = {3: {"MIG-4b2c9e51-1d4f-5a7e-9a64-3f6f0c1f2a11"}}  # a MIG instance: not an NVML GPU UUID
+    inventory = four_gpus(throttled=3)
+    assert codes(judge_gpus({3: inventory}, job_gpus=mig)) == [("gpu_throttled", [3], 3)]
+    assert "job" not in health_rows({3: inventory}, mig)[0]
+    assert codes(judge_gpus({3: inventory}, job_gpus={0: JOB_ON_0_1[3]})) == [("gpu_throttled", [3], 3)]
+
+
+# --- NVLink: the real link count, and links off by design ------------------------------------------
+
+
+def nvlink_answers(states: dict[int, int], last: int) -> dict:
+    """Per link number: 1 active, 0 inactive; NVML's InvalidArgument past link `last`."""
+    return {**{n: NVMLError(INVALID_ARGUMENT) for n in range(last + 1, 64)}, **states}
+
+
+@pytest.mark.parametrize("binding_max", [18, 36])
+def test_all_36_links_of_a_newer_gpu_are_read_whatever_the_bindings_constant(binding_max):
+    spec = h100_spec(nvmlDeviceGetNvLinkState=nvlink_answers(dict.fromkeys(range(36), 1), last=35))
+    gpu = read_gpus(fake_nvml([spec], max_links=binding_max)).gpus[0]
+    assert gpu.nvlink == (True,) * 36
+
+
+def test_links_past_the_last_one_are_not_asked_about():
+    asked = []
+
+    def state(handle, link):
+        asked.append(link)
+        if link >= 18:
+            raise NVMLError(INVALID_ARGUMENT)
+        return 1
+
+    gpu = read_gpus(fake_nvml([h100_spec(nvmlDeviceGetNvLinkState=state)])).gpus[0]
+    assert gpu.nvlink == (True,) * 18 and asked == list(range(19))
+
+
+def test_a_fused_off_link_answering_not_supported_is_unknown_not_down():
+    answers = nvlink_answers({**dict.fromkeys(range(18), 1), 4: NVMLError(NOT_SUPPORTED)}, last=17)
+    nvml = fake_nvml([h100_spec(nvmlDeviceGetNvLinkState=answers)] * 2)
+    inventory = read_gpus(nvml)
+    assert inventory.gpus[0].nvlink[4] is None and inventory.gpus[0].nvlink[5] is True
+    assert judge_gpus({0: inventory}) == []
+
+
+def h800(down: tuple[int, ...] = ()) -> dict:
+    """An H800: 8 of its 18 links enabled, links 8-17 inactive by design."""
+    states = {n: 0 if n >= 8 or n in down else 1 for n in range(18)}
+    return h100_spec(nvmlDeviceGetName="NVIDIA H800", nvmlDeviceGetNvLinkState=nvlink_answers(states, 17))
+
+
+def test_links_off_by_design_on_every_h800_are_not_unhealthy():
+    assert judge_gpus({0: read_gpus(fake_nvml([h800()] * 8))}) == []
+
+
+def test_an_h800_with_one_more_link_down_is_unhealthy_for_that_link_only():
+    [finding] = judge_gpus({0: read_gpus(fake_nvml([h800()] * 5 + [h800(down=(2,))] + [h800()] * 2))})
+    assert codes([finding]) == [("gpu_unhealthy", [0], 5)]
+    assert finding.evidence["nvlink_inactive"] == [2]
+    assert finding.evidence["nvlink_off_by_design"] == list(range(8, 18))
+    assert (
+        "NVLink 2 inactive (7 of 8 links up; 10 more off on every NVIDIA H800 here, by design)"
+        in finding.message
+    )
+
+
+def test_a_failing_handle_is_judged_and_its_neighbours_read():
+    nvml = fake_nvml([h100_spec(), {"handle_error": UNKNOWN}, h100_spec()])
+    inventory = read_gpus(nvml)
+    assert inventory.gpus[1].error == "no NVML handle: Unknown Error"
+    assert inventory.gpus[2].nvlink == (True,) * 18
+    assert codes(judge_gpus({0: inventory})) == [("gpu_unhealthy", [0], 1)]
+    assert watch_gpus(threading.Event(), nvml, max_s=0).gpus[1].error == "no NVML handle: Unknown Error"

@@ -3,8 +3,9 @@
 Every rank: the compute and step probes (compute.py), the ring links and the node-pair
 matrix (links.py), scored and judged by stragglers.py. Meanwhile each node's leader (its
 lowest rank) samples its host for host contention (nccldoctor.hostload: the job's processes
-are the PIDs its ranks published) and reads its GPUs through NVML (nccldoctor.gpuhealth), and
-publishes both through the store.
+are the PIDs its ranks published) and watches its GPUs through NVML while the measurements run
+(nccldoctor.gpuhealth.watch_gpus: each GPU's busiest reading), and publishes both through the
+store. Every rank publishes its GPU's UUID, so that only the job's GPUs are judged.
 Rank 0 judges everything: straggler_rank / straggler_node, slow_link, host_contention and the
 gpu_* codes.
 
@@ -29,9 +30,10 @@ import torch.distributed as dist
 from nccldoctor.bandwidth import algbw_gbps
 from nccldoctor.config import BenchConfig, HealthOptions
 from nccldoctor.findings import Finding
-from nccldoctor.gpuhealth import GpuInventory, health_rows, judge_gpus, read_gpus
+from nccldoctor.gpuhealth import GpuInventory, health_rows, judge_gpus, watch_gpus
 from nccldoctor.hostload import HostSample, host_rows, judge_hosts, sample_host
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
+from nccldoctor.probes.gpu_device import device_uuid
 from nccldoctor.probes.health.compute import RankCompute, gather_floats, measure_compute
 from nccldoctor.probes.health.links import (
     LINK_BYTES,
@@ -59,6 +61,7 @@ from nccldoctor.runtime import Job, read_rank_infos, wait_for
 COMPUTE_LOOKS = 3
 HOST_WINDOW_S = 1.0  # the host sample's window; it overlaps the measurements
 STEPS = 4  # progress steps: compute, ring, node pairs, node health
+GPU_KEY = "health/gpu"  # + "/<rank>": the UUID of the rank's GPU ("" on a CPU)
 
 
 def phases(config: BenchConfig) -> list[Phase]:
@@ -66,21 +69,44 @@ def phases(config: BenchConfig) -> list[Phase]:
 
 
 class NodeSampler(threading.Thread):
-    """On a node's leader: host contention and NVML, read beside the measurements."""
+    """On a node's leader: host contention and NVML, read beside the measurements.
 
-    def __init__(self, job_pids: list[int]) -> None:
+    The host is sampled over HOST_WINDOW_S; NVML is read in its own thread from the start until
+    the phase calls `gpu_work_done()` (after the links), keeping each GPU's busiest reading: the
+    GPU measurements are over in well under a second on an H100, so a reading taken after the
+    host window would see idle GPUs and the load rules (SW clock limits, PCIe generation) would
+    never apply.
+    """
+
+    def __init__(self, job_pids: list[int], max_s: float = 3600.0) -> None:
         super().__init__(name="nccldoctor-node-sampler", daemon=True)
         self.job_pids = job_pids
+        self.max_s = max_s  # the GPU watch ends by itself then, should the phase never say so
         self.result: dict[str, Any] = {"host": None, "gpus": None, "error": "not finished in time"}
+        self._gpu_stop = threading.Event()
+        self._gpus: dict[str, Any] = {"gpus": None, "error": ""}
+
+    def gpu_work_done(self) -> None:
+        self._gpu_stop.set()
 
     def run(self) -> None:
+        watcher = threading.Thread(target=self._watch_gpus, name="nccldoctor-gpu-watch", daemon=True)
+        watcher.start()
         result: dict[str, Any] = {"host": None, "gpus": None, "error": ""}
         try:
             result["host"] = sample_host(self.job_pids, HOST_WINDOW_S).to_json()
-            result["gpus"] = read_gpus().to_json()
-        except Exception as exc:  # a broken /proc or NVML must not stop the measurements
+        except Exception as exc:  # a broken /proc must not stop the measurements
             result["error"] = f"{type(exc).__name__}: {exc}"
+        watcher.join()  # ends at gpu_work_done() or max_s
+        result["gpus"] = self._gpus["gpus"]
+        result["error"] = "; ".join(e for e in (result["error"], self._gpus["error"]) if e)
         self.result = result
+
+    def _watch_gpus(self) -> None:
+        try:
+            self._gpus["gpus"] = watch_gpus(self._gpu_stop, max_s=self.max_s).to_json()
+        except Exception as exc:  # nor a broken NVML binding
+            self._gpus["error"] = f"{type(exc).__name__}: {exc}"
 
 
 class HealthPhase(Phase):
@@ -119,6 +145,8 @@ class HealthCheck:
     def run(self) -> tuple[list[Finding], dict[str, Any]]:
         """Every rank measures; rank 0 returns the findings and the report sections."""
         started = time.monotonic()
+        # Under the phase's own key, so that rank 0 judges only the GPUs the job uses.
+        self.store.set(f"{GPU_KEY}/{self.job.rank}", device_uuid(self.device))
         mine = [float(self.job.launch.node_rank), float(psutil.cpu_count() or 1)]
         rows = gather_floats(mine, self.device)
         node_of = [int(row[0]) for row in rows]
@@ -132,6 +160,7 @@ class HealthCheck:
         pair_seconds = self._node_pairs(leaders)
         self.step("node health")
         if sampler is not None:
+            sampler.gpu_work_done()
             sampler.join(timeout=max(self.remaining_s(), 0.1))
             self.store.set(f"health/{self.job.launch.node_rank}", json.dumps(sampler.result))
         if self.job.rank != 0:
@@ -139,7 +168,7 @@ class HealthCheck:
         hostnames = {info.node_rank: info.hostname for info in self.job.ranks}
         size = LINK_BYTES[self.device.type]
         links = ring_links(ring_seconds, node_of, size) + pair_links(pair_seconds, leaders, nodes, size)
-        health_findings, health = self._judge_nodes(nodes)
+        health_findings, health = self._judge_nodes(nodes, node_of)
         verdicts = score_ranks(computes, node_of, scored_kernels(self.device.type))
         findings = judge_stragglers(verdicts, computes, self.thresholds, hostnames, crowded)
         findings += judge_links(links, hostnames)
@@ -199,24 +228,35 @@ class HealthCheck:
     def _start_sampler(self) -> NodeSampler:
         infos = read_rank_infos(self.store, self.job.world_size, self.remaining_s())
         pids = [info.pid for info in infos if info.node_rank == self.job.launch.node_rank]
-        sampler = NodeSampler(pids)
+        sampler = NodeSampler(pids, max_s=max(self.remaining_s(), 0.1))
         sampler.start()
         return sampler
 
-    def _judge_nodes(self, nodes: list[int]) -> tuple[list[Finding], dict[str, Any]]:
+    def _judge_nodes(self, nodes: list[int], node_of: list[int]) -> tuple[list[Finding], dict[str, Any]]:
         """Host and GPU findings, and the `health` section."""
+        job_gpus = self._job_gpus(node_of)
         keys = [f"health/{node}" for node in nodes]
         wait_for(self.store, keys, self.remaining_s())
         published = dict(zip(nodes, (json.loads(raw) for raw in self.store.multi_get(keys)), strict=True))
         hosts = {n: HostSample.from_json(p["host"]) for n, p in published.items() if p["host"]}
         gpus = {n: GpuInventory.from_json(p["gpus"]) for n, p in published.items() if p["gpus"]}
-        findings = judge_hosts(hosts) + judge_gpus(gpus)
+        findings = judge_hosts(hosts) + judge_gpus(gpus, job_gpus=job_gpus)
         section = {
             "hosts": host_rows(hosts),
-            "gpus": health_rows(gpus),
+            "gpus": health_rows(gpus, job_gpus),
             "errors": {n: p["error"] for n, p in published.items() if p["error"]},
         }
         return findings, section
+
+    def _job_gpus(self, node_of: list[int]) -> dict[int, set[str]]:
+        """Per node, the UUIDs of its ranks' GPUs (empty on CPUs: every GPU is then judged)."""
+        keys = [f"{GPU_KEY}/{rank}" for rank in range(len(node_of))]
+        wait_for(self.store, keys, self.remaining_s())
+        job_gpus: dict[int, set[str]] = {}
+        for node, raw in zip(node_of, self.store.multi_get(keys), strict=True):
+            if raw:
+                job_gpus.setdefault(node, set()).add(raw.decode())
+        return job_gpus
 
 
 def _faster(a: RankCompute, b: RankCompute) -> RankCompute:

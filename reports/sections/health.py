@@ -100,8 +100,17 @@ def gpu_table(report: Report) -> pd.DataFrame | None:
         return pd.DataFrame([[", ".join(reasons)]], columns=["GPUs: not available"])
     columns = ["node", "gpu", "name", "temp_c", "power_w", "sm_clock_mhz", "throttle"]
     columns += ["ecc_uncorrected", "remapped_rows", "pcie", "nvlink"]
+    if any("job" in r for r in rows):  # some GPUs are not the job's: they are shown, not judged
+        rows = [{**r, "job": _job_cell(r.get("job"))} for r in rows]
+        columns.insert(2, "job")
+    if any("compute_mode" in r for r in rows):  # a GPU not in DEFAULT mode (the sweeps need it)
+        columns.append("compute_mode")
     frame = pd.DataFrame(rows).reindex(columns=columns)
     return frame.astype(object).where(frame.notna(), "-")
+
+
+def _job_cell(job: bool | None) -> str | None:
+    return None if job is None else "yes" if job else "no (not judged)"
 
 
 @view("stragglers", order=60)
