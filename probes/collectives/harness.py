@@ -212,7 +212,7 @@ class CollectiveProbe(Phase):
         return torch.where(active, 1 + (idx + 3 * rank) % SUM_VALUE_MAX, 0)
 
     def _stride(self, world_size: int) -> int:
-        """Ranks per element that send 0 plus one: 1 = every rank contributes everywhere."""
+        """Each rank contributes to one element in `stride` (1: every rank to every element)."""
         dtype = self.config.torch_dtype
         if not dtype.is_floating_point:
             return 1  # integer sums wrap identically in the collective and in the check
