@@ -42,7 +42,10 @@ def parse() -> argparse.Namespace:
 def launch() -> int:
     args = parse()
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}"]
-    return subprocess.call([*cmd, __file__, *sys.argv[1:]])
+    # Not sys.argv: torchrun's parser takes "--nproc" (a prefix of its own --nproc-per-node) even
+    # after the script's name; the workers do not need it anyway.
+    forwarded = ["--blocks", str(args.blocks), "--steps", str(args.steps), "--model", args.model]
+    return subprocess.call([*cmd, __file__, *forwarded])
 
 
 def slowest(value: float) -> float:
@@ -69,6 +72,7 @@ def bare_block(job, config) -> float:
     from torch.nn.parallel import DistributedDataParallel as DDP
     from torch.utils.data import DataLoader, DistributedSampler
 
+    from nccldoctor.precision import compute_dtype
     from nccldoctor.probes.ddp import SEED, plan_ddp
     from nccldoctor.refmodel import Gpt, SyntheticTokens
 
@@ -90,14 +94,17 @@ def bare_block(job, config) -> float:
             epoch += 1
 
     stream = batches()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=job.device.type == "cuda")
+    dtype = compute_dtype(job.device)  # the bench's: bf16, fp16 on GPUs without bf16
+    autocast = torch.autocast("cuda", dtype=dtype, enabled=job.device.type == "cuda")
+    scaler = torch.amp.GradScaler(job.device.type, init_scale=2.0**10, enabled=dtype == torch.float16)
 
     def train_step() -> None:
         tokens, targets = next(stream)
         with autocast:
             loss = ddp(tokens.to(job.device), targets.to(job.device))
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         optimizer.zero_grad(set_to_none=True)
 
     for _ in range(3):
@@ -132,7 +139,7 @@ def worker() -> int:
         for kind in order:
             samples[kind].append(kinds[kind](job, config))
     if job.rank == 0:
-        report(args, backend, samples)
+        report(args, job.world_size, backend, samples)
     gc.collect()  # the blocks' DDP reducers go before their process group does
     dist.barrier()
     dist.destroy_process_group()
@@ -140,8 +147,8 @@ def worker() -> int:
     os._exit(0)  # as the bench does: no interpreter teardown racing the backend's threads
 
 
-def report(args: argparse.Namespace, backend: str, samples: dict[str, list[float]]) -> None:
-    print(f"{args.nproc} ranks ({backend}), model {args.model}, {args.steps} synced steps per block")
+def report(args: argparse.Namespace, world: int, backend: str, samples: dict[str, list[float]]) -> None:
+    print(f"{world} ranks ({backend}), model {args.model}, {args.steps} synced steps per block")
     for kind, values in samples.items():
         print(f"{kind:>6} tokens/s per block: " + " ".join(f"{v:.0f}" for v in values))
     bench, bare = statistics.median(samples["bench"]), statistics.median(samples["bare"])

@@ -102,7 +102,7 @@ def measure_size(size: int, args, job, sup) -> dict:
     call = probe.make_call(
         torch.zeros(layout.send_numel), torch.zeros(0), layout, mode, job.rank, job.world_size
     )
-    probe.fill(call.inputs, job.rank)
+    probe.fill(call.inputs, job.rank, world_size=job.world_size)
     bare_tensor = torch.zeros(layout.count)
     for _ in range(5):  # the same warm-up for both
         call.run()

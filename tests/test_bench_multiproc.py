@@ -179,6 +179,7 @@ def test_a_rank_doing_three_times_the_compute_is_the_one_straggler_rank(out_dir)
     assert finding["severity"] == "fail" and finding["evidence"]["kernel_scores"]["step_best_s"] < 0.75
     assert run.findings("straggler_node") == []  # one rank of two on the node: not the node
     table = run.report["stragglers"]["ranks"]
+    assert run.report["stragglers"]["plan"]["matmul_dtype"] == "float32"  # the CPU matmul
     assert table[0]["rank"] == 1 and table[0]["score"] < 0.75
     assert run.rank_exit_codes() == {0: 1, 1: 1}
 

@@ -19,6 +19,7 @@ def test_ddp_trains_with_identical_replicas_and_a_shared_checkpoint_round_trips(
     ddp = report["ddp"]
     assert ddp["throughput"]["tokens_per_s"] > 0 and ddp["throughput"]["samples_per_s"] > 0
     assert ddp["batch"]["global"] == 8 * nproc and ddp["model"]["preset"] == "tiny"
+    assert (ddp["model"]["precision"], ddp["model"]["dtype"]) == ("fp32", "float32")  # CPU: no autocast
     correctness = ddp["correctness"]
     assert correctness["checksums_equal"] and correctness["loss_last"] < correctness["loss_first"]
     comm = ddp["communication"]

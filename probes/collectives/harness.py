@@ -10,6 +10,7 @@ rank's own slice of the output (all_gather) or the output is a slice of the inpu
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ REDUCE_OPS = {
     "avg": dist.ReduceOp.AVG,
 }
 OUT_OF_PLACE, IN_PLACE = False, True
+SUM_VALUE_MAX = 4  # the largest value one rank adds to one element of a sum or average
+AVG_CONTRIBUTORS = 4  # at most this many ranks send non-zero to one element of an average
 
 # torch 2.13 renamed the tensor forms (the old names warn); older torch has only the old ones.
 all_gather_single = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
@@ -152,7 +155,7 @@ class CollectiveProbe(Phase):
 
     def _measure(self, call: Call, layout: Layout, inplace: bool, job) -> Row:
         cfg = self.config
-        self.fill(call.inputs, job.rank, start=self.input_start(layout, inplace, job.rank))
+        self.fill(call.inputs, job.rank, self.input_start(layout, inplace, job.rank), job.world_size)
         for _ in range(cfg.warmup):
             call.run()
         synchronize(job.device)
@@ -166,29 +169,62 @@ class CollectiveProbe(Phase):
         return 0
 
     # -- correctness -------------------------------------------------------------------------
-    def fill(self, tensor: torch.Tensor, rank: int, start: int = 0) -> None:
-        tensor.copy_(self.pattern(rank, tensor.numel(), start, tensor.device))
+    def fill(self, tensor: torch.Tensor, rank: int, start: int = 0, world_size: int = 1) -> None:
+        tensor.copy_(self.pattern(rank, tensor.numel(), start, tensor.device, world_size=world_size))
 
-    def pattern(self, rank: int, numel: int, start: int, device: torch.device) -> torch.Tensor:
+    def pattern(
+        self, rank: int, numel: int, start: int, device: torch.device, world_size: int = 1
+    ) -> torch.Tensor:
         """Rank-specific small integers, exact in every dtype, different per element.
 
-        Reductions use 0..4 (sums stay exact up to 2^mantissa / 4 ranks), products use +-1
-        (1..2 for unsigned), copies use 0..96 so a misplaced chunk shows.
+        Copies use 0..96 so a misplaced chunk shows; products use +-1 (1..2 for unsigned);
+        min/max make each rank the only extreme somewhere; sums and averages keep every
+        partial sum inside the dtype's exact integers (see `_sum_pattern`).
         """
         idx = torch.arange(start, start + numel, device=device, dtype=torch.int64)
+        op = self.config.op
         if not self.reduces:
             values = (idx * 7 + rank * 13) % 97
-        elif self.config.op == "prod":
+        elif op == "prod":
             flip = (idx + rank) % 2
             values = 1 + flip if not self.config.torch_dtype.is_signed else 1 - 2 * flip
+        elif op in ("min", "max"):
+            values = self._extreme_pattern(idx, rank, world_size)
         else:
-            values = (idx + 3 * rank) % 5
+            values = self._sum_pattern(idx, rank, world_size)
         return values.to(self.config.torch_dtype)
+
+    def _extreme_pattern(self, idx: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+        # Rank idx % world alone holds the extreme there (1 for min, 5 for max): with values
+        # 0..4 everywhere, the min of 5+ ranks was always 0 and hid any rank's wrong value.
+        # No result is 0, so an output that was never written shows too.
+        alone = idx % max(world_size, 1) == rank
+        if self.config.op == "min":
+            return torch.where(alone, 1, 2 + (idx + 3 * rank) % SUM_VALUE_MAX)
+        return torch.where(alone, SUM_VALUE_MAX + 1, (idx + 3 * rank) % (SUM_VALUE_MAX + 1))
+
+    def _sum_pattern(self, idx: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+        # Only every stride-th rank contributes (1..4) to an element, the others send 0, so a
+        # sum never passes the dtype's exact integers (tolerance 0) and each rank's turn comes
+        # once every `stride` elements: a wrong input from any rank changes some output.
+        stride = self._stride(world_size)
+        active = (idx + rank) % stride == 0
+        return torch.where(active, 1 + (idx + 3 * rank) % SUM_VALUE_MAX, 0)
+
+    def _stride(self, world_size: int) -> int:
+        """Each rank contributes to one element in `stride` (1: every rank to every element)."""
+        dtype = self.config.torch_dtype
+        if not dtype.is_floating_point:
+            return 1  # integer sums wrap identically in the collective and in the check
+        if self.config.op == "avg":
+            return max(1, math.ceil(world_size / AVG_CONTRIBUTORS))
+        exact_limit = 2 / torch.finfo(dtype).eps  # integers are exact up to 2**(mantissa+1)
+        return max(1, math.ceil(SUM_VALUE_MAX * world_size / exact_limit))
 
     def reduce_patterns(self, numel: int, start: int, world_size: int, device) -> torch.Tensor:
         """The --op reduction of every rank's pattern, computed exactly in 64 bits."""
         wide = torch.float64 if self.config.torch_dtype.is_floating_point else torch.int64
-        parts = (self.pattern(r, numel, start, device).to(wide) for r in range(world_size))
+        parts = (self.pattern(r, numel, start, device, world_size).to(wide) for r in range(world_size))
         op = self.config.op
         acc = next(parts).clone()
         for part in parts:
@@ -204,7 +240,7 @@ class CollectiveProbe(Phase):
 
     def _check(self, call: Call, layout: Layout, inplace: bool, job):
         """Fresh inputs, one call, then compare every element of this rank's output."""
-        self.fill(call.inputs, job.rank, start=self.input_start(layout, inplace, job.rank))
+        self.fill(call.inputs, job.rank, self.input_start(layout, inplace, job.rank), job.world_size)
         synchronize(job.device)
         dist.barrier()
         call.run()
@@ -218,18 +254,25 @@ class CollectiveProbe(Phase):
         if not dtype.is_floating_point:
             # Integer reductions wrap around in the collective; cast the exact result the same way.
             return output.to(torch.int64) != expected.to(dtype).to(torch.int64)
-        tolerance = self.tolerance(world_size)
+        tolerance = self.tolerance(world_size, expected)
         return (output.to(torch.float64) - expected.to(dtype).to(torch.float64)).abs() > tolerance
 
-    def tolerance(self, world_size: int) -> float:
-        """0 where the dtype holds every partial result exactly; rounding room elsewhere."""
-        if not self.reduces or self.config.op in ("min", "max", "prod"):
+    def tolerance(self, world_size: int, expected: torch.Tensor | None = None) -> float | torch.Tensor:
+        """0 where the pattern keeps every partial result exact (all but avg); for avg, the
+        division's rounding relative to each expected element (the largest one if none given).
+
+        NCCL averages floats as a pre-multiplied sum (x * (1/n), then summed), Gloo as sum
+        then divide; with at most AVG_CONTRIBUTORS non-zero terms per element, each of the
+        roundings (1/n, each product, each addition, the cast of the expected value) is at
+        most eps/2 of the result, so (AVG_CONTRIBUTORS + 2) * eps/2 * |expected| bounds both.
+        """
+        if not self.reduces or self.config.op != "avg" or not self.config.torch_dtype.is_floating_point:
             return 0.0
-        largest_partial = 4.0 * world_size  # pattern values are 0..4
-        eps = torch.finfo(self.config.torch_dtype).eps  # 2**-mantissa_bits
-        if self.config.op == "sum" and largest_partial * eps <= 2.0:  # integers exact up to 2**(m+1)
-            return 0.0
-        return world_size * eps * largest_partial
+        relative = (AVG_CONTRIBUTORS + 2) * torch.finfo(self.config.torch_dtype).eps / 2
+        if expected is not None:
+            return relative * expected.to(torch.float64).abs()
+        contributors = math.ceil(world_size / self._stride(world_size))
+        return relative * SUM_VALUE_MAX * contributors / world_size
 
     def _wrong_sources(self, bad: torch.Tensor, rank: int, world_size: int) -> list[int] | None:
         sources = self.output_sources(rank, world_size)

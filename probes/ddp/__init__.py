@@ -2,9 +2,10 @@
 
 What a user's training will see, next to what the collectives measured: a fixed GPT-style model
 (nccldoctor.refmodel) on synthetic tokens through a Dataset and a DistributedSampler, wrapped in
-DistributedDataParallel (bucket_cap_mb from --ddp-bucket-mb), AdamW, bf16 autocast on GPU and
-fp32 on CPU. After warm-up it alternates windows of steps with gradient sync and steps inside
-no_sync() (forward and backward only, no optimizer step, so the replicas stay identical):
+DistributedDataParallel (bucket_cap_mb from --ddp-bucket-mb), AdamW, bf16 autocast on GPU
+(fp16 with loss scaling where the GPU has no bf16: V100, T4) and fp32 on CPU. After warm-up it
+alternates windows of steps with gradient sync and steps inside no_sync() (forward and backward
+only, no optimizer step, so the replicas stay identical; backward runs outside autocast). It reports:
 
 - throughput from the synced steps: global samples/s and tokens/s;
 - per rank: step time p50/p95 (synced) and compute time p50 (no_sync: nobody waits for
@@ -39,6 +40,7 @@ from nccldoctor.bandwidth import BUS_FACTORS
 from nccldoctor.config import CollectiveOptions, DdpOptions
 from nccldoctor.findings import Finding, make_finding
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
+from nccldoctor.precision import compute_dtype, dtype_name
 from nccldoctor.probes.collectives import REGISTRY
 from nccldoctor.probes.ddp.checkpoint import judge_checkpoint, round_trip
 from nccldoctor.refmodel import PRESETS, Gpt, Preset, SyntheticTokens, gradient_bytes, parameter_count
@@ -138,6 +140,10 @@ class DdpBenchmark:
         self.step = step
         self.plan = plan_ddp(config, job.device)
         self.clock = Clock(job.device)
+        # fp16 gradients underflow without loss scaling (bf16 has fp32's range); a no-op elsewhere.
+        fp16 = compute_dtype(job.device) == torch.float16
+        # A modest first scale: each overflow skips a step, and the loss must fall in a short run.
+        self.scaler = torch.amp.GradScaler(job.device.type, init_scale=2.0**10, enabled=fp16)
 
     # -- every rank --------------------------------------------------------------------------
     def run(self, probe_rows: list[Row]) -> DdpRun:
@@ -203,8 +209,8 @@ class DdpBenchmark:
             epoch += 1
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.job.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.job.device.type == "cuda":  # bf16, or fp16 on GPUs without it (V100, T4)
+            return torch.autocast("cuda", dtype=compute_dtype(self.job.device))
         return contextlib.nullcontext()  # fp32 on CPU
 
     def forward_backward(self, ddp: DistributedDataParallel, batches, sync: bool) -> torch.Tensor:
@@ -214,9 +220,10 @@ class DdpBenchmark:
         for micro in range(self.plan.accum):
             tokens, targets = next(batches)
             last = micro == self.plan.accum - 1
-            with contextlib.nullcontext() if (sync and last) else ddp.no_sync(), self.autocast():
-                loss = ddp(tokens, targets) / self.plan.accum
-                loss.backward()
+            with contextlib.nullcontext() if (sync and last) else ddp.no_sync():
+                with self.autocast():  # the forward only: backward runs in the forward's dtypes
+                    loss = ddp(tokens, targets) / self.plan.accum
+                self.scaler.scale(loss).backward()  # inside no_sync: the sync is decided there
             total += loss.detach()
         return total
 
@@ -225,7 +232,8 @@ class DdpBenchmark:
         start = self.clock.mark()
         loss = self.forward_backward(ddp, batches, sync=True)
         after_backward = self.clock.mark()
-        optimizer.step()
+        self.scaler.step(optimizer)  # optimizer.step() unless fp16 loss scaling is on
+        self.scaler.update()
         optimizer.zero_grad(set_to_none=True)
         return loss, (start, after_backward, self.clock.mark())
 
@@ -370,7 +378,8 @@ def report_ddp(run: DdpRun, summaries: list[dict[str, Any]]) -> tuple[list[Findi
             "preset": plan.preset_name,
             **dataclasses.asdict(plan.preset),
             "parameters": parameter_count(run.model),
-            "precision": "bf16 autocast" if job.device.type == "cuda" else "fp32",
+            "precision": precision_label(job.device),
+            "dtype": dtype_name(compute_dtype(job.device)),
         },
         "batch": batch_section(plan, world),
         "throughput": {
@@ -394,6 +403,13 @@ def report_ddp(run: DdpRun, summaries: list[dict[str, Any]]) -> tuple[list[Findi
     }
     findings, section["correctness"] = judge_correctness(summaries, job)
     return findings, section
+
+
+def precision_label(device: torch.device) -> str:
+    """'bf16 autocast' (fp16 on GPUs without bf16) on a GPU, 'fp32' on a CPU."""
+    if device.type != "cuda":
+        return "fp32"
+    return "bf16 autocast" if compute_dtype(device) == torch.bfloat16 else "fp16 autocast"
 
 
 def batch_section(plan: DdpPlan, world: int) -> dict[str, Any]:

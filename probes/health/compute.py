@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from nccldoctor.precision import compute_dtype, dtype_name
 from nccldoctor.probes.collectives.harness import all_gather_single
 from nccldoctor.timing import seconds_per_op, synchronize
 
@@ -71,6 +72,7 @@ class ComputePlan:
     copy_bytes: int
     copy_repeats: int
     host_device_bytes: int | None
+    matmul_dtype: str = "float32"  # TFLOP/s depend on it: the report says which
 
     def tflops(self, seconds: float) -> float:
         return 2 * self.matmul_n**3 * self.matmul_repeats / seconds / 1e12
@@ -114,7 +116,7 @@ class Kernels:
     def __init__(self, device: torch.device) -> None:
         kind = device.type
         n = MATMUL_N[kind]
-        dtype = torch.bfloat16 if kind == "cuda" else torch.float32
+        dtype = compute_dtype(device)  # bf16 on a GPU, fp16 where it has no bf16 (V100, T4)
         self.device = device
         self.a = torch.randn(n, n, device=device).to(dtype)
         self.b = torch.randn(n, n, device=device).to(dtype)
@@ -163,6 +165,7 @@ def calibrate(kernels: Kernels) -> ComputePlan:
         copy_bytes=kernels.src.numel() * kernels.src.element_size(),
         copy_repeats=_repeats(window / 2, copy),
         host_device_bytes=HOST_DEVICE_BYTES if on_gpu else None,
+        matmul_dtype=dtype_name(kernels.a.dtype),
     )
 
 
