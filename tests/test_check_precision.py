@@ -24,10 +24,9 @@ def window(world: int) -> int:
     return 4 * world
 
 
-def tolerance_of(p, world: int, expected: torch.Tensor) -> torch.Tensor:
+def tolerance_of(p, expected: torch.Tensor) -> torch.Tensor:
     """The tolerance as a per-element tensor, whichever form `tolerance` returns."""
-    tol = p.tolerance(world, expected) if p.config.op == "avg" else p.tolerance(world)
-    return torch.as_tensor(tol, dtype=torch.float64).expand_as(expected)
+    return torch.as_tensor(p.tolerance(expected), dtype=torch.float64).expand_as(expected)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -37,7 +36,7 @@ def test_tolerance_stays_below_the_largest_expected_value(dtype, world, op):
     p = probe(dtype, op)
     expected = p.reduce_patterns(window(world), 0, world, "cpu")
     assert float(expected.max()) > 0
-    assert float(tolerance_of(p, world, expected).max()) < float(expected.max())
+    assert float(tolerance_of(p, expected).max()) < float(expected.max())
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -48,7 +47,7 @@ def test_sums_are_exact_in_the_dtype_so_the_tolerance_is_zero(dtype, world):
     limit = 2 / torch.finfo(getattr(torch, dtype)).eps  # the largest run of exact integers
     assert float(expected.max()) <= limit
     assert torch.equal(expected.to(getattr(torch, dtype)).double(), expected)  # the sum round-trips
-    assert p.tolerance(world) == 0.0
+    assert p.tolerance(expected) == 0.0
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -68,7 +67,7 @@ def test_one_rank_one_element_off_by_one_is_caught_for_every_rank(dtype, world, 
         wrong = expected.clone()
         wrong[j] -= 1.0 / world if op == "avg" else 1.0  # rank r sent one less
         output = wrong.to(torch_dtype)  # what the collective would deliver
-        bad = p._mismatch(output, expected, world)
+        bad = p._mismatch(output, expected)
         assert bad.tolist() == [i == j for i in range(numel)], (rank, j)
 
 
@@ -93,7 +92,7 @@ def test_correct_outputs_pass(dtype, world, op):
     """The exact answer, rounded to the dtype as the collective delivers it, is never wrong."""
     p = probe(dtype, op, "reduce_scatter")
     expected = p.reduce_patterns(window(world), 3, world, "cpu")
-    assert not bool(p._mismatch(expected.to(getattr(torch, dtype)), expected, world).any())
+    assert not bool(p._mismatch(expected.to(getattr(torch, dtype)), expected).any())
 
 
 def test_small_fp32_worlds_keep_the_dense_pattern():

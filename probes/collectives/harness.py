@@ -246,20 +246,20 @@ class CollectiveProbe(Phase):
         call.run()
         synchronize(job.device)
         expected = self.expected(layout, job.rank, job.world_size, job.device)
-        bad = self._mismatch(call.output, expected, job.world_size)
+        bad = self._mismatch(call.output, expected)
         return int(bad.sum()), self._wrong_sources(bad, job.rank, job.world_size)
 
-    def _mismatch(self, output: torch.Tensor, expected: torch.Tensor, world_size: int) -> torch.Tensor:
+    def _mismatch(self, output: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:
         dtype = self.config.torch_dtype
         if not dtype.is_floating_point:
             # Integer reductions wrap around in the collective; cast the exact result the same way.
             return output.to(torch.int64) != expected.to(dtype).to(torch.int64)
-        tolerance = self.tolerance(world_size, expected)
+        tolerance = self.tolerance(expected)
         return (output.to(torch.float64) - expected.to(dtype).to(torch.float64)).abs() > tolerance
 
-    def tolerance(self, world_size: int, expected: torch.Tensor | None = None) -> float | torch.Tensor:
+    def tolerance(self, expected: torch.Tensor) -> float | torch.Tensor:
         """0 where the pattern keeps every partial result exact (all but avg); for avg, the
-        division's rounding relative to each expected element (the largest one if none given).
+        division's rounding relative to each expected element.
 
         NCCL averages floats as a pre-multiplied sum (x * (1/n), then summed), Gloo as sum
         then divide; with at most AVG_CONTRIBUTORS non-zero terms per element, each of the
@@ -269,10 +269,7 @@ class CollectiveProbe(Phase):
         if not self.reduces or self.config.op != "avg" or not self.config.torch_dtype.is_floating_point:
             return 0.0
         relative = (AVG_CONTRIBUTORS + 2) * torch.finfo(self.config.torch_dtype).eps / 2
-        if expected is not None:
-            return relative * expected.to(torch.float64).abs()
-        contributors = math.ceil(world_size / self._stride(world_size))
-        return relative * SUM_VALUE_MAX * contributors / world_size
+        return relative * expected.to(torch.float64).abs()
 
     def _wrong_sources(self, bad: torch.Tensor, rank: int, world_size: int) -> list[int] | None:
         sources = self.output_sources(rank, world_size)
