@@ -199,10 +199,20 @@ _SPECS = [
         "tuning_recommendation",
         Severity.INFO,
         "In the settings sweep (--sweep) a setting was faster than the defaults by more than 5% "
-        "and by more than the defaults' own spread between rounds, and ahead in every "
-        "interleaved round: overall, or for one size band.",
+        "and by more than the noise between rounds (the defaults' own spread, or an A/A "
+        "setting's gap), and ahead in every interleaved round: overall, or for one size band.",
         "Export the setting's variables on every node before torchrun (the fix gives the lines); "
         "a band-only gain trades against the other sizes, which the evidence lists.",
+    ),
+    CodeSpec(
+        "sweep_inconclusive",
+        Severity.INFO,
+        "The settings sweep cannot tell the settings apart: the noise between rounds (the "
+        "defaults' own spread, or the gap an A/A setting equal to the defaults showed) is above "
+        "the 5% a recommendation needs, so it neither recommends a setting nor says to keep the "
+        "defaults.",
+        "Measure again with more rounds (--sweep-repeats), more iterations per size (-n), fewer "
+        "ranks per CPU core or GPU, on a quieter machine.",
     ),
     CodeSpec(
         "sweep_setting_ignored",

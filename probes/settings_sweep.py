@@ -6,10 +6,18 @@ always one of the settings. Rounds are interleaved (A B C A B C ...), so drift o
 (thermal, other jobs) lands on every setting alike, and each round compares settings measured
 minutes apart at most.
 
+Each round runs the settings in a rotated order (round r starts at the r-th setting), so no
+setting always runs first and drift that favours a slot lands on every setting alike.
+
 A setting is recommended only when it beats the noise: measured against the defaults round by
 round (the geometric mean, over the sizes in scope, of the defaults' time over the setting's),
-its median gain is above 5% and above the defaults' own spread between rounds, and it was ahead
-in every round. A setting that fails is recorded with its error and not run again.
+its median gain is above 5% and above the noise, and it was ahead in every round. The noise is
+the larger of the defaults' own spread between rounds and, when the sweep holds a setting equal
+to the defaults (an A/A check, such as the OMP_NUM_THREADS=1 torchrun already sets), the largest
+gap that setting showed in any round. "Keep the defaults" is said only when the sweep could have
+seen a 5% gain (noise at most 5%) and did not, or when every setting was slower by more than the
+noise; otherwise the verdict is "inconclusive", with the noise measured and what to do about it.
+A setting that fails is recorded with its error and not run again.
 """
 
 from __future__ import annotations
@@ -61,7 +69,15 @@ def interleaved(variants: list[Variant], repeats: int, log_round: bool = False) 
     a first round (LOG_ROUND) logs NCCL's choices: a log line per collective slows small
     messages, so that round is kept out of the scores."""
     first = [LOG_ROUND] if log_round else []
-    return [(repeat, variant) for repeat in [*first, *range(repeats)] for variant in variants]
+    rounds = [*first, *range(repeats)]
+    return [(repeat, variant) for repeat in rounds for variant in rotated(variants, repeat)]
+
+
+def rotated(variants: list[Variant], repeat: int) -> list[Variant]:
+    """Round `repeat`'s order: started at its own setting, so each setting runs first as often
+    as any other (the log round, not scored, keeps the written order)."""
+    shift = max(repeat, 0) % len(variants) if variants else 0
+    return variants[shift:] + variants[:shift]
 
 
 def backend_logs_tuning(backend: str, environ: Mapping[str, str]) -> bool:
@@ -100,11 +116,34 @@ class Comparison:
     rounds: int  # rounds in which both were measured
     gain: float  # median over rounds of the setting's speed-up, minus 1 (0.12: 12% faster)
     worst_round: float  # the smallest of those speed-ups, minus 1
-    noise: float  # the defaults' own spread between rounds over the same cells (0.03: 3%)
+    best_round: float  # the largest, minus 1
+    spread: float  # the defaults' own spread between rounds over the same cells (0.03: 3%)
+    noise: float = 0.0  # what a gain must beat: the spread, or an A/A setting's gap if larger
+    same_as_defaults: bool = False  # an A/A check: its gain is pure noise
 
     @property
     def beats_noise(self) -> bool:
-        return self.rounds >= 2 and self.gain > max(MIN_GAIN, self.noise) and self.worst_round > 0
+        return (
+            not self.same_as_defaults
+            and self.rounds >= 2
+            and self.gain > max(MIN_GAIN, self.noise)
+            and self.worst_round > 0
+        )
+
+    @property
+    def clearly_slower(self) -> bool:
+        """Behind the defaults in every round, by more than the noise at the median."""
+        return self.rounds >= 2 and self.gain < -max(MIN_GAIN, self.noise) and self.best_round < 0
+
+    @property
+    def could_see_min_gain(self) -> bool:
+        """Quiet enough that a MIN_GAIN speed-up would have stood out."""
+        return self.rounds >= 2 and self.noise <= MIN_GAIN
+
+    @property
+    def gap(self) -> float:
+        """The largest distance from the defaults in any round (for an A/A check: the noise)."""
+        return max(abs(self.worst_round), abs(self.best_round))
 
 
 def compare(frame: pd.DataFrame, setting: str, scope: str, low: float, high: float) -> Comparison | None:
@@ -118,7 +157,7 @@ def compare(frame: pd.DataFrame, setting: str, scope: str, low: float, high: flo
         return None
     speedups = (pair[DEFAULTS] / pair[setting]).groupby(level="repeat").apply(_geomean)
     defaults = pair[DEFAULTS].groupby(level=["probe", "size_bytes"])
-    noise = _geomean(defaults.max() / defaults.min()) - 1
+    spread = _geomean(defaults.max() / defaults.min()) - 1
     return Comparison(
         setting=setting,
         scope=scope,
@@ -126,7 +165,9 @@ def compare(frame: pd.DataFrame, setting: str, scope: str, low: float, high: flo
         rounds=len(speedups),
         gain=statistics.median(speedups) - 1,
         worst_round=min(speedups) - 1,
-        noise=noise,
+        best_round=max(speedups) - 1,
+        spread=spread,
+        noise=spread,
     )
 
 
@@ -141,11 +182,18 @@ def scopes(frame: pd.DataFrame) -> list[tuple[str, float, float]]:
     return [("all sizes", 0, math.inf), *bands]
 
 
-def comparisons(frame: pd.DataFrame, settings: list[str]) -> dict[str, list[Comparison]]:
-    """scope -> every setting's comparison with the defaults, best first."""
+def comparisons(
+    frame: pd.DataFrame, settings: list[str], same_as_defaults: frozenset[str] = frozenset()
+) -> dict[str, list[Comparison]]:
+    """scope -> every setting's comparison with the defaults, best first. An A/A setting's
+    largest gap in a round raises the noise every setting of that scope must beat."""
     result = {}
     for scope, low, high in scopes(frame):
         found = [c for s in settings if s != DEFAULTS if (c := compare(frame, s, scope, low, high))]
+        floor = max((c.gap for c in found if c.setting in same_as_defaults), default=0.0)
+        for c in found:
+            c.same_as_defaults = c.setting in same_as_defaults
+            c.noise = max(c.spread, floor)
         result[scope] = sorted(found, key=lambda c: c.gain, reverse=True)
     return result
 
@@ -212,20 +260,31 @@ def recommendations(found: dict[str, list[Comparison]]) -> dict[str, Comparison]
     return chosen
 
 
+RECOMMENDED = "recommended"
+KEEP_DEFAULTS = "keep the defaults"
+INCONCLUSIVE = "inconclusive"
+BAND_LOST = "slower in some band: see the bands"
+
+
+def scope_verdict(ranked: list[Comparison], chosen: Comparison | None) -> dict[str, str]:
+    """One scope's fastest setting and what to make of it. "Keep the defaults" needs evidence:
+    a sweep quiet enough to have seen a MIN_GAIN speed-up, or every setting clearly slower."""
+    if chosen is not None:
+        return {"best": chosen.setting, "verdict": RECOMMENDED}
+    contenders = [c for c in ranked if not c.same_as_defaults]
+    ahead = next((c for c in contenders if c.gain > 0), None)
+    if ahead is not None and ahead.beats_noise:  # overall only: it costs some band too much
+        return {"best": ahead.setting, "verdict": BAND_LOST}
+    if contenders and all(c.clearly_slower for c in contenders):
+        return {"best": DEFAULTS, "verdict": KEEP_DEFAULTS}
+    if ranked and all(c.could_see_min_gain for c in ranked):
+        return {"best": DEFAULTS, "verdict": KEEP_DEFAULTS}
+    return {"best": ahead.setting if ahead else DEFAULTS, "verdict": INCONCLUSIVE}
+
+
 def verdicts(found: dict[str, list[Comparison]], chosen: dict[str, Comparison]) -> dict[str, dict[str, str]]:
     """Per scope: the fastest setting (the defaults when nothing was faster) and what to make of it."""
-    result = {}
-    for scope, ranked in found.items():
-        best = ranked[0] if ranked and ranked[0].gain > 0 else None
-        if scope in chosen:
-            result[scope] = {"best": chosen[scope].setting, "verdict": "recommended"}
-        elif best is None:
-            result[scope] = {"best": DEFAULTS, "verdict": "keep the defaults"}
-        elif best.beats_noise:  # overall only: it costs some band too much
-            result[scope] = {"best": best.setting, "verdict": "slower in some band: see the bands"}
-        else:
-            result[scope] = {"best": best.setting, "verdict": "within noise"}
-    return result
+    return {scope: scope_verdict(ranked, chosen.get(scope)) for scope, ranked in found.items()}
 
 
 def judge(
@@ -234,22 +293,76 @@ def judge(
     settings: list[SettingRecord],
     nodes: list[int],
 ) -> tuple[list[Finding], str]:
-    """Findings (recommendations, failed and ignored settings) and the one-line advice."""
+    """Findings (recommendations, failed and ignored settings, inconclusive) and the one-line advice."""
     env_of = {s.name: s.env for s in settings}
     findings = [_failed(s, nodes) for s in settings if s.error]
     findings += [_ignored(s, nodes) for s in settings if s.ignored]
     findings += [_recommend(c, env_of[c.setting], found, nodes) for c in chosen.values()]
     overall = chosen.get("all sizes")
+    ranked = found.get("all sizes", [])
+    if not ranked:
+        return findings, "nothing to compare: no setting was measured next to the defaults"
+    verdict = scope_verdict(ranked, overall)["verdict"]
     if overall:
-        advice = f"use {overall.setting}: {export_lines(env_of[overall.setting])}"
-    elif chosen:
-        advice = "keep the defaults overall; a setting helps only one size band (see the findings)"
-    else:
-        advice = (
-            f"keep the defaults: no setting beat them by more than {MIN_GAIN:.0%} "
-            "and the noise between rounds"
-        )
-    return findings, advice
+        return findings, f"use {overall.setting}: {export_lines(env_of[overall.setting])}"
+    banded = "; a setting helps only one size band (see the findings)" if chosen else ""
+    if verdict == INCONCLUSIVE:
+        findings.append(_inconclusive(ranked, nodes))
+        return findings, f"inconclusive overall: {_noise_text(ranked)}{banded}"
+    return findings, f"keep the defaults overall{banded}" if chosen else _keep_text(ranked, verdict)
+
+
+def _keep_text(ranked: list[Comparison], verdict: str) -> str:
+    if verdict == BAND_LOST:
+        return "keep the defaults: the fastest setting overall costs some size band (see the bands)"
+    contenders = [c for c in ranked if not c.same_as_defaults]
+    if contenders and all(c.clearly_slower for c in contenders):
+        return "keep the defaults: every setting was slower than them by more than the noise"
+    return (
+        f"keep the defaults: the sweep could see a {MIN_GAIN:.0%} gain (noise {_noise(ranked):.1%} "
+        "between rounds) and no setting reached it"
+    )
+
+
+def _noise(ranked: list[Comparison]) -> float:
+    return max((c.noise for c in ranked), default=0.0)
+
+
+def _noise_text(ranked: list[Comparison]) -> str:
+    """The measured noise, where it came from, and that it hides any effect a sweep could call."""
+    rounds = min((c.rounds for c in ranked), default=0)
+    if rounds < 2:
+        return f"only {rounds} round was measured, and one round cannot tell a steady difference from noise"
+    text = f"the defaults varied {max(c.spread for c in ranked):.0%} between rounds"
+    same = [c for c in ranked if c.same_as_defaults]
+    if same:
+        worst = max(same, key=lambda c: c.gap)
+        text += f" and {worst.setting}, the defaults' own values, differed from them by up to {worst.gap:.0%}"
+    return (
+        f"{text}: more than the {MIN_GAIN:.0%} a recommendation needs, "
+        "so no setting was called faster or slower"
+    )
+
+
+INCONCLUSIVE_FIX = (
+    "measure again with more rounds (--sweep-repeats), more iterations per size (-n), fewer ranks "
+    "per CPU core or GPU, on a quieter machine (no other jobs)"
+)
+
+
+def _inconclusive(ranked: list[Comparison], nodes: list[int]) -> Finding:
+    return make_finding(
+        "sweep_inconclusive",
+        f"settings sweep inconclusive: {_noise_text(ranked)}",
+        nodes=nodes,
+        evidence={
+            "noise": round(_noise(ranked), 4),
+            "defaults_spread": round(max(c.spread for c in ranked), 4),
+            "gains": {c.setting: round(c.gain, 4) for c in ranked},
+            "same_as_defaults": [c.setting for c in ranked if c.same_as_defaults],
+        },
+        fix=INCONCLUSIVE_FIX,
+    )
 
 
 def _no_band_lost(candidate: Comparison, found: dict[str, list[Comparison]]) -> bool:
@@ -330,7 +443,8 @@ def report_settings(
     rows = [row for repeat, o in runs if o.ok and not o.skipped for row in variant_rows(o, repeat=repeat)]
     frame = measurements([row for row in rows if row.repeat != LOG_ROUND])
     settings = records(variants, runs)
-    found = comparisons(frame, [v.name for v in variants]) if not frame.empty else {}
+    same = frozenset(s.name for s in settings if s.same_as_defaults)
+    found = comparisons(frame, [v.name for v in variants], same) if not frame.empty else {}
     chosen = recommendations(found)
     findings, advice = judge(found, chosen, settings, nodes)
     left = [f"{v.name} ({round_name(r)})" for r, v in plan[len(runs) :]]
@@ -346,6 +460,7 @@ def report_settings(
     section = {
         "variables": [{"name": name, "values": values} for name, values in _spec_of(variants)],
         "repeats": max((r for r, _ in plan), default=-1) + 1,
+        "order": _round_orders(plan),
         "settings": [asdict(s) for s in settings],
         "table": summary(frame).to_dict("records") if not frame.empty else [],
         "verdicts": verdicts(found, chosen),
@@ -353,6 +468,14 @@ def report_settings(
         "advice": advice,
     }
     return findings, section, rows
+
+
+def _round_orders(plan: list[tuple[int, Variant]]) -> dict[str, list[str]]:
+    """The order settings ran in, per round (rotated: see `rotated`)."""
+    orders: dict[str, list[str]] = {}
+    for repeat, variant in plan:
+        orders.setdefault(round_name(repeat), []).append(variant.name)
+    return orders
 
 
 def _spec_of(variants: list[Variant]) -> list[tuple[str, list[str]]]:

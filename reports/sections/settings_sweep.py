@@ -51,7 +51,7 @@ def settings_verdict_table(report: Report) -> pd.DataFrame | None:
         )
         contender = "" if not shown or shown["setting"] == verdict["best"] else f" (next: {shown['setting']})"
         lines.append([scope, verdict["best"] + contender, *numbers, verdict["verdict"]])
-    columns = ["sizes", "best setting", "gain (median)", "worst round", "defaults' noise", "verdict"]
+    columns = ["sizes", "best setting", "gain (median)", "worst round", "noise", "verdict"]
     return pd.DataFrame(lines, columns=columns)
 
 
