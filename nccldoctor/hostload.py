@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 
 import psutil
 
+from nccldoctor.cpupressure import CpuPressure
 from nccldoctor.findings import Finding, make_finding
 
 PSI_MEMORY = Path("/proc/pressure/memory")
@@ -292,12 +293,34 @@ def psi_some_avg10(path: Path = PSI_MEMORY) -> float | None:
 # --- judging ----------------------------------------------------------------------------------
 
 
-def judge_hosts(samples: Mapping[int, HostSample], thresholds: Thresholds = Thresholds()) -> list[Finding]:
-    """One `host_contention` warning per node (keyed by node rank) that crosses any threshold."""
+@dataclass(frozen=True)
+class Crowding:
+    """A node that was oversubscribed while the ranks were measured, and the slow ranks on it
+    whose slowness that explains (they are not named stragglers: see stragglers.py)."""
+
+    pressure: CpuPressure
+    excused: tuple[tuple[int, float], ...]  # (rank, score)
+
+    def sentence(self) -> str:
+        ranks = ", ".join(f"rank {rank} (score {score:.2f})" for rank, score in self.excused)
+        return (
+            f"the CPUs were oversubscribed while the ranks were measured: {self.pressure.describe()}; "
+            f"{ranks} slower by no more than that explains, so not named a straggler"
+        )
+
+
+def judge_hosts(
+    samples: Mapping[int, HostSample],
+    thresholds: Thresholds = Thresholds(),
+    crowding: Mapping[int, Crowding] | None = None,
+) -> list[Finding]:
+    """One `host_contention` warning per node (keyed by node rank) that crosses any threshold
+    or whose oversubscription excused a slow rank (`crowding`)."""
     findings = []
     for node in sorted(samples):
         sample = samples[node]
-        problems = _problems(sample, thresholds)
+        crowded = (crowding or {}).get(node)
+        problems = _problems(sample, thresholds, crowded)
         if not problems:
             continue
         where = f"node {node} ({sample.host})"
@@ -307,16 +330,18 @@ def judge_hosts(samples: Mapping[int, HostSample], thresholds: Thresholds = Thre
                 "host_contention",
                 f"{where} is busy with work outside the job: " + "; ".join(problems.values()),
                 nodes=[node],
-                evidence=_evidence(sample, thresholds, list(problems)),
+                evidence=_evidence(sample, thresholds, list(problems), crowded),
                 fix=_fix(where, problems, offenders),
             )
         )
     return findings
 
 
-def _problems(s: HostSample, t: Thresholds) -> dict[str, str]:
+def _problems(s: HostSample, t: Thresholds, crowded: Crowding | None = None) -> dict[str, str]:
     """What is wrong on one node: reason key -> sentence; empty when nothing is."""
     problems = {}
+    if crowded is not None:
+        problems["oversubscribed"] = crowded.sentence()
     limit = t.foreign_limit(s.cpu_count)
     if s.foreign_cores >= limit:
         named = ", ".join(f"PID {p.pid} {p.name} {p.cores:.1f} cores" for p in _offenders(s, t))
@@ -354,12 +379,22 @@ def _fix(where: str, problems: Mapping[str, str], offenders: list[ProcessLoad]) 
         steps.append(f"find what is running or blocked on {where} (top; ps -eo stat,pid,pcpu,args)")
     if problems.keys() & {"swap", "memory", "memory_pressure"}:
         steps.append(f"free memory on {where}: stop the largest processes (ps aux --sort=-rss | head)")
+    if "oversubscribed" in problems:
+        steps.append(
+            f"give {where} a core per rank (fewer ranks, no other jobs; on a VM, dedicated vCPUs) "
+            "and run again to judge its ranks"
+        )
     return "; ".join(steps) + ", or drain the node"
 
 
-def _evidence(s: HostSample, t: Thresholds, reasons: list[str]) -> dict[str, Any]:
+def _evidence(s: HostSample, t: Thresholds, reasons: list[str], crowded: Crowding | None) -> dict[str, Any]:
     """The sample's numbers and the limit that applied; top_processes: busiest first, as sampled."""
     return {
+        **(
+            {"cpu_pressure": crowded.pressure.to_json(), "excused_ranks": [r for r, _ in crowded.excused]}
+            if crowded
+            else {}
+        ),
         "host": s.host,
         "reasons": reasons,
         "foreign_cores": s.foreign_cores,
@@ -380,12 +415,18 @@ def _evidence(s: HostSample, t: Thresholds, reasons: list[str]) -> dict[str, Any
 
 
 def host_rows(
-    samples: Mapping[int, HostSample], thresholds: Thresholds = Thresholds()
+    samples: Mapping[int, HostSample],
+    pressure: Mapping[int, CpuPressure] | None = None,
+    crowding: Mapping[int, Crowding] | None = None,
+    thresholds: Thresholds = Thresholds(),
 ) -> list[dict[str, Any]]:
-    """One row per node for the health table, in node order; `status` is "ok" or what is wrong."""
+    """One row per node for the health table, in node order; `status` is "ok" or what is wrong.
+    `pressure`: each node's CPU crowding during the compute probes (nccldoctor.cpupressure)."""
     rows = []
     for node in sorted(samples):
         s = samples[node]
+        cpu = (pressure or {}).get(node)
+        crowded = (crowding or {}).get(node)
         busiest = s.top[0] if s.top else None
         rows.append(
             {
@@ -400,7 +441,11 @@ def host_rows(
                 "psi_some_avg10": s.mem_psi_some_avg10,
                 "swap_used_mib": round(s.swap_used_bytes / MIB, 1),
                 "swap_mib_per_s": round(s.swap_bytes_per_s / MIB, 2),
-                "status": ", ".join(_problems(s, thresholds)) or "ok",
+                "tasks_per_core": round(cpu.share_factor, 2) if cpu else None,
+                "cpu_psi_some_pct": cpu.psi_some_pct if cpu else None,
+                "steal_pct": cpu.steal_pct if cpu else None,
+                "throttled_pct": cpu.throttled_pct if cpu else None,
+                "status": ", ".join(_problems(s, thresholds, crowded)) or "ok",
             }
         )
     return rows

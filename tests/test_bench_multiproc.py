@@ -22,10 +22,15 @@ def test_healthy_run_measures_every_probe_and_passes(nproc, out_dir):
     run = torchrun(nproc, ["-e", "256K", "-n", "5", "-w", "2"], out_dir)
     assert run.returncode == 0, run.stderr[-3000:]
     report = run.report
-    assert report["verdict"] == "pass" and report["exit_code"] == 0 and report["complete"]
+    # Host contention is the truth when the CPUs were oversubscribed while the ranks were scored
+    # (other CI work on 2 cores): it is a warning that names the crowding, never a straggler.
+    contention = [f for f in report["findings"] if f["code"] == "host_contention"]
+    assert all(f["evidence"]["reasons"] == ["oversubscribed"] for f in contention), contention
+    assert report["verdict"] == ("warn" if contention else "pass") and report["exit_code"] == 0
+    assert report["complete"]
     # More ranks than cores (4 on CI's 2) are too many to compare one against another: one note.
     notes = [] if nproc <= CORES else [("probe_skipped", [0])]
-    assert [(f["code"], f["nodes"]) for f in report["findings"]] == notes
+    assert [(f["code"], f["nodes"]) for f in report["findings"] if f["code"] != "host_contention"] == notes
     rows = report["results"]
     assert {r["probe"] for r in rows} == set(ALL_PROBES)
     assert all(r["wrong"] == 0 and r["busbw_gbps"] > 0 and r["world_size"] == nproc for r in rows)

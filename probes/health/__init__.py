@@ -29,9 +29,10 @@ import torch.distributed as dist
 
 from nccldoctor.bandwidth import algbw_gbps
 from nccldoctor.config import BenchConfig, HealthOptions
+from nccldoctor.cpupressure import CpuPressure, CpuPressureWatch
 from nccldoctor.findings import Finding
 from nccldoctor.gpuhealth import GpuInventory, health_rows, judge_gpus, watch_gpus
-from nccldoctor.hostload import HostSample, host_rows, judge_hosts, sample_host
+from nccldoctor.hostload import Crowding, HostSample, host_rows, judge_hosts, sample_host
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.probes.gpu_device import device_uuid
 from nccldoctor.probes.health.compute import RankCompute, gather_floats, measure_compute
@@ -46,6 +47,7 @@ from nccldoctor.probes.health.links import (
 )
 from nccldoctor.probes.health.stragglers import (
     ScoreThresholds,
+    contention_excuses,
     crowded_nodes,
     judge_stragglers,
     rank_rows,
@@ -71,33 +73,47 @@ def phases(config: BenchConfig) -> list[Phase]:
 class NodeSampler(threading.Thread):
     """On a node's leader: host contention and NVML, read beside the measurements.
 
-    The host is sampled over HOST_WINDOW_S; NVML is read in its own thread from the start until
-    the phase calls `gpu_work_done()` (after the links), keeping each GPU's busiest reading: the
-    GPU measurements are over in well under a second on an H100, so a reading taken after the
-    host window would see idle GPUs and the load rules (SW clock limits, PCIe generation) would
-    never apply.
+    The host is sampled over HOST_WINDOW_S; the CPUs' crowding (nccldoctor.cpupressure) is
+    watched from the start until the phase calls `compute_done()`, so that it covers exactly the
+    compute and step probes the straggler scores come from; NVML is read in its own thread from
+    the start until the phase calls `gpu_work_done()` (after the links), keeping each GPU's
+    busiest reading: the GPU measurements are over in well under a second on an H100, so a
+    reading taken after the host window would see idle GPUs and the load rules (SW clock
+    limits, PCIe generation) would never apply.
     """
 
     def __init__(self, job_pids: list[int], max_s: float = 3600.0) -> None:
         super().__init__(name="nccldoctor-node-sampler", daemon=True)
         self.job_pids = job_pids
         self.max_s = max_s  # the GPU watch ends by itself then, should the phase never say so
-        self.result: dict[str, Any] = {"host": None, "gpus": None, "error": "not finished in time"}
+        self.result: dict[str, Any] = {
+            "host": None,
+            "gpus": None,
+            "cpu": None,
+            "error": "not finished in time",
+        }
+        self.cpu_watch = CpuPressureWatch(max_s=max_s)
         self._gpu_stop = threading.Event()
         self._gpus: dict[str, Any] = {"gpus": None, "error": ""}
 
     def gpu_work_done(self) -> None:
         self._gpu_stop.set()
 
+    def compute_done(self) -> None:
+        self.cpu_watch.stop()
+
     def run(self) -> None:
+        self.cpu_watch.start()
         watcher = threading.Thread(target=self._watch_gpus, name="nccldoctor-gpu-watch", daemon=True)
         watcher.start()
-        result: dict[str, Any] = {"host": None, "gpus": None, "error": ""}
+        result: dict[str, Any] = {"host": None, "gpus": None, "cpu": None, "error": ""}
         try:
             result["host"] = sample_host(self.job_pids, HOST_WINDOW_S).to_json()
         except Exception as exc:  # a broken /proc must not stop the measurements
             result["error"] = f"{type(exc).__name__}: {exc}"
         watcher.join()  # ends at gpu_work_done() or max_s
+        self.cpu_watch.stop()  # normally stopped already, at compute_done()
+        result["cpu"] = self.cpu_watch.result.to_json() if self.cpu_watch.result else None
         result["gpus"] = self._gpus["gpus"]
         result["error"] = "; ".join(e for e in (result["error"], self._gpus["error"]) if e)
         self.result = result
@@ -156,6 +172,8 @@ class HealthCheck:
         leaders = [node_of.index(node) for node in nodes]
         sampler = self._start_sampler() if self.job.rank in leaders else None
         plan, computes = self._compute(node_of, crowded)
+        if sampler is not None:
+            sampler.compute_done()
         ring_seconds = self._ring(node_of)
         pair_seconds = self._node_pairs(leaders)
         self.step("node health")
@@ -168,9 +186,12 @@ class HealthCheck:
         hostnames = {info.node_rank: info.hostname for info in self.job.ranks}
         size = LINK_BYTES[self.device.type]
         links = ring_links(ring_seconds, node_of, size) + pair_links(pair_seconds, leaders, nodes, size)
-        health_findings, health = self._judge_nodes(nodes, node_of)
+        published = self._node_health(nodes)
+        pressure = {n: CpuPressure.from_json(p["cpu"]) for n, p in published.items() if p.get("cpu")}
         verdicts = score_ranks(computes, node_of, scored_kernels(self.device.type))
-        findings = judge_stragglers(verdicts, computes, self.thresholds, hostnames, crowded)
+        excused = contention_excuses(slow_ranks(verdicts, self.thresholds, computes), pressure)
+        findings = judge_stragglers(verdicts, computes, self.thresholds, hostnames, crowded, excused)
+        health_findings, health = self._judge_nodes(published, node_of, pressure, excused)
         findings += judge_links(links, hostnames)
         ring_in = [link.gbps for link in links if link.kind.startswith("ring")] or None
         stragglers = {
@@ -232,17 +253,26 @@ class HealthCheck:
         sampler.start()
         return sampler
 
-    def _judge_nodes(self, nodes: list[int], node_of: list[int]) -> tuple[list[Finding], dict[str, Any]]:
-        """Host and GPU findings, and the `health` section."""
-        job_gpus = self._job_gpus(node_of)
+    def _node_health(self, nodes: list[int]) -> dict[int, dict[str, Any]]:
+        """What each node's leader published: host sample, GPUs, CPU crowding, errors."""
         keys = [f"health/{node}" for node in nodes]
         wait_for(self.store, keys, self.remaining_s())
-        published = dict(zip(nodes, (json.loads(raw) for raw in self.store.multi_get(keys)), strict=True))
+        return dict(zip(nodes, (json.loads(raw) for raw in self.store.multi_get(keys)), strict=True))
+
+    def _judge_nodes(
+        self,
+        published: dict[int, dict[str, Any]],
+        node_of: list[int],
+        pressure: dict[int, CpuPressure],
+        crowding: dict[int, Crowding],
+    ) -> tuple[list[Finding], dict[str, Any]]:
+        """Host and GPU findings, and the `health` section."""
+        job_gpus = self._job_gpus(node_of)
         hosts = {n: HostSample.from_json(p["host"]) for n, p in published.items() if p["host"]}
         gpus = {n: GpuInventory.from_json(p["gpus"]) for n, p in published.items() if p["gpus"]}
-        findings = judge_hosts(hosts) + judge_gpus(gpus, job_gpus=job_gpus)
+        findings = judge_hosts(hosts, crowding=crowding) + judge_gpus(gpus, job_gpus=job_gpus)
         section = {
-            "hosts": host_rows(hosts),
+            "hosts": host_rows(hosts, pressure, crowding),
             "gpus": health_rows(gpus, job_gpus),
             "errors": {n: p["error"] for n, p in published.items() if p["error"]},
         }

@@ -5,6 +5,13 @@ host<->device copies) gives every rank a score: the median rank's time divided b
 (nccldoctor.stats). A rank's score combines them as the reciprocal of its mean relative time,
 so three noisy measurements average out and a rank slow at any one of them still drops.
 
+A slow rank on a node whose CPUs were oversubscribed while it was measured (more runnable tasks
+than cores, or hypervisor steal: nccldoctor.cpupressure) is not named a straggler when its
+slowness is within what that crowding explains (score x tasks per core >= EXCUSE_SLACK) and the
+node's own CPU quota did not throttle it: the node gets a `host_contention` warning instead, naming
+the oversubscription and the ranks it excused. A rank slower than that, or slow on an uncrowded
+node, is still a straggler: a gate must not drain a healthy node, nor miss a slow one.
+
 `straggler_node` when more than half of a node's ranks are slow (the node is named: a node-wide
 cause such as a CPU quota, a power cap or a noisy neighbour is likelier than that many
 independent faults); `straggler_rank` for the slow ranks that are left.
@@ -16,7 +23,9 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from nccldoctor.cpupressure import CpuPressure
 from nccldoctor.findings import Finding, Severity, make_finding
+from nccldoctor.hostload import Crowding
 from nccldoctor.probes.health.compute import ComputePlan, RankCompute
 from nccldoctor.stats import straggler_scores
 
@@ -91,6 +100,24 @@ def within_noise(verdict: RankVerdict, computes: list[RankCompute]) -> bool:
     return computes[verdict.rank].step_best_s <= typical
 
 
+# score x tasks-per-core at or above this: the crowding explains the rank's slowness. A fair
+# scheduler gives each of F tasks per core 1/F of a core, so a rank that drew the short straw
+# scores down to about 1/F; the 10% slack is for the scheduler's unevenness within a window.
+EXCUSE_SLACK = 0.9
+
+
+def contention_excuses(slow: list[RankVerdict], pressure: dict[int, CpuPressure]) -> dict[int, Crowding]:
+    """Per node: the slow ranks its oversubscription explains (see the module's docstring)."""
+    excused: dict[int, list[tuple[int, float]]] = {}
+    for verdict in slow:
+        cpu = pressure.get(verdict.node)
+        if cpu is None or not cpu.oversubscribed or cpu.throttled:
+            continue
+        if verdict.score * cpu.share_factor >= EXCUSE_SLACK:
+            excused.setdefault(verdict.node, []).append((verdict.rank, round(verdict.score, 3)))
+    return {node: Crowding(pressure[node], tuple(ranks)) for node, ranks in excused.items()}
+
+
 def crowded_nodes(node_of: list[int], cpu_counts: dict[int, int]) -> dict[int, str]:
     """CPU nodes running more ranks than they have cores, with why their ranks are not judged
     one against another: there, which rank the scheduler gives a core decides its speed (a
@@ -109,11 +136,14 @@ def judge_stragglers(
     thresholds: ScoreThresholds,
     hostnames: dict[int, str],
     crowded: dict[int, str] | None = None,
+    excused: dict[int, Crowding] | None = None,
 ) -> list[Finding]:
     """straggler_node for nodes with most ranks slow, straggler_rank for the other slow ranks,
-    except on `crowded` nodes (crowded_nodes), which get one probe_skipped note instead."""
+    except on `crowded` nodes (crowded_nodes), which get one probe_skipped note instead, and
+    for the ranks an oversubscribed node's `excused` list holds (contention_excuses)."""
     crowded = crowded or {}
-    slow = slow_ranks(verdicts, thresholds, computes)
+    pardoned = {rank for crowding in (excused or {}).values() for rank, _ in crowding.excused}
+    slow = [v for v in slow_ranks(verdicts, thresholds, computes) if v.rank not in pardoned]
     medians = _medians(computes)
     findings = []
     named_nodes = set()
