@@ -55,6 +55,7 @@ from nccldoctor.runtime import (
     wait_for,
 )
 from nccldoctor.signals import EarlySignals
+from nccldoctor.speed import speed_section
 from nccldoctor.supervisor import Cause, RankState, Supervisor, cause_of
 from nccldoctor.sweepspec import backend_mismatch
 
@@ -249,6 +250,16 @@ class Bench:
         job = self.job_for_report()
         collectives = self.config.collectives
         judged = judge_rows(main_rows(rows), collectives.expect_busbw, job.nodes_of, collectives.probes)
+        speed = speed_section(
+            main_rows(rows),
+            sections.get("network"),
+            collectives.expect_busbw,
+            job.launch.nnodes,
+            job.backend,
+            os.environ,
+        )
+        if speed is not None:
+            sections = {"speed": speed, **sections}
         return Report(
             job=describe_job(job),
             environment=describe_environment(job.ranks),

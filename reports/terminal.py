@@ -87,9 +87,16 @@ class TerminalSink:
         tail = "" if report.complete else " (incomplete run: partial report)"
         self.console.print(
             f"[{style}]verdict: {report.verdict.upper()}[/] exit code {report.exit_code}{tail}"
+            + speed_note(report)
         )
         if out_dir is not None:
             self.console.print(f"report: {out_dir}")
+
+
+def speed_note(report: Report) -> str:
+    """After the verdict: whether speed was judged, so a PASS is not read as "fast enough"."""
+    speed = report.sections.get("speed")
+    return f"; {speed['note']}" if speed and not speed["judged"] else ""
 
 
 def headline(report: Report) -> str:
