@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
@@ -178,14 +179,13 @@ def parse_ports(text: str) -> list[tuple[int, int]]:
 
 
 def parse_ifaces(text: str) -> str | list[str]:
-    """'auto' | 'off' | 'eth0,ib0' (names are checked against the nodes once they report)."""
+    """'auto' | 'off' | 'eth0,ib0' | 'mlx5_0:1,mlx5_1' (IB ports or devices, swept through
+    NCCL_IB_HCA on NCCL over IB; names are checked against the nodes once they report)."""
     if text in ("auto", "off"):
         return text
     names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names or any(
-        not name.replace("-", "").replace("_", "").replace(".", "").isalnum() for name in names
-    ):
-        raise UsageError(f"--ifaces: {text!r} is not auto, off or a comma list of interface names")
+    if not names or any(not re.fullmatch(r"[\w.-]+(:\d+)?", name) for name in names):
+        raise UsageError(f"--ifaces: {text!r} is not auto, off or a comma list of interface or IB port names")
     return list(dict.fromkeys(names))
 
 
@@ -322,7 +322,7 @@ class NetworkOptions:
         "--ifaces",
         default="auto",
         parse=parse_ifaces,
-        help="per-NIC sweep: auto (multi-node, 2+ shared NICs), off, or eth0,eth1",
+        help="per-NIC sweep: auto (multi-node, 2+ shared NICs or IB ports), off, eth0,eth1 or mlx5_0:1",
     )
 
 

@@ -118,6 +118,15 @@ _SPECS = [
         "/etc/hosts so the hostname resolves to its address.",
     ),
     CodeSpec(
+        "ib_port_slow",
+        Severity.WARN,
+        "In the per-NIC sweep on NCCL over InfiniBand/RoCE (one NCCL_IB_HCA port at a time) a "
+        "port was 1.5x or more slower than the best port; NCCL uses every active port, so "
+        "a slow one holds back its share of every transfer.",
+        "Check the port on every node (ibstat: State Active and the expected Rate; its cable and "
+        "switch port); meanwhile leave it out with NCCL_IB_HCA=^=<port> (the fix names it).",
+    ),
+    CodeSpec(
         "port_blocked",
         Severity.FAIL,
         "Connections from one node to ports another node listens on (sampled across its "

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from nccldoctor.findings import CATALOG, Finding, make_finding
+from nccldoctor.net.infiniband import ib_off_on_purpose
 
 
 @dataclass
@@ -250,19 +251,10 @@ def parse_nccl_log_files(paths: Iterable[str | Path]) -> NcclLogSummary:
 # --- judging -------------------------------------------------------------------------------
 
 
-def _ib_off_on_purpose(env: Mapping[str, str]) -> bool:
-    """NCCL_IB_DISABLE non-zero (NCCL reads it as an integer) or NCCL_NET=Socket: sockets were asked for."""
-    try:
-        disabled = int(env.get("NCCL_IB_DISABLE", "0").strip() or "0") != 0
-    except ValueError:
-        disabled = False
-    return disabled or env.get("NCCL_NET", "").strip().lower() == "socket"
-
-
 def _fell_back(
     node: int, log: NcclLogSummary, ib_present: Mapping[int, bool], env: Mapping[int, Mapping[str, str]]
 ) -> bool:
-    wanted_off = _ib_off_on_purpose(env.get(node, {})) or _ib_off_on_purpose(log.env)
+    wanted_off = ib_off_on_purpose(env.get(node, {})) or ib_off_on_purpose(log.env)
     return log.uses_sockets and bool(ib_present.get(node)) and not wanted_off
 
 

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,8 +205,7 @@ class VariantRunner:
             watch=list(variant.watch),
             spawned_at=time.time(),
         )
-        log_env = capture.set_env if capture else {}
-        env = {**os.environ, **variant.env, **log_env, **spec}
+        env = child_env(os.environ, variant, capture.set_env if capture else {}, spec)
         with tempfile.TemporaryFile("w+") as log:
             child = subprocess.Popen(
                 [sys.executable, "-m", "nccldoctor.worker"],
@@ -232,6 +231,15 @@ class VariantRunner:
             return self.store.get(name).decode() if self.store.check([name]) else "start-up"
         except (RuntimeError, dist.DistError):
             return "an unknown step"
+
+
+def child_env(
+    parent: Mapping[str, str], variant: Variant, log_env: Mapping[str, str], spec: Mapping[str, str]
+) -> dict[str, str]:
+    """The child's environment: the parent's, with the variant's setting over it (a user's own
+    NCCL_IB_HCA or NCCL_SOCKET_IFNAME must not win over the one measured), then NCCL's log
+    variables and the worker's spec."""
+    return {**parent, **variant.env, **log_env, **spec}
 
 
 def _last_line(text: str) -> str:

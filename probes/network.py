@@ -16,6 +16,7 @@ inventories and port lists through the store; what they mean is judged in nccldo
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from nccldoctor.errors import UsageError
 from nccldoctor.findings import Severity
 from nccldoctor.net.inventory import NodeNet, collect_node_net, network_section
 from nccldoctor.net.judge import judge_interfaces, listen_address
-from nccldoctor.net.nic_sweep import plan_sweep
+from nccldoctor.net.nic_sweep import plan_nic_sweep
 from nccldoctor.net.ports import (
     CONNECT_TIMEOUT_S,
     Connected,
@@ -51,10 +52,12 @@ class NetworkPlan:
     """What every rank learns from the check."""
 
     go: bool  # False: a fail finding means the backend would not work; skip the collectives
-    in_use: str | None = None  # the interface the backend uses on node 0
-    sweep: list[str] = field(default_factory=list)  # interfaces for the per-NIC sweep
+    in_use: str | None = None  # the swept interface the backend uses on node 0 (None on IB)
+    sweep: list[str] = field(default_factory=list)  # interfaces (or IB ports) for the per-NIC sweep
     nodes: list[NodeNet] = field(default_factory=list)  # rank 0: every node's inventory
     predicted: dict[int, str | None] = field(default_factory=dict)  # rank 0: node -> its interface
+    sweep_variable: str = ""  # what each sweep variant sets: NCCL_IB_HCA or the socket variable
+    sweep_note: str | None = None  # what the sweep cannot tell on this job, for the report
 
 
 def phases(config: BenchConfig) -> list[Phase]:
@@ -133,7 +136,13 @@ class NetworkCheck:
             n["node_rank"]: next(iter(n["chosen"]), None) for n in (self.section or {}).get("nodes", [])
         }
         return NetworkPlan(
-            decision["verdict"] == "go", decision["in_use"], decision["sweep"], self.nodes, predicted
+            decision["verdict"] == "go",
+            decision["in_use"],
+            decision["sweep"],
+            self.nodes,
+            predicted,
+            decision["sweep_variable"],
+            decision["sweep_note"],
         )
 
     # -- every node ------------------------------------------------------------------------------
@@ -163,14 +172,17 @@ class NetworkCheck:
         choices, findings = judge_interfaces(nodes, self.backend)
         self.section = network_section(nodes, choices, self.backend)
         self.record(PhaseResult(findings=findings, sections={"network": self.section}))
-        sweep, in_use, usage = plan_sweep(nodes, choices, self.options.ifaces)
+        # os.environ: rank 0's, which its sweep children inherit (NCCL_IB_DISABLE, NCCL_NET)
+        sweep = plan_nic_sweep(nodes, choices, self.options.ifaces, self.backend, os.environ)
         blocked = any(f.severity is Severity.FAIL for f in findings)
         decision: dict[str, Any] = {
-            "verdict": "usage" if usage else "stop" if blocked else "go",
-            "message": usage,
+            "verdict": "usage" if sweep.usage else "stop" if blocked else "go",
+            "message": sweep.usage,
             "targets": {n.node_rank: listen_address(n, choices[n.node_rank]) for n in nodes},
-            "in_use": in_use,
-            "sweep": sweep,
+            "in_use": sweep.in_use,
+            "sweep": sweep.names,
+            "sweep_variable": sweep.variable,
+            "sweep_note": sweep.note,
         }
         if self.launch.nnodes > 1 and not blocked and None in decision["targets"].values():
             decision["verdict"] = "stop"  # judge_interfaces has named the node without an address

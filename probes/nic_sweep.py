@@ -1,9 +1,9 @@
 """Per-NIC sweep, the running part: one variant per interface, each in fresh worker processes.
 
-NCCL reads NCCL_SOCKET_IFNAME once per process and Gloo binds its device when the process
-group forms, so a fair comparison runs every interface in new worker processes
-(nccldoctor.variants). Which interfaces to sweep and what the measurements mean are decided in
-nccldoctor.net.nic_sweep.
+NCCL reads NCCL_SOCKET_IFNAME and NCCL_IB_HCA once per process and Gloo binds its device when
+the process group forms, so a fair comparison runs every interface (or IB port) in new worker
+processes (nccldoctor.variants). Which to sweep, through which variable, and what the
+measurements mean are decided in nccldoctor.net.nic_sweep.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from nccldoctor.config import CollectiveOptions
-from nccldoctor.net.interfaces import SOCKET_VARIABLE
-from nccldoctor.net.nic_sweep import LATENCY_BYTES, report_sweep
+from nccldoctor.net.nic_sweep import LATENCY_BYTES, exact_value, report_sweep
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.probes.collectives import WORKER_PHASES
 from nccldoctor.probes.gpu_device import sweep_blocked
@@ -23,10 +22,9 @@ MIN_WARMUP = 2
 MIN_BANDWIDTH_BYTES = 1 << 20  # below this a comparison measures latency and noise, not the NIC
 
 
-def iface_variants(names: list[str], backend: str) -> list[Variant]:
-    """One variant per interface: the socket variable set to exactly that name."""
-    exact = "=" if backend == "nccl" else ""  # NCCL matches prefixes unless told `=`
-    return [Variant("ifaces", name, {SOCKET_VARIABLE[backend]: f"{exact}{name}"}) for name in names]
+def iface_variants(names: list[str], variable: str) -> list[Variant]:
+    """One variant per interface or IB port: `variable` set to exactly that name."""
+    return [Variant("ifaces", name, {variable: exact_value(variable, name)}) for name in names]
 
 
 def sweep_config(config: CollectiveOptions) -> CollectiveOptions:
@@ -58,7 +56,8 @@ class NicSweepPhase(Phase):
         self.options = sweep_config(config.collectives)
 
     def variants(self, ctx: PhaseContext) -> list[Variant]:
-        return iface_variants(ctx.published["network"].sweep, ctx.job.backend)
+        network = ctx.published["network"]
+        return iface_variants(network.sweep, network.sweep_variable)
 
     def planned_steps(self, ctx: PhaseContext) -> int:
         return len(self.variants(ctx))
@@ -82,6 +81,13 @@ class NicSweepPhase(Phase):
             return PhaseResult()
         network = ctx.published["network"]
         findings, section = report_sweep(
-            variants, outcomes, network.in_use, ctx.job.backend, network.nodes, ctx.job.nodes_of
+            variants,
+            outcomes,
+            network.in_use,
+            ctx.job.backend,
+            network.nodes,
+            ctx.job.nodes_of,
+            variable=network.sweep_variable,
+            note=network.sweep_note,
         )
         return PhaseResult(findings=findings, sections={"nic_sweep": section})

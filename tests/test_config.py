@@ -122,6 +122,11 @@ def test_ports_and_ifaces_parse():
     assert parse_args(["--ifaces", "off"]).network.ifaces == "off"
     with pytest.raises(UsageError, match="--ifaces"):
         parse_args(["--ifaces", "eth0;rm"])
+    # IB ports ("device:port") and devices, for the per-NIC sweep through NCCL_IB_HCA
+    assert parse_args(["--ifaces", "mlx5_0:1,mlx5_1"]).network.ifaces == ["mlx5_0:1", "mlx5_1"]
+    for bad in ("mlx5_0:x", "mlx5_0:1:2", ":1"):
+        with pytest.raises(UsageError, match="--ifaces"):
+            parse_args(["--ifaces", bad])
 
 
 def test_health_and_straggler_thresholds_parse():

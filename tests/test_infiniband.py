@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from nccldoctor.net.infiniband import IbPort, ib_ports
+from nccldoctor.net.infiniband import IbPort, ib_off_on_purpose, ib_ports
 
 
 def make_port(root, device, port, **files):
@@ -111,3 +111,26 @@ def test_from_json_tolerates_older_and_newer_payloads():
     old = {"device": "mlx5_0", "port": 1, "state": "ACTIVE", "rate": "", "rate_gbps": 0.0}
     port = IbPort.from_json({**old, "link_layer": "Ethernet", "netdevs": ["eth2"], "added_later": 1})
     assert port.netdevs == ("eth2",) and port.phys_state == "" and port.roce
+
+
+def test_nccl_takes_active_ib_and_roce_ports_only(tmp_path):
+    usable = {p.name: p.nccl_usable for p in ib_ports(fake_sysfs(tmp_path))}
+    assert usable == {"mlx5_0:1": True, "mlx5_1:1": False, "mlx5_2:1": True, "mlx5_10:1": True}
+    efa = IbPort("efa_0", 1, "ACTIVE", "100 Gb/sec", 100.0, "Unknown")  # reached through a plugin
+    assert efa.active and not efa.nccl_usable
+
+
+@pytest.mark.parametrize(
+    ("env", "off"),
+    [
+        ({}, False),
+        ({"NCCL_IB_DISABLE": "0"}, False),
+        ({"NCCL_IB_DISABLE": "1"}, True),
+        ({"NCCL_IB_DISABLE": " 2 "}, True),
+        ({"NCCL_IB_DISABLE": "yes"}, False),  # NCCL reads an integer: not one, not set
+        ({"NCCL_NET": "Socket"}, True),
+        ({"NCCL_NET": "IB"}, False),
+    ],
+)
+def test_ib_off_on_purpose(env, off):
+    assert ib_off_on_purpose(env) is off

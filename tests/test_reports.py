@@ -146,3 +146,41 @@ def test_an_empty_results_csv_still_has_its_header(tmp_path):
     emit_all(report, tmp_path, make_sinks(SimpleNamespace(quiet=True)))
     header = (tmp_path / "results.csv").read_text().splitlines()[0].split(",")
     assert header[:3] == ["probe", "size_bytes", "count"] and "busbw_gbps" in header
+
+
+def nic_result(name, busbw, in_use=False):
+    return {
+        "iface": name,
+        "in_use": in_use,
+        "setting": f"X={name}",
+        "busbw_gbps": busbw,
+        "size_bytes": 1 << 26,
+        "latency_us": 5.0,
+        "line_rate_mbps": 200000,
+        "percent_of_line_rate": 40.0,
+        "failed": None,
+    }
+
+
+def test_nic_sweep_view_names_the_swept_variable_and_shows_the_note(tmp_path):
+    from nccldoctor.reports.sections import section_tables
+
+    ib = {"backend": "nccl", "variable": "NCCL_IB_HCA", "note": None, "in_use": None, "rows": []}
+    ib["results"] = [nic_result("mlx5_0:1", 10.0), nic_result("mlx5_1:1", 4.0)]
+    ((title, frame),) = section_tables(make_report(sections={"nic_sweep": ib}))
+    assert title == "Per-NIC sweep (nccl, NCCL_IB_HCA per port, all_reduce in fresh processes)"
+    assert frame.columns[0] == "IB port" and list(frame["IB port"]) == ["mlx5_0:1", "mlx5_1:1"]
+    note = "NCCL_SOCKET_IFNAME moves only its bootstrap traffic"
+    socket = {**ib, "variable": "NCCL_SOCKET_IFNAME", "note": note, "in_use": "eth0"}
+    socket["results"] = [nic_result("eth0", 10.0, in_use=True), nic_result("eth1", 10.0)]
+    console = Console(record=True, width=300)
+    sinks = make_sinks()
+    sinks[-1] = TerminalSink(console=console)
+    emit_all(make_report(sections={"nic_sweep": socket}), tmp_path, sinks)
+    terminal = " ".join(console.export_text().split())  # the title wraps at the table's width
+    assert f"Note: {note}" in terminal and f"Note: {note}" in (tmp_path / "report.md").read_text()
+    assert json.loads((tmp_path / "report.json").read_text())["nic_sweep"]["variable"] == "NCCL_SOCKET_IFNAME"
+    # A report written before `variable` existed keeps its title and columns.
+    old = {k: v for k, v in socket.items() if k not in ("variable", "note")}
+    ((title, frame),) = section_tables(make_report(sections={"nic_sweep": old}))
+    assert title == "Per-NIC sweep (nccl, all_reduce in fresh processes)" and frame.columns[0] == "interface"

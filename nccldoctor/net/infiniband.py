@@ -25,6 +25,9 @@ from typing import Any
 
 SYSFS_INFINIBAND = Path("/sys/class/infiniband")
 _GBPS = re.compile(r"\s*(\d+(?:\.\d+)?)\s*Gb/sec")
+# NCCL's NET/IB takes ports of these link layers only; EFA devices also sit under
+# /sys/class/infiniband ("Unknown"), but NCCL reaches them through a plugin, not NET/IB.
+NCCL_IB_LINK_LAYERS = frozenset({"InfiniBand", "Ethernet"})
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,11 @@ class IbPort:
     def roce(self) -> bool:
         return self.link_layer == "Ethernet"
 
+    @property
+    def nccl_usable(self) -> bool:
+        """Active and of a link layer NCCL's NET/IB carries data over (IB or RoCE)."""
+        return self.active and self.link_layer in NCCL_IB_LINK_LAYERS
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -60,6 +68,15 @@ class IbPort:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         return cls(**{**values, "netdevs": tuple(values.get("netdevs", ()))})
+
+
+def ib_off_on_purpose(env: Mapping[str, str]) -> bool:
+    """NCCL_IB_DISABLE non-zero (NCCL reads it as an integer) or NCCL_NET=Socket: sockets were asked for."""
+    try:
+        disabled = int(env.get("NCCL_IB_DISABLE", "0").strip() or "0") != 0
+    except ValueError:
+        disabled = False
+    return disabled or env.get("NCCL_NET", "").strip().lower() == "socket"
 
 
 def ib_ports(root: Path = SYSFS_INFINIBAND) -> list[IbPort]:

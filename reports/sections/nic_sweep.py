@@ -1,4 +1,4 @@
-"""The per-NIC sweep's section: each candidate interface's bandwidth and latency."""
+"""The per-NIC sweep's section: each candidate interface's (or IB port's) bandwidth and latency."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import pandas as pd
 from nccldoctor.report import Report
 from nccldoctor.reports.sections import Table, view
 from nccldoctor.units import format_size
+
+IB_VARIABLE = "NCCL_IB_HCA"  # nccldoctor.net.nic_sweep's; not imported: views read only JSON
 
 
 def nic_sweep_table(report: Report) -> pd.DataFrame | None:
@@ -30,11 +32,18 @@ def nic_sweep_table(report: Report) -> pd.DataFrame | None:
         ]
         for r in sweep["results"]
     ]
-    columns = ["interface", "size", "busbw (GB/s)", "% of line rate", "line rate", "8 B latency (us)"]
+    swept = "IB port" if sweep.get("variable") == IB_VARIABLE else "interface"
+    columns = [swept, "size", "busbw (GB/s)", "% of line rate", "line rate", "8 B latency (us)"]
     return pd.DataFrame(lines, columns=[*columns, "status"])
+
+
+def nic_sweep_title(sweep: dict) -> str:
+    """Reports written before `variable` existed swept the socket variable: the old title."""
+    swept = f"{IB_VARIABLE} per port, " if sweep.get("variable") == IB_VARIABLE else ""
+    title = f"Per-NIC sweep ({sweep.get('backend', '')}, {swept}all_reduce in fresh processes)"
+    return f"{title}. Note: {sweep['note']}" if sweep.get("note") else title
 
 
 @view("nic_sweep", order=30)
 def draw(report: Report) -> list[Table]:
-    backend = report.sections["nic_sweep"].get("backend", "")
-    return [(f"Per-NIC sweep ({backend}, all_reduce in fresh processes)", nic_sweep_table(report))]
+    return [(nic_sweep_title(report.sections["nic_sweep"]), nic_sweep_table(report))]
