@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from nccldoctor.net.infiniband import IbPort, ib_off_on_purpose
 from nccldoctor.rows import Row
 
 NORMAL = (
@@ -87,16 +88,15 @@ def line_rate(
     nodes = (network or {}).get("nodes") or []
     if not nodes:
         return None
-    if backend == "nccl" and _nccl_uses_ib(nodes, environ):
-        sums = [sum(p["rate_gbps"] for p in n["ib_ports"] if p["state"] == "ACTIVE") for n in nodes]
-        if all(sums):
+    if backend == "nccl" and not ib_off_on_purpose(environ):
+        ports = [[p for p in map(IbPort.from_json, n.get("ib_ports", [])) if p.nccl_usable] for n in nodes]
+        if all(ports) and all(p.rate_gbps for node_ports in ports for p in node_ports):
+            sums = [sum(p.rate_gbps for p in node_ports) for node_ports in ports]
             slowest = min(range(len(nodes)), key=sums.__getitem__)
-            ports = [
-                f"{p['device']}:{p['port']}" for p in nodes[slowest]["ib_ports"] if p["state"] == "ACTIVE"
-            ]
+            names = ", ".join(p.name for p in ports[slowest])
             return {
                 "gbit_s": sums[slowest],
-                "via": f"IB/RoCE ports {', '.join(ports)}",
+                "via": f"IB/RoCE ports {names}",
                 "node": nodes[slowest]["node_rank"],
             }
     speeds = [_chosen_speed(n) for n in nodes]
@@ -105,12 +105,6 @@ def line_rate(
     slowest = min(range(len(nodes)), key=lambda i: speeds[i][1])
     name, mbps = speeds[slowest]
     return {"gbit_s": mbps / 1000, "via": name, "node": nodes[slowest]["node_rank"]}
-
-
-def _nccl_uses_ib(nodes: list[Mapping[str, Any]], environ: Mapping[str, str]) -> bool:
-    if environ.get("NCCL_IB_DISABLE", "").strip() == "1" or environ.get("NCCL_NET", "").lower() == "socket":
-        return False
-    return all(any(p["state"] == "ACTIVE" for p in n.get("ib_ports", [])) for n in nodes)
 
 
 def _chosen_speed(node: Mapping[str, Any]) -> tuple[str, int] | None:

@@ -27,7 +27,17 @@ def node(rank, iface="eth0", speed=10000, ib=()):
         "node_rank": rank,
         "chosen": [iface],
         "interfaces": [{"name": iface, "speed_mbps": speed}, {"name": "lo", "speed_mbps": 0}],
-        "ib_ports": [{"device": d, "port": 1, "state": "ACTIVE", "rate_gbps": rate} for d, rate in ib],
+        "ib_ports": [
+            {
+                "device": d,
+                "port": 1,
+                "state": "ACTIVE",
+                "rate": "",
+                "rate_gbps": rate,
+                "link_layer": "InfiniBand",
+            }
+            for d, rate in ib
+        ],
     }
 
 
