@@ -13,6 +13,7 @@ from test_gpuhealth import h100_spec
 import nccldoctor.probes.gpu_device as gpu_device
 from nccldoctor.config import parse_args
 from nccldoctor.gpuhealth import children_blocked, exclusive_ranks, read_compute_mode, read_gpus
+from nccldoctor.probes.network import NetworkPlan
 from nccldoctor.probes.nic_sweep import NicSweepPhase
 from nccldoctor.probes.settings_sweep import SettingsSweepPhase
 
@@ -75,7 +76,7 @@ def test_on_a_cpu_nothing_is_asked_and_nothing_emptied(emptied):
 
 def blocked_ctx(rank: int):
     config = parse_args(["--sweep", "NCCL_ALGO=Ring,Tree"])
-    network = SimpleNamespace(sweep=["eth0", "eth1"], in_use="eth0", nodes=[])
+    network = NetworkPlan(True, in_use="eth0", sweep=["eth0", "eth1"], sweep_variable="NCCL_SOCKET_IFNAME")
     ctx = ctx_of(rank, torch.device("cuda", 0), None)
     ctx.published = {"network": network}
     ctx.job.backend = "nccl"
