@@ -1,7 +1,8 @@
 """This rank's GPU as NVML knows it, for the health phase and the sweeps (not a phase itself).
 
 `device_uuid` names the rank's CUDA device the way NVML does, so that NVML's per-GPU readings can
-be tied to the job's ranks whatever CUDA_VISIBLE_DEVICES renumbered. `sweep_blocked` is what the
+be tied to the job's ranks whatever CUDA_VISIBLE_DEVICES renumbered; `pci_bus_id` names it the
+way sysfs does, for its NUMA node. `sweep_blocked` is what the
 per-NIC and settings sweeps do before starting child processes: free the parent's cached GPU
 memory, and find out, the same on every rank, whether children can use the GPUs at all.
 """
@@ -28,6 +29,19 @@ def device_uuid(device: torch.device) -> str:
         return f"GPU-{torch.cuda.get_device_properties(device).uuid}"
     except (AttributeError, AssertionError, RuntimeError):  # an old torch, no driver, a lost GPU
         return ""
+
+
+def pci_bus_id(device: torch.device) -> str | None:
+    """This rank's GPU as the PCI bus names it ("0000:53:00.0"); None on a CPU or when torch
+    cannot say. NVIDIA GPUs are function 0 of their PCI device."""
+    if device.type != "cuda":
+        return None
+    try:
+        props = torch.cuda.get_device_properties(device)
+        domain, bus, slot = props.pci_domain_id, props.pci_bus_id, props.pci_device_id
+    except (AttributeError, AssertionError, RuntimeError):  # an old torch, no driver, a lost GPU
+        return None
+    return f"{domain:04x}:{bus:02x}:{slot:02x}.0"
 
 
 def free_cuda_cache(device: torch.device) -> None:
