@@ -49,6 +49,7 @@ from nccldoctor.runtime import (
     init_process_group,
     node_label,
     publish_rank_info,
+    rank_hint,
     read_launch_env,
     read_rank_infos,
     run_prefix,
@@ -302,13 +303,12 @@ def run(
 ) -> int:
     """The whole bench on this rank: `plan` gives the phases for the config, `sinks` the
     report's outputs for the run's output options. Returns the exit code every rank agreed on."""
-    rank_hint = int(os.environ.get("RANK", "0")) if os.environ.get("RANK", "0").isdigit() else 0
     try:
         config = parse_args(argv)
         launch = read_launch_env()
         phases = plan(config)
     except UsageError as exc:
-        _say(rank_hint, str(exc))
+        _say(rank_hint(), str(exc))
         return EXIT_USAGE
     try:
         # Two clients: the supervisor's beats must never queue behind the main thread's calls.
