@@ -155,6 +155,14 @@ _SPECS = [
         "Set --nproc-per-node to the number of GPUs, or fix CUDA_VISIBLE_DEVICES.",
     ),
     CodeSpec(
+        "gpu_duplicate",
+        Severity.FAIL,
+        "Two or more ranks of one node would use the same GPU (the same UUID): NCCL refuses that "
+        'in init ("Duplicate GPU detected"), so the run stops before the process group.',
+        "Give each rank its own GPU: a different CUDA_VISIBLE_DEVICES per rank, or all GPUs "
+        "visible so that LOCAL_RANK picks one, and no more ranks per node than GPUs.",
+    ),
+    CodeSpec(
         "nccl_transport_fallback",
         Severity.WARN,
         "NCCL's own log shows it used sockets although InfiniBand/RoCE devices are present "

@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 
 from nccldoctor.errors import UsageError
+from nccldoctor.findings import Finding, make_finding
 
 
 class StoreUnreachable(Exception):
@@ -253,6 +254,20 @@ def rank_device(
     )
 
 
+def device_uuid(device: torch.device) -> str:
+    """This rank's GPU as NVML names it ("GPU-<uuid>"); "" on a CPU or when torch cannot say.
+
+    torch's device properties carry the CUDA UUID without NVML's "GPU-" prefix; the UUID, unlike
+    the index, survives CUDA_VISIBLE_DEVICES (which renumbers the GPUs this process sees).
+    """
+    if device.type != "cuda":
+        return ""
+    try:
+        return f"GPU-{torch.cuda.get_device_properties(device).uuid}"
+    except (AttributeError, AssertionError, RuntimeError):  # an old torch, no driver, a lost GPU
+        return ""
+
+
 def node_label(launch: LaunchEnv) -> str:
     """This process's node for a message: the launcher's node rank, then the hostname."""
     return f"node {launch.node_rank} ({hostname()})"
@@ -302,6 +317,7 @@ class RankInfo:
     env: dict[str, str] = field(default_factory=dict)
     flags: dict[str, Any] = field(default_factory=dict)  # config.shared_flags: must match everywhere
     backend: str = ""  # as resolved on this rank (the flag may say auto); "" from an older rank
+    gpu_uuid: str = ""  # device_uuid: "" on a CPU, or when torch cannot say
 
     @property
     def kind(self) -> str:
@@ -336,6 +352,39 @@ def backend_disagreement(infos: list[RankInfo]) -> str | None:
         f"ranks resolved different backends: {counts[usual]} of {len(infos)} use {usual}, but {named} "
         "(--backend auto picks NCCL only where CUDA and a GPU are usable: fix those nodes, or pass "
         "the same --backend nccl or gloo on every node)"
+    )
+
+
+def duplicate_gpus(infos: list[RankInfo]) -> list[Finding]:
+    """gpu_duplicate for each GPU that two or more ranks of one node would use. NCCL refuses
+    that in init ("Duplicate GPU detected"), so the ranks must be named before it: the usual
+    cause is the same CUDA_VISIBLE_DEVICES on every rank, each then taking the one GPU it sees."""
+    sharing: dict[tuple[int, str], list[RankInfo]] = {}
+    for info in infos:
+        if info.gpu_uuid:
+            sharing.setdefault((info.node_rank, info.gpu_uuid), []).append(info)
+    return [
+        _duplicate_gpu(node, uuid, same) for (node, uuid), same in sorted(sharing.items()) if len(same) > 1
+    ]
+
+
+def _duplicate_gpu(node: int, uuid: str, infos: list[RankInfo]) -> Finding:
+    ranks = sorted(info.rank for info in infos)
+    visible = {info.rank: info.env.get("CUDA_VISIBLE_DEVICES") for info in infos}
+    return make_finding(
+        "gpu_duplicate",
+        f"node {node} ({infos[0].hostname}): {_ranks(ranks)} would all use GPU {uuid}; NCCL refuses "
+        'two ranks on one GPU ("Duplicate GPU detected"), so nothing was measured',
+        ranks=ranks,
+        nodes=[node],
+        evidence={
+            "gpu_uuid": uuid,
+            "devices": {info.rank: info.device for info in infos},
+            "cuda_visible_devices": visible,
+        },
+        fix="give each rank its own GPU: a different CUDA_VISIBLE_DEVICES per rank (CUDA_VISIBLE_DEVICES "
+        f"per rank here: {', '.join(f'{r}: {v}' for r, v in sorted(visible.items()))}), or all GPUs "
+        "visible so that LOCAL_RANK picks one, and no more ranks per node than GPUs",
     )
 
 

@@ -1,10 +1,11 @@
 """This rank's GPU as NVML knows it, for the health phase and the sweeps (not a phase itself).
 
-`device_uuid` names the rank's CUDA device the way NVML does, so that NVML's per-GPU readings can
-be tied to the job's ranks whatever CUDA_VISIBLE_DEVICES renumbered; `pci_bus_id` names it the
-way sysfs does, for its NUMA node. `sweep_blocked` is what the
-per-NIC and settings sweeps do before starting child processes: free the parent's cached GPU
-memory, and find out, the same on every rank, whether children can use the GPUs at all.
+`device_uuid` (from nccldoctor.runtime, which publishes it with each rank's RankInfo) names the
+rank's CUDA device the way NVML does, so that NVML's per-GPU readings can be tied to the job's
+ranks whatever CUDA_VISIBLE_DEVICES renumbered; `pci_bus_id` names it the way sysfs does, for
+its NUMA node. `sweep_blocked` is what the per-NIC and settings sweeps do before starting child
+processes: free the parent's cached GPU memory, and find out, the same on every rank, whether
+children can use the GPUs at all.
 """
 
 from __future__ import annotations
@@ -14,21 +15,9 @@ import torch
 from nccldoctor.findings import Finding
 from nccldoctor.gpuhealth import children_blocked, exclusive_ranks, read_compute_mode
 from nccldoctor.phase import PhaseContext
-from nccldoctor.runtime import wait_for
+from nccldoctor.runtime import device_uuid, wait_for
 
-
-def device_uuid(device: torch.device) -> str:
-    """This rank's GPU as NVML names it ("GPU-<uuid>"); "" on a CPU or when torch cannot say.
-
-    torch's device properties carry the CUDA UUID without NVML's "GPU-" prefix; the UUID, unlike
-    the index, survives CUDA_VISIBLE_DEVICES (which renumbers the GPUs this process sees).
-    """
-    if device.type != "cuda":
-        return ""
-    try:
-        return f"GPU-{torch.cuda.get_device_properties(device).uuid}"
-    except (AttributeError, AssertionError, RuntimeError):  # an old torch, no driver, a lost GPU
-        return ""
+__all__ = ["device_uuid", "free_cuda_cache", "pci_bus_id", "sweep_blocked"]
 
 
 def pci_bus_id(device: torch.device) -> str | None:

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.distributed as dist
+from helpers import fake_dist
 from helpers.bench_parts import make_bench
 from helpers.fake_cuda import FakeCuda, install
 
 from nccldoctor.config import flag_disagreement, shared_flags
 from nccldoctor.errors import UsageError
+from nccldoctor.findings import EXIT_FAIL, Severity
 from nccldoctor.runtime import (
     LaunchEnv,
     RankInfo,
     backend_disagreement,
     choose_backend,
+    duplicate_gpus,
     publish_rank_info,
     read_launch_env,
 )
@@ -120,6 +124,58 @@ def test_rank_0s_flag_check_stops_every_rank_on_mixed_backends():
     with pytest.raises(UsageError, match=r"node 1 \(host1\): rank 1 on gloo \(cpu\)"):
         bench.agree_on_flags()
     assert "node 1" in store.get("flags_verdict").decode()  # what the other ranks raise too
+
+
+# -- two ranks on one GPU ------------------------------------------------------------------------
+UUID_A, UUID_B = "GPU-566e6f65-c38e-b12f-4824-6944218668b9", "GPU-0d4b8f5c-1a2b-3c4d-5e6f-7a8b9c0d1e2f"
+
+
+def on_gpu(rank, node, uuid, visible="0"):
+    info_ = dataclasses.replace(info(rank, node, "cuda:0", "nccl"), gpu_uuid=uuid)
+    return dataclasses.replace(info_, env={"CUDA_VISIBLE_DEVICES": visible})
+
+
+def test_ranks_of_one_node_on_one_gpu_are_named_once_per_gpu():
+    infos = [
+        on_gpu(0, 0, UUID_A),
+        on_gpu(1, 0, UUID_A),  # the same CUDA_VISIBLE_DEVICES=0 as rank 0
+        on_gpu(2, 0, UUID_B, visible="1"),
+        on_gpu(3, 1, UUID_A),  # another node: another GPU, whatever an emulated UUID says
+        info(4, 1, "cpu", "gloo"),  # no GPU, no UUID
+        info(5, 1, "cpu", "gloo"),
+    ]
+    (finding,) = duplicate_gpus(infos)
+    assert (finding.code, finding.severity, finding.ranks, finding.nodes) == (
+        "gpu_duplicate",
+        Severity.FAIL,
+        [0, 1],
+        [0],
+    )
+    assert UUID_A in finding.message and "Duplicate GPU detected" in finding.message
+    assert "node 0 (host0)" in finding.message and "0: 0, 1: 0" in finding.fix
+    assert finding.evidence["cuda_visible_devices"] == {0: "0", 1: "0"}
+    assert duplicate_gpus([on_gpu(0, 0, UUID_A), on_gpu(1, 0, UUID_B, visible="1")]) == []
+
+
+def test_two_ranks_on_one_gpu_stop_before_the_process_group_with_a_report(monkeypatch, tmp_path):
+    # Each rank sees one GPU (CUDA_VISIBLE_DEVICES=0 on both), so each takes cuda:0: the same GPU.
+    cuda = install(monkeypatch, FakeCuda(count=1))
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: SimpleNamespace(uuid=UUID_A[4:]))
+    recorder = fake_dist.install(monkeypatch, cuda)
+    store = dist.HashStore()
+    launch = LaunchEnv(rank=0, world_size=2, local_world_size=2, master_addr="h", master_port=1)
+    bench = make_bench(argv=["--out", str(tmp_path)], launch=launch, store=store)
+    flags = json.loads(json.dumps(shared_flags(bench.config)))
+    publish_rank_info(store, dataclasses.replace(on_gpu(1, 0, UUID_A), flags=flags))
+    reports = []
+    bench.sinks = lambda options: [SimpleNamespace(emit=lambda report, out_dir: reports.append(report))]
+    bench.supervisor.finish = lambda code: code
+    assert bench.run() == EXIT_FAIL
+    assert recorder.inits == []  # NCCL never asked
+    (finding,) = [f for f in reports[0].findings if f.code == "gpu_duplicate"]
+    assert finding.ranks == [0, 1] and reports[0].complete
+    peer = make_bench(launch=dataclasses.replace(launch, rank=1), store=store)
+    assert peer.check_gpus() is False  # rank 1 stops on rank 0's verdict
 
 
 # -- launchers ---------------------------------------------------------------------------------
