@@ -232,7 +232,8 @@ _SPECS = [
         "straggler_rank",
         Severity.WARN,
         "A rank is slower than the median rank at the same fixed work (a training-like step; on "
-        "GPUs also matmul, memory and host-device copies): its score (median time / its time) "
+        "GPUs also matmul, memory and host-device copies, the last only among ranks bound to their "
+        "GPU's NUMA node): its score (median time / its time) "
         "is below 0.9, or below 0.75 for fail (--straggler-warn, --straggler-fail).",
         "Check that rank's GPU or CPU cores (clocks, throttling, affinity, other processes); the "
         "evidence names the slowest kernel.",

@@ -1,9 +1,10 @@
 """Straggler scores from the compute and step probes, and the findings that name the slow ones.
 
 Each measured kernel (matmul, the step's compute, and on a GPU the memory copy and the
-host<->device copies) gives every rank a score: the median rank's time divided by the rank's own time
-(nccldoctor.stats). A rank's score combines them as the reciprocal of its mean relative time,
-so three noisy measurements average out and a rank slow at any one of them still drops.
+host<->device copies, those only among ranks bound to their GPU's NUMA node) gives every rank a
+score: the median rank's time divided by the rank's own time (nccldoctor.stats). A rank's score
+combines them as the reciprocal of its mean relative time, so three noisy measurements average
+out and a rank slow at any one of them still drops.
 
 `straggler_node` when more than half of a node's ranks are slow (the node is named: a node-wide
 cause such as a CPU quota, a power cap or a noisy neighbour is likelier than that many
