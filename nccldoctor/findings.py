@@ -164,6 +164,14 @@ _SPECS = [
         "Set --nproc-per-node to the number of GPUs, or fix CUDA_VISIBLE_DEVICES.",
     ),
     CodeSpec(
+        "gpu_duplicate",
+        Severity.FAIL,
+        "Two or more ranks of one node would use the same GPU (the same UUID): NCCL refuses that "
+        'in init ("Duplicate GPU detected"), so the run stops before the process group.',
+        "Give each rank its own GPU: a different CUDA_VISIBLE_DEVICES per rank, or all GPUs "
+        "visible so that LOCAL_RANK picks one, and no more ranks per node than GPUs.",
+    ),
+    CodeSpec(
         "nccl_transport_fallback",
         Severity.WARN,
         "NCCL's own log shows it used sockets although InfiniBand/RoCE devices are present "
@@ -243,7 +251,8 @@ _SPECS = [
         "straggler_rank",
         Severity.WARN,
         "A rank is slower than the median rank at the same fixed work (a training-like step; on "
-        "GPUs also matmul, memory and host-device copies): its score (median time / its time) "
+        "GPUs also matmul, memory and host-device copies, the last only among ranks bound to their "
+        "GPU's NUMA node): its score (median time / its time) "
         "is below 0.9, or below 0.75 for fail (--straggler-warn, --straggler-fail).",
         "Check that rank's GPU or CPU cores (clocks, throttling, affinity, other processes); the "
         "evidence names the slowest kernel.",

@@ -45,10 +45,13 @@ from nccldoctor.runtime import (
     backend_disagreement,
     choose_backend,
     connect_store,
+    device_uuid,
+    duplicate_gpus,
     hostname,
     init_process_group,
     node_label,
     publish_rank_info,
+    rank_hint,
     read_launch_env,
     read_rank_infos,
     run_prefix,
@@ -120,7 +123,8 @@ class Bench:
         ranks = self.agree_on_flags()
         self.job = Job(launch=self.launch, backend=backend, device=device, ranks=ranks)
         ctx = self.context()
-        joined = self.run_store_only(ctx)
+        gpus_ok = self.check_gpus()
+        joined = self.run_store_only(ctx) and gpus_ok  # the network checks still say what they find
         if joined:
             self.join_process_group(ctx)
             self.run_measurements(ctx)
@@ -215,6 +219,7 @@ class Bench:
                 pid=os.getpid(),
                 device=str(device),
                 backend=backend,
+                gpu_uuid=device_uuid(device),
                 env=relevant_env(),
                 flags=json.loads(json.dumps(shared_flags(self.config))),  # as the store will hand it back
             ),
@@ -238,6 +243,17 @@ class Bench:
         if problem:
             raise UsageError(problem)
         return infos
+
+    def check_gpus(self) -> bool:
+        """Store only: False when ranks of one node share a GPU (NCCL would fail in init with
+        "Duplicate GPU detected"); rank 0 then records a gpu_duplicate finding naming them."""
+        self.supervisor.enter("gpu check")
+        if self.launch.rank == 0:
+            findings = duplicate_gpus(self.job.ranks)
+            self.recorder.add(PhaseResult(findings=findings), early=True)
+            self.store.set("gpus_verdict", "duplicate" if findings else "")
+        wait_for(self.store, ["gpus_verdict"], self.supervisor.remaining_s())
+        return not self.store.get("gpus_verdict")
 
     def prepare_out_dir(self) -> Path:
         if self.out_dir is None:
@@ -313,13 +329,12 @@ def run(
 ) -> int:
     """The whole bench on this rank: `plan` gives the phases for the config, `sinks` the
     report's outputs for the run's output options. Returns the exit code every rank agreed on."""
-    rank_hint = int(os.environ.get("RANK", "0")) if os.environ.get("RANK", "0").isdigit() else 0
     try:
         config = parse_args(argv)
         launch = read_launch_env()
         phases = plan(config)
     except UsageError as exc:
-        _say(rank_hint, str(exc))
+        _say(rank_hint(), str(exc))
         return EXIT_USAGE
     try:
         # Two clients: the supervisor's beats must never queue behind the main thread's calls.

@@ -1,8 +1,10 @@
 """Joining the job: the launcher's environment -> who am I, which backend, which store.
 
-Node identity is the launcher's node rank (torchrun's GROUP_RANK, srun's SLURM_NODEID, or RANK over
-the ranks per node): emulated or containerised nodes may share a hostname or fail to resolve it,
-so the hostname is only a label.
+The rank and world size are RANK and WORLD_SIZE (torchrun, or set by hand), else mpirun's
+OMPI_COMM_WORLD_RANK/SIZE, else srun's SLURM_PROCID and its step's task count. Node identity is
+the launcher's node rank (torchrun's GROUP_RANK, srun's SLURM_NODEID, or RANK over the ranks per
+node): emulated or containerised nodes may share a hostname or fail to resolve it, so the
+hostname is only a label.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 import torch.distributed as dist
 
 from nccldoctor.errors import UsageError
+from nccldoctor.findings import Finding, make_finding
 
 
 class StoreUnreachable(Exception):
@@ -69,6 +72,34 @@ OPEN_MPI_VARS = ("OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE", Non
 SLURM_VARS = ("SLURM_LOCALID", "SLURM_NTASKS_PER_NODE", "SLURM_NODEID", "SLURM_NNODES")
 
 
+# Without RANK: the launcher's own rank and world size. srun's count only inside a job step
+# (SLURM_STEP_ID): a batch script carries SLURM_PROCID=0 and the job's SLURM_NTASKS too, and a
+# bench started there by hand is one process, not rank 0 of a job whose other ranks never come.
+OPEN_MPI_RANK = ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE")
+SLURM_STEP_VARS = ("SLURM_STEP_ID", "SLURM_STEPID")  # the second: Slurm's older name
+
+
+def rank_vars(env: Mapping[str, str]) -> tuple[str, str] | None:
+    """The names of this process's rank and world size variables; None: a process of its own."""
+    if "RANK" in env:
+        return "RANK", "WORLD_SIZE"
+    if OPEN_MPI_RANK[0] in env:
+        return OPEN_MPI_RANK
+    if "SLURM_PROCID" in env and any(name in env for name in SLURM_STEP_VARS):
+        # The step's own count where srun gives it: SLURM_NTASKS may be the whole job's.
+        return "SLURM_PROCID", "SLURM_STEP_NUM_TASKS" if "SLURM_STEP_NUM_TASKS" in env else "SLURM_NTASKS"
+    return None
+
+
+def rank_hint(env: Mapping[str, str] | None = None) -> int:
+    """This process's rank as far as the launcher says (0 when it does not), for deciding who
+    prints an error that stops every rank before the launch variables could be read."""
+    env = os.environ if env is None else env
+    names = rank_vars(env)
+    raw = env.get(names[0], "0") if names else "0"
+    return int(raw) if raw.strip().isdigit() else 0
+
+
 def _launcher_vars(env: dict[str, str], rank: int) -> tuple[str | None, ...]:
     """The variable names that say where this rank is: torchrun's (also when only some are
     set), else Open MPI's, else srun's when they are this rank's own task (SLURM_PROCID)."""
@@ -86,17 +117,18 @@ def _env_opt(env: dict[str, str], name: str | None) -> int | None:
 
 
 def read_launch_env(env: dict[str, str] | None = None) -> LaunchEnv:
-    """Parse the launcher's variables; without RANK the process is a single rank of its own."""
+    """Parse the launcher's variables; without any (rank_vars) the process is a single rank of
+    its own, and so is a launcher's only process when no master is set."""
     env = dict(os.environ if env is None else env)
-    if "RANK" not in env:
+    names = rank_vars(env)
+    if names is None:
         return LaunchEnv()
-    rank = _env_int(env, "RANK")
-    world_size = _env_int(env, "WORLD_SIZE")
+    rank, world_size = (_env_int(env, name) for name in names)
     if not 0 <= rank < world_size:
-        raise UsageError(f"environment: RANK={rank} is outside WORLD_SIZE={world_size}")
-    master_addr = env.get("MASTER_ADDR")
-    if not master_addr:
-        raise UsageError("environment: MASTER_ADDR is not set")
+        raise UsageError(f"environment: {names[0]}={rank} is outside {names[1]}={world_size}")
+    if world_size == 1 and not env.get("MASTER_ADDR") and not env.get("MASTER_PORT"):
+        return LaunchEnv()  # nobody to meet: no rendezvous needed
+    master_addr, master_port = _master(env, names[0])
     local_rank, local_world_size, node_rank, nnodes = _placement(env, rank, world_size)
     return LaunchEnv(
         rank=rank,
@@ -106,10 +138,37 @@ def read_launch_env(env: dict[str, str] | None = None) -> LaunchEnv:
         node_rank=node_rank,
         nnodes=nnodes,
         master_addr=master_addr,
-        master_port=_env_int(env, "MASTER_PORT"),
+        master_port=master_port,
         agent_store=env.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true",
         restart_count=_env_int(env, "TORCHELASTIC_RESTART_COUNT", 0),
     )
+
+
+# What to export when the master is missing, per launcher (by its rank variable): torchrun sets
+# MASTER_ADDR and MASTER_PORT itself, srun and mpirun do not.
+_MASTER_HOW = {
+    "SLURM_PROCID": (
+        "srun",
+        'export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1) '
+        "MASTER_PORT=29500 (any free port) before srun",
+    ),
+    "OMPI_COMM_WORLD_RANK": (
+        "mpirun",
+        "pass them to every rank: mpirun -x MASTER_ADDR=<rank 0's host> -x MASTER_PORT=29500 (any free port)",
+    ),
+    "RANK": (None, "set MASTER_ADDR (rank 0's host) and MASTER_PORT (a free port there) on every rank"),
+}
+
+
+def _master(env: dict[str, str], rank_name: str) -> tuple[str, int]:
+    """MASTER_ADDR and MASTER_PORT, or one line saying what to export."""
+    missing = [name for name in ("MASTER_ADDR", "MASTER_PORT") if not env.get(name)]
+    if missing:
+        launcher, how = _MASTER_HOW[rank_name]
+        what = " and ".join(missing) + (" are" if len(missing) > 1 else " is")
+        unset = f"{what} not set ({launcher} does not set them)" if launcher else f"{what} not set"
+        raise UsageError(f"environment: {unset}: {how}, or launch with torchrun")
+    return env["MASTER_ADDR"], _env_int(env, "MASTER_PORT")
 
 
 def _placement(env: dict[str, str], rank: int, world_size: int) -> tuple[int, int, int, int]:
@@ -123,6 +182,8 @@ def _placement(env: dict[str, str], rank: int, world_size: int) -> tuple[int, in
     if local_size is not None:
         if local_size < 1:
             raise UsageError(f"environment: {names[1]}={local_size} must be 1 or more")
+        if node_rank is None:
+            _check_numbered_by_node(rank, local_rank, local_size, names)
         local_rank = rank % local_size if local_rank is None else local_rank
         node_rank = rank // local_size if node_rank is None else node_rank
         nnodes = -(-world_size // local_size) if nnodes is None else nnodes
@@ -136,6 +197,21 @@ def _placement(env: dict[str, str], rank: int, world_size: int) -> tuple[int, in
             "LOCAL_WORLD_SIZE (ranks per node, in RANK order)"
         )
     return local_rank, local_size or -(-world_size // nnodes), node_rank, nnodes
+
+
+def _check_numbered_by_node(
+    rank: int, local_rank: int | None, local_size: int, names: tuple[str | None, ...]
+) -> None:
+    """RANK // ranks per node is the node only when the ranks fill one node after another.
+    mpirun --map-by node deals them out round robin instead: rank 1 is then local rank 0 of the
+    second node, and the derived node would be wrong (each rank waiting on the wrong leader)."""
+    if local_rank is None or rank % local_size == local_rank:
+        return
+    raise UsageError(
+        f"environment: rank {rank} is {names[0]}={local_rank} of {names[1]}={local_size}, so the "
+        "ranks are not numbered node by node and its node cannot be derived from its rank: place "
+        "ranks by slot (mpirun's default, not --map-by node), or launch with torchrun or srun"
+    )
 
 
 def choose_backend(
@@ -176,6 +252,20 @@ def rank_device(
         f"({visible} visible, CUDA_VISIBLE_DEVICES{cvd}): start as many ranks per node as it has GPUs, "
         "or give each rank one GPU, or use --backend gloo"
     )
+
+
+def device_uuid(device: torch.device) -> str:
+    """This rank's GPU as NVML names it ("GPU-<uuid>"); "" on a CPU or when torch cannot say.
+
+    torch's device properties carry the CUDA UUID without NVML's "GPU-" prefix; the UUID, unlike
+    the index, survives CUDA_VISIBLE_DEVICES (which renumbers the GPUs this process sees).
+    """
+    if device.type != "cuda":
+        return ""
+    try:
+        return f"GPU-{torch.cuda.get_device_properties(device).uuid}"
+    except (AttributeError, AssertionError, RuntimeError):  # an old torch, no driver, a lost GPU
+        return ""
 
 
 def node_label(launch: LaunchEnv) -> str:
@@ -227,6 +317,7 @@ class RankInfo:
     env: dict[str, str] = field(default_factory=dict)
     flags: dict[str, Any] = field(default_factory=dict)  # config.shared_flags: must match everywhere
     backend: str = ""  # as resolved on this rank (the flag may say auto); "" from an older rank
+    gpu_uuid: str = ""  # device_uuid: "" on a CPU, or when torch cannot say
 
     @property
     def kind(self) -> str:
@@ -261,6 +352,39 @@ def backend_disagreement(infos: list[RankInfo]) -> str | None:
         f"ranks resolved different backends: {counts[usual]} of {len(infos)} use {usual}, but {named} "
         "(--backend auto picks NCCL only where CUDA and a GPU are usable: fix those nodes, or pass "
         "the same --backend nccl or gloo on every node)"
+    )
+
+
+def duplicate_gpus(infos: list[RankInfo]) -> list[Finding]:
+    """gpu_duplicate for each GPU that two or more ranks of one node would use. NCCL refuses
+    that in init ("Duplicate GPU detected"), so the ranks must be named before it: the usual
+    cause is the same CUDA_VISIBLE_DEVICES on every rank, each then taking the one GPU it sees."""
+    sharing: dict[tuple[int, str], list[RankInfo]] = {}
+    for info in infos:
+        if info.gpu_uuid:
+            sharing.setdefault((info.node_rank, info.gpu_uuid), []).append(info)
+    return [
+        _duplicate_gpu(node, uuid, same) for (node, uuid), same in sorted(sharing.items()) if len(same) > 1
+    ]
+
+
+def _duplicate_gpu(node: int, uuid: str, infos: list[RankInfo]) -> Finding:
+    ranks = sorted(info.rank for info in infos)
+    visible = {info.rank: info.env.get("CUDA_VISIBLE_DEVICES") for info in infos}
+    return make_finding(
+        "gpu_duplicate",
+        f"node {node} ({infos[0].hostname}): {_ranks(ranks)} would all use GPU {uuid}; NCCL refuses "
+        'two ranks on one GPU ("Duplicate GPU detected"), so nothing was measured',
+        ranks=ranks,
+        nodes=[node],
+        evidence={
+            "gpu_uuid": uuid,
+            "devices": {info.rank: info.device for info in infos},
+            "cuda_visible_devices": visible,
+        },
+        fix="give each rank its own GPU: a different CUDA_VISIBLE_DEVICES per rank (CUDA_VISIBLE_DEVICES "
+        f"per rank here: {', '.join(f'{r}: {v}' for r, v in sorted(visible.items()))}), or all GPUs "
+        "visible so that LOCAL_RANK picks one, and no more ranks per node than GPUs",
     )
 
 

@@ -1,9 +1,11 @@
 """This rank's GPU as NVML knows it, for the health phase and the sweeps (not a phase itself).
 
-`device_uuid` names the rank's CUDA device the way NVML does, so that NVML's per-GPU readings can
-be tied to the job's ranks whatever CUDA_VISIBLE_DEVICES renumbered. `sweep_blocked` is what the
-per-NIC and settings sweeps do before starting child processes: free the parent's cached GPU
-memory, and find out, the same on every rank, whether children can use the GPUs at all.
+`device_uuid` (from nccldoctor.runtime, which publishes it with each rank's RankInfo) names the
+rank's CUDA device the way NVML does, so that NVML's per-GPU readings can be tied to the job's
+ranks whatever CUDA_VISIBLE_DEVICES renumbered; `pci_bus_id` names it the way sysfs does, for
+its NUMA node. `sweep_blocked` is what the per-NIC and settings sweeps do before starting child
+processes: free the parent's cached GPU memory, and find out, the same on every rank, whether
+children can use the GPUs at all.
 """
 
 from __future__ import annotations
@@ -13,21 +15,22 @@ import torch
 from nccldoctor.findings import Finding
 from nccldoctor.gpuhealth import children_blocked, exclusive_ranks, read_compute_mode
 from nccldoctor.phase import PhaseContext
-from nccldoctor.runtime import wait_for
+from nccldoctor.runtime import device_uuid, wait_for
+
+__all__ = ["device_uuid", "free_cuda_cache", "pci_bus_id", "sweep_blocked"]
 
 
-def device_uuid(device: torch.device) -> str:
-    """This rank's GPU as NVML names it ("GPU-<uuid>"); "" on a CPU or when torch cannot say.
-
-    torch's device properties carry the CUDA UUID without NVML's "GPU-" prefix; the UUID, unlike
-    the index, survives CUDA_VISIBLE_DEVICES (which renumbers the GPUs this process sees).
-    """
+def pci_bus_id(device: torch.device) -> str | None:
+    """This rank's GPU as the PCI bus names it ("0000:53:00.0"); None on a CPU or when torch
+    cannot say. NVIDIA GPUs are function 0 of their PCI device."""
     if device.type != "cuda":
-        return ""
+        return None
     try:
-        return f"GPU-{torch.cuda.get_device_properties(device).uuid}"
+        props = torch.cuda.get_device_properties(device)
+        domain, bus, slot = props.pci_domain_id, props.pci_bus_id, props.pci_device_id
     except (AttributeError, AssertionError, RuntimeError):  # an old torch, no driver, a lost GPU
-        return ""
+        return None
+    return f"{domain:04x}:{bus:02x}:{slot:02x}.0"
 
 
 def free_cuda_cache(device: torch.device) -> None:

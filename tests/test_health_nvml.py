@@ -23,6 +23,7 @@ from nccldoctor.probes.gpu_device import device_uuid
 from nccldoctor.probes.health.compute import ComputePlan, RankCompute
 from nccldoctor.probes.health.stragglers import ScoreThresholds
 
+NAN = float("nan")
 COMPUTE_S = 0.3  # about the GPU part of the compute and step probes on an H100
 
 
@@ -60,7 +61,10 @@ def rank1_of_two(monkeypatch):
         flag.clear()
         return plan, computes
 
-    monkeypatch.setattr(health, "gather_floats", lambda values, device: [[0.0, 2.0], [1.0, 2.0]])
+    unplaced = [NAN, NAN]  # CPU ranks: no GPU NUMA node, no copies
+    monkeypatch.setattr(
+        health, "gather_floats", lambda values, device: [[0.0, 2.0, *unplaced], [1.0, 2.0, *unplaced]]
+    )
     monkeypatch.setattr(health, "measure_compute", compute)
     monkeypatch.setattr(health, "measure_ring", lambda device: [0.01, 0.01])
     monkeypatch.setattr(

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.distributed as dist
+from helpers import fake_dist
 from helpers.bench_parts import make_bench
 from helpers.fake_cuda import FakeCuda, install
 
 from nccldoctor.config import flag_disagreement, shared_flags
 from nccldoctor.errors import UsageError
+from nccldoctor.findings import EXIT_FAIL, Severity
 from nccldoctor.runtime import (
     LaunchEnv,
     RankInfo,
     backend_disagreement,
     choose_backend,
+    duplicate_gpus,
     publish_rank_info,
     read_launch_env,
 )
@@ -122,6 +126,58 @@ def test_rank_0s_flag_check_stops_every_rank_on_mixed_backends():
     assert "node 1" in store.get("flags_verdict").decode()  # what the other ranks raise too
 
 
+# -- two ranks on one GPU ------------------------------------------------------------------------
+UUID_A, UUID_B = "GPU-566e6f65-c38e-b12f-4824-6944218668b9", "GPU-0d4b8f5c-1a2b-3c4d-5e6f-7a8b9c0d1e2f"
+
+
+def on_gpu(rank, node, uuid, visible="0"):
+    info_ = dataclasses.replace(info(rank, node, "cuda:0", "nccl"), gpu_uuid=uuid)
+    return dataclasses.replace(info_, env={"CUDA_VISIBLE_DEVICES": visible})
+
+
+def test_ranks_of_one_node_on_one_gpu_are_named_once_per_gpu():
+    infos = [
+        on_gpu(0, 0, UUID_A),
+        on_gpu(1, 0, UUID_A),  # the same CUDA_VISIBLE_DEVICES=0 as rank 0
+        on_gpu(2, 0, UUID_B, visible="1"),
+        on_gpu(3, 1, UUID_A),  # another node: another GPU, whatever an emulated UUID says
+        info(4, 1, "cpu", "gloo"),  # no GPU, no UUID
+        info(5, 1, "cpu", "gloo"),
+    ]
+    (finding,) = duplicate_gpus(infos)
+    assert (finding.code, finding.severity, finding.ranks, finding.nodes) == (
+        "gpu_duplicate",
+        Severity.FAIL,
+        [0, 1],
+        [0],
+    )
+    assert UUID_A in finding.message and "Duplicate GPU detected" in finding.message
+    assert "node 0 (host0)" in finding.message and "0: 0, 1: 0" in finding.fix
+    assert finding.evidence["cuda_visible_devices"] == {0: "0", 1: "0"}
+    assert duplicate_gpus([on_gpu(0, 0, UUID_A), on_gpu(1, 0, UUID_B, visible="1")]) == []
+
+
+def test_two_ranks_on_one_gpu_stop_before_the_process_group_with_a_report(monkeypatch, tmp_path):
+    # Each rank sees one GPU (CUDA_VISIBLE_DEVICES=0 on both), so each takes cuda:0: the same GPU.
+    cuda = install(monkeypatch, FakeCuda(count=1))
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: SimpleNamespace(uuid=UUID_A[4:]))
+    recorder = fake_dist.install(monkeypatch, cuda)
+    store = dist.HashStore()
+    launch = LaunchEnv(rank=0, world_size=2, local_world_size=2, master_addr="h", master_port=1)
+    bench = make_bench(argv=["--out", str(tmp_path)], launch=launch, store=store)
+    flags = json.loads(json.dumps(shared_flags(bench.config)))
+    publish_rank_info(store, dataclasses.replace(on_gpu(1, 0, UUID_A), flags=flags))
+    reports = []
+    bench.sinks = lambda options: [SimpleNamespace(emit=lambda report, out_dir: reports.append(report))]
+    bench.supervisor.finish = lambda code: code
+    assert bench.run() == EXIT_FAIL
+    assert recorder.inits == []  # NCCL never asked
+    (finding,) = [f for f in reports[0].findings if f.code == "gpu_duplicate"]
+    assert finding.ranks == [0, 1] and reports[0].complete
+    peer = make_bench(launch=dataclasses.replace(launch, rank=1), store=store)
+    assert peer.check_gpus() is False  # rank 1 stops on rank 0's verdict
+
+
 # -- launchers ---------------------------------------------------------------------------------
 MASTER = {"MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29500"}
 
@@ -201,3 +257,92 @@ def test_a_bad_ranks_per_node_names_the_variable_it_came_from():
     env = MASTER | {"RANK": "1", "WORLD_SIZE": "2", "OMPI_COMM_WORLD_LOCAL_RANK": "1"}
     with pytest.raises(UsageError, match="OMPI_COMM_WORLD_LOCAL_SIZE=0"):
         read_launch_env(env | {"OMPI_COMM_WORLD_LOCAL_SIZE": "0"})
+
+
+# -- srun and mpirun without RANK ---------------------------------------------------------------
+SRUN_STEP = {"SLURM_STEP_ID": "0", "SLURM_NNODES": "2", "SLURM_NTASKS": "8"}
+
+
+def test_srun_without_rank_takes_its_task_id_and_task_count():
+    env = MASTER | SRUN_STEP | {"SLURM_PROCID": "6", "SLURM_LOCALID": "2", "SLURM_NODEID": "1"}
+    launch = read_launch_env(env)
+    assert (launch.rank, launch.world_size, where(launch)) == (6, 8, (2, 4, 1, 2))
+
+
+def test_srun_counts_its_steps_tasks_not_the_jobs():
+    # A step of 4 tasks inside an allocation of 8: SLURM_STEP_NUM_TASKS is the step's own.
+    env = MASTER | SRUN_STEP | {"SLURM_STEP_NUM_TASKS": "4", "SLURM_STEP_NUM_NODES": "1", "SLURM_NNODES": "1"}
+    env |= {"SLURM_PROCID": "3", "SLURM_LOCALID": "3", "SLURM_NODEID": "0"}
+    launch = read_launch_env(env)
+    assert (launch.rank, launch.world_size, where(launch)) == (3, 4, (3, 4, 0, 1))
+
+
+def test_a_batch_scripts_own_slurm_variables_are_not_a_job_of_ranks():
+    # sbatch's script has SLURM_PROCID 0 and the job's task count, but no step: one process.
+    env = {"SLURM_PROCID": "0", "SLURM_NTASKS": "8", "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}
+    assert not read_launch_env(env | {"SLURM_NNODES": "2"}).distributed
+
+
+def test_mpirun_without_rank_takes_open_mpis_world():
+    env = MASTER | {"OMPI_COMM_WORLD_RANK": "5", "OMPI_COMM_WORLD_SIZE": "8"}
+    env |= {"OMPI_COMM_WORLD_LOCAL_RANK": "1", "OMPI_COMM_WORLD_LOCAL_SIZE": "4"}
+    launch = read_launch_env(env)
+    assert (launch.rank, launch.world_size, where(launch)) == (5, 8, (1, 4, 1, 2))
+
+
+def test_mpirun_ranks_dealt_round_robin_are_refused_not_given_the_wrong_node():
+    # mpirun --map-by node, 8 ranks on 2 nodes: rank 5 is local rank 2 of node 1, not local rank 1.
+    env = MASTER | {"OMPI_COMM_WORLD_RANK": "5", "OMPI_COMM_WORLD_SIZE": "8"}
+    env |= {"OMPI_COMM_WORLD_LOCAL_RANK": "2", "OMPI_COMM_WORLD_LOCAL_SIZE": "4"}
+    with pytest.raises(UsageError, match="not numbered node by node") as error:
+        read_launch_env(env)
+    assert "--map-by node" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_mpirun_without_a_local_size_is_refused_as_an_unknown_node():
+    env = MASTER | {
+        "OMPI_COMM_WORLD_RANK": "5",
+        "OMPI_COMM_WORLD_SIZE": "8",
+        "OMPI_COMM_WORLD_LOCAL_RANK": "1",
+    }
+    with pytest.raises(UsageError, match="cannot tell which node"):
+        read_launch_env(env)
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        (SRUN_STEP | {"SLURM_PROCID": "1", "SLURM_LOCALID": "1", "SLURM_NODEID": "0"}, "before srun"),
+        ({"OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_SIZE": "2"}, "mpirun -x MASTER_ADDR="),
+    ],
+)
+def test_srun_and_mpirun_without_a_master_say_what_to_export(env, says):
+    with pytest.raises(UsageError) as error:
+        read_launch_env(env)
+    message = str(error.value)
+    assert "MASTER_ADDR and MASTER_PORT are not set" in message and says in message
+    assert "\n" not in message
+    with pytest.raises(UsageError, match=r"^environment: MASTER_PORT is not set \("):
+        read_launch_env(env | {"MASTER_ADDR": "10.0.0.1"})
+
+
+def test_a_launchers_only_process_without_a_master_runs_alone():
+    env = {"SLURM_STEP_ID": "0", "SLURM_PROCID": "0", "SLURM_NTASKS": "1", "SLURM_LOCALID": "0"}
+    assert read_launch_env(env) == LaunchEnv()
+    assert read_launch_env({"OMPI_COMM_WORLD_RANK": "0", "OMPI_COMM_WORLD_SIZE": "1"}) == LaunchEnv()
+
+
+@pytest.mark.parametrize(("procid", "printed"), [("0", 1), ("3", 0)])
+def test_a_launch_error_under_srun_is_one_line_from_rank_0_and_exit_2(
+    monkeypatch, capsys, tmp_path, procid, printed
+):
+    from nccldoctor import runner
+
+    for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "OMPI_COMM_WORLD_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in (SRUN_STEP | {"SLURM_PROCID": procid, "SLURM_LOCALID": "0"}).items():
+        monkeypatch.setenv(name, value)
+    argv = ["--quiet", "--out", str(tmp_path)]  # a wrongly started run writes nothing here
+    assert runner.run(argv, plan=lambda config: [], sinks=lambda options: []) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == printed and all("export MASTER_ADDR" in line for line in lines)

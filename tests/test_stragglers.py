@@ -7,6 +7,7 @@ from nccldoctor.probes.health import _faster, _matrix
 from nccldoctor.probes.health.compute import ComputePlan, RankCompute
 from nccldoctor.probes.health.stragglers import (
     ScoreThresholds,
+    copies_note,
     crowded_nodes,
     judge_stragglers,
     rank_rows,
@@ -17,7 +18,7 @@ from nccldoctor.probes.health.stragglers import (
 T = ScoreThresholds()
 
 
-def compute(slowdown=1.0, copy=1.0, h2d=None):
+def compute(slowdown=1.0, copy=1.0, h2d=None, bound=None, numa_node=None):
     return RankCompute(
         matmul_s=0.1 * slowdown,
         copy_s=0.05 * copy,
@@ -26,6 +27,8 @@ def compute(slowdown=1.0, copy=1.0, h2d=None):
         step_compute_s=0.025 * slowdown,
         step_best_s=0.02 * slowdown,
         step_wait_s=0.01,
+        gpu_numa_node=numa_node,
+        copy_numa_bound=bound,
     )
 
 
@@ -87,10 +90,48 @@ def test_thresholds_are_configurable_and_checked():
 
 
 def test_a_slow_host_to_device_copy_alone_is_named_with_a_pcie_fix():
-    computes = [compute(h2d=0.01), compute(h2d=0.01), compute(h2d=0.04)]
+    computes = [compute(h2d=0.01, bound=True), compute(h2d=0.01, bound=True), compute(h2d=0.04, bound=True)]
     (finding,) = judge(computes, [0, 0, 0])
     assert finding.ranks == [2] and "host-to-device" in finding.message
     assert "PCIe" in finding.fix
+    assert copies_note(computes) is None  # every copy counted
+
+
+def test_a_bound_rank_with_twice_as_slow_copies_is_named():
+    computes = [compute(h2d=0.01, bound=True, numa_node=n) for n in (0, 1, 0, 1)]
+    computes[3] = compute(h2d=0.02, bound=True, numa_node=1)
+    (finding,) = judge(computes, [0, 0, 1, 1])
+    assert (finding.code, finding.ranks) == ("straggler_rank", [3])  # 1 / mean(1, 1, 1, 2) = 0.8
+    assert "host-to-device" in finding.message
+    assert finding.evidence["median_seconds"]["h2d_s"] == pytest.approx(0.01)
+
+
+def test_an_unbound_rank_with_twice_as_slow_copies_is_shown_not_named():
+    # Rank 3's CPUs are not all on its GPU's NUMA node: its copy may cross the sockets.
+    computes = [compute(h2d=0.01, bound=True, numa_node=n) for n in (0, 1, 0, 1)]
+    computes[3] = compute(h2d=0.02, bound=False, numa_node=1)
+    assert judge(computes, [0, 0, 1, 1]) == []
+    verdicts = score_ranks(computes, [0, 0, 1, 1])
+    assert "h2d_s" not in verdicts[3].kernel_scores and "h2d_s" in verdicts[0].kernel_scores
+    plan = ComputePlan(
+        matmul_n=100, matmul_repeats=10, copy_bytes=1000, copy_repeats=5, host_device_bytes=1 << 20
+    )
+    row = next(r for r in rank_rows(verdicts, computes, plan, None, {}) if r["rank"] == 3)
+    assert row["h2d_gbps"] == pytest.approx((1 << 20) / 0.02 / 1e9)  # shown
+    assert (row["gpu_numa_node"], row["copy_numa_bound"]) == (1, False)
+    assert "rank 3 not" in copies_note(computes)
+
+
+@pytest.mark.parametrize("bound", [[False, False, False], [None, None, None], [True, False, None]])
+def test_copies_are_not_scored_without_two_bound_ranks_to_compare(bound):
+    computes = [compute(h2d=h2d, bound=b) for h2d, b in zip((0.01, 0.01, 0.04), bound, strict=True)]
+    assert judge(computes, [0, 0, 0]) == []
+    assert all("h2d_s" not in v.kernel_scores for v in score_ranks(computes, [0, 0, 0]))
+    assert "ranks 0, 1, 2 not" in copies_note(computes)
+
+
+def test_without_copies_there_is_nothing_to_say_about_them():
+    assert copies_note([compute(), compute()]) is None  # a CPU: no host<->device copies
 
 
 def test_rows_are_slowest_first_with_rates():
@@ -106,9 +147,10 @@ def test_rows_are_slowest_first_with_rates():
 
 
 def test_a_second_look_keeps_each_kernels_better_time():
-    first, second = compute(slowdown=3.0), compute(copy=2.0)
+    first, second = compute(slowdown=3.0, bound=True, numa_node=1), compute(copy=2.0)
     best = _faster(first, second)
     assert (best.matmul_s, best.copy_s, best.h2d_s) == (0.1, 0.05, None)
+    assert (best.gpu_numa_node, best.copy_numa_bound) == (1, True)  # placement is not measured
 
 
 def test_the_matrix_is_directional_gbps_without_the_diagonal():
@@ -177,3 +219,23 @@ def test_the_noise_rule_is_only_for_the_step_alone_a_gpu_rank_slow_in_matmul_is_
     computes[0] = RankCompute(**{**computes[0].__dict__, "matmul_s": 0.15, "step_best_s": 0.02})
     verdicts = score_ranks(computes, [0, 1, 2])
     assert [f.ranks for f in judge_stragglers(verdicts, computes, T, {})] == [[0]]
+
+
+def test_the_rank_table_marks_copies_shown_but_not_scored():
+    from types import SimpleNamespace
+
+    from nccldoctor.reports.sections.health import rank_table
+
+    computes = [compute(h2d=0.01, bound=True), compute(h2d=0.01, bound=True), compute(h2d=0.02, bound=False)]
+    plan = ComputePlan(
+        matmul_n=100, matmul_repeats=10, copy_bytes=1000, copy_repeats=5, host_device_bytes=1 << 20
+    )
+    rows = rank_rows(score_ranks(computes, [0, 0, 0]), computes, plan, None, {})
+    title, frame = rank_table(SimpleNamespace(sections={"stragglers": {"ranks": rows}}))
+    cells = dict(zip(frame["rank"], frame["H2D GB/s"], strict=True))
+    assert cells[2].endswith("*") and not cells[0].endswith("*")
+    assert "not bound to the GPU's NUMA node" in title
+    for row in rows:
+        row["copy_numa_bound"], row["kernel_scores"]["h2d_s"] = True, 1.0
+    title, frame = rank_table(SimpleNamespace(sections={"stragglers": {"ranks": rows}}))
+    assert "NUMA" not in title and not any(cell.endswith("*") for cell in frame["H2D GB/s"])

@@ -5,7 +5,9 @@ matrix (links.py), scored and judged by stragglers.py. Meanwhile each node's lea
 lowest rank) samples its host for host contention (nccldoctor.hostload: the job's processes
 are the PIDs its ranks published) and watches its GPUs through NVML while the measurements run
 (nccldoctor.gpuhealth.watch_gpus: each GPU's busiest reading), and publishes both through the
-store. Every rank publishes its GPU's UUID, so that only the job's GPUs are judged.
+store. Every rank publishes its GPU's UUID, so that only the job's GPUs are judged, and
+where its host<->device copies run (its GPU's NUMA node, and whether its CPUs are bound to
+it: nccldoctor.numa), so that copies are compared only among bound ranks.
 Rank 0 judges everything: straggler_rank / straggler_node, slow_link, host_contention and the
 gpu_* codes.
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -33,9 +36,10 @@ from nccldoctor.cpupressure import CpuPressure, CpuPressureWatch
 from nccldoctor.findings import Finding
 from nccldoctor.gpuhealth import GpuInventory, health_rows, judge_gpus, watch_gpus
 from nccldoctor.hostload import Crowding, HostSample, host_rows, judge_hosts, sample_host
+from nccldoctor.numa import SYSFS, CopyPlacement, copy_placement, this_process_cpus
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
-from nccldoctor.probes.gpu_device import device_uuid
-from nccldoctor.probes.health.compute import RankCompute, gather_floats, measure_compute
+from nccldoctor.probes.gpu_device import device_uuid, pci_bus_id
+from nccldoctor.probes.health.compute import PLACEMENT_FIELDS, RankCompute, gather_floats, measure_compute
 from nccldoctor.probes.health.links import (
     LINK_BYTES,
     judge_links,
@@ -48,6 +52,7 @@ from nccldoctor.probes.health.links import (
 from nccldoctor.probes.health.stragglers import (
     ScoreThresholds,
     contention_excuses,
+    copies_note,
     crowded_nodes,
     judge_stragglers,
     rank_rows,
@@ -64,6 +69,7 @@ COMPUTE_LOOKS = 3
 HOST_WINDOW_S = 1.0  # the host sample's window; it overlaps the measurements
 STEPS = 4  # progress steps: compute, ring, node pairs, node health
 GPU_KEY = "health/gpu"  # + "/<rank>": the UUID of the rank's GPU ("" on a CPU)
+NAN = float("nan")
 
 
 def phases(config: BenchConfig) -> list[Phase]:
@@ -143,6 +149,8 @@ class HealthPhase(Phase):
 class HealthCheck:
     """One run of the health measurements on this rank, and rank 0's judgement."""
 
+    sysfs = SYSFS  # where the GPU's NUMA node and the node's CPUs are read (tests: a fake tree)
+
     def __init__(
         self,
         job: Job,
@@ -163,15 +171,16 @@ class HealthCheck:
         started = time.monotonic()
         # Under the phase's own key, so that rank 0 judges only the GPUs the job uses.
         self.store.set(f"{GPU_KEY}/{self.job.rank}", device_uuid(self.device))
-        mine = [float(self.job.launch.node_rank), float(psutil.cpu_count() or 1)]
+        mine = [float(self.job.launch.node_rank), float(psutil.cpu_count() or 1), *self._placement()]
         rows = gather_floats(mine, self.device)
+        placements = [_placement_of(row[2:]) for row in rows]
         node_of = [int(row[0]) for row in rows]
         nodes = sorted(set(node_of))
         cpus = {int(row[0]): int(row[1]) for row in rows}
         crowded = crowded_nodes(node_of, cpus) if self.device.type == "cpu" else {}
         leaders = [node_of.index(node) for node in nodes]
         sampler = self._start_sampler() if self.job.rank in leaders else None
-        plan, computes = self._compute(node_of, crowded)
+        plan, computes = self._compute(node_of, crowded, placements)
         if sampler is not None:
             sampler.compute_done()
         ring_seconds = self._ring(node_of)
@@ -199,6 +208,7 @@ class HealthCheck:
             "thresholds": dataclasses.asdict(self.thresholds),
             "plan": dataclasses.asdict(plan),
             "ranks": rank_rows(verdicts, computes, plan, ring_in, hostnames),
+            "copies": copies_note(computes),
             "link_bytes": size,
             "ring": [dataclasses.asdict(link) for link in links if link.kind.startswith("ring")],
             "node_pairs": _matrix(pair_seconds, nodes, size),
@@ -206,9 +216,19 @@ class HealthCheck:
         return findings + health_findings, {"stragglers": stragglers, "health": health}
 
     # -- measuring, with a second look at what seemed slow -----------------------------------
-    def _compute(self, node_of: list[int], crowded: dict[int, str]):
+    def _placement(self) -> tuple[float, float]:
+        """This rank's GPU NUMA node and whether its CPUs are on it, as floats for the gather
+        (NaN: unknown; nothing is asked on a CPU, which copies nothing to a device)."""
+        if self.device.type != "cuda":
+            return NAN, NAN
+        placement = copy_placement(pci_bus_id(self.device), this_process_cpus(), self.sysfs)
+        node, bound = placement.gpu_numa_node, placement.bound
+        return (NAN if node is None else float(node)), (NAN if bound is None else float(bound))
+
+    def _compute(self, node_of: list[int], crowded: dict[int, str], placements: list[CopyPlacement]):
         self.step("stragglers: compute and step")
         plan, computes = measure_compute(self.device)
+        computes = [_placed(c, p) for c, p in zip(computes, placements, strict=True)]
         kernels = scored_kernels(self.device.type)
         for look in range(2, COMPUTE_LOOKS + 1):
             slow = slow_ranks(score_ranks(computes, node_of, kernels), self.thresholds, computes)
@@ -290,12 +310,29 @@ class HealthCheck:
 
 
 def _faster(a: RankCompute, b: RankCompute) -> RankCompute:
-    """Each kernel's better time of two measurements (None stays None)."""
+    """Each kernel's better time of two measurements (None stays None); `a`'s placement."""
     values = {}
     for f in dataclasses.fields(RankCompute):
+        if f.name in PLACEMENT_FIELDS:
+            continue
         x, y = getattr(a, f.name), getattr(b, f.name)
         values[f.name] = x if y is None else y if x is None else min(x, y)
-    return RankCompute(**values)
+    return dataclasses.replace(a, **values)
+
+
+def _placement_of(values: list[float]) -> CopyPlacement:
+    """A rank's CopyPlacement from its two gathered floats (NaN: unknown)."""
+    node, bound = values
+    return CopyPlacement(
+        gpu_numa_node=None if math.isnan(node) else int(node),
+        bound=None if math.isnan(bound) else bool(bound),
+    )
+
+
+def _placed(compute: RankCompute, placement: CopyPlacement) -> RankCompute:
+    return dataclasses.replace(
+        compute, gpu_numa_node=placement.gpu_numa_node, copy_numa_bound=placement.bound
+    )
 
 
 def _matrix(seconds: list[list[float]], nodes: list[int], size_bytes: int) -> dict[str, Any]:

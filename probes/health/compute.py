@@ -61,6 +61,13 @@ class RankCompute:
     # all_reduce a rank has a core to itself, so its best step shows its speed, whereas the
     # mean also shows which rank lost scheduler races on an oversubscribed node.
     step_best_s: float
+    # Not measured but where the copies ran (nccldoctor.numa), the same in every look: the GPU's
+    # NUMA node, and whether the rank's CPUs are all on it. Copies are compared only where True.
+    gpu_numa_node: int | None = None
+    copy_numa_bound: bool | None = None
+
+
+PLACEMENT_FIELDS = ("gpu_numa_node", "copy_numa_bound")
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """Straggler scores from the compute and step probes, and the findings that name the slow ones.
 
 Each measured kernel (matmul, the step's compute, and on a GPU the memory copy and the
-host<->device copies) gives every rank a score: the median rank's time divided by the rank's own time
-(nccldoctor.stats). A rank's score combines them as the reciprocal of its mean relative time,
-so three noisy measurements average out and a rank slow at any one of them still drops.
+host<->device copies, those only among ranks bound to their GPU's NUMA node) gives every rank a
+score: the median rank's time divided by the rank's own time (nccldoctor.stats). A rank's score
+combines them as the reciprocal of its mean relative time, so three noisy measurements average
+out and a rank slow at any one of them still drops.
 
 A slow rank on a node whose CPUs were oversubscribed while it was measured (more runnable tasks
 than cores, or hypervisor steal: nccldoctor.cpupressure) is not named a straggler when its
@@ -38,6 +39,10 @@ from nccldoctor.stats import straggler_scores
 # speed (0.998 to 1.005 in the same runs). On a CPU only that is scored; the rest is shown.
 SCORED = ("matmul_s", "copy_s", "step_best_s", "h2d_s", "d2h_s")
 SCORED_ON_CPU = ("step_best_s",)
+# A pinned host<->device copy from another socket's memory crosses the inter-socket link: a rank
+# whose CPUs are not bound to its GPU's NUMA node may be slow there by placement, not by fault.
+# These are compared only among ranks bound to their GPU's node (RankCompute.copy_numa_bound).
+COPY_KERNELS = ("h2d_s", "d2h_s")
 
 
 def scored_kernels(device_type: str) -> tuple[str, ...]:
@@ -66,17 +71,51 @@ def score_ranks(
     computes: list[RankCompute], node_of: list[int], kernels: tuple[str, ...] = SCORED
 ) -> list[RankVerdict]:
     """Every rank's combined score (index = rank) over the given kernels."""
-    per_kernel: dict[str, list[float]] = {}
+    per_kernel: dict[str, dict[int, float]] = {}
     for name in kernels:
-        times = [getattr(c, name) for c in computes]
-        if all(t is not None and t > 0 for t in times):
-            per_kernel[name] = [s.score for s in straggler_scores(times)]
+        ranks = compared_ranks(computes, name)
+        times = [getattr(computes[r], name) for r in ranks]
+        if ranks and all(t is not None and t > 0 for t in times):
+            per_kernel[name] = {r: s.score for r, s in zip(ranks, straggler_scores(times), strict=True)}
     verdicts = []
     for rank in range(len(computes)):
-        scores = {name: values[rank] for name, values in per_kernel.items()}
+        scores = {name: values[rank] for name, values in per_kernel.items() if rank in values}
         relative = statistics.fmean(1 / s for s in scores.values()) if scores else 1.0
         verdicts.append(RankVerdict(rank, node_of[rank], 1 / relative, scores))
     return verdicts
+
+
+def compared_ranks(computes: list[RankCompute], name: str) -> list[int]:
+    """The ranks whose `name` times are compared: every rank, but for the host<->device copies
+    only the ranks bound to their GPU's NUMA node, and those only when there are two or more
+    (one alone has nothing to be compared with)."""
+    if name not in COPY_KERNELS:
+        return list(range(len(computes)))
+    bound = [rank for rank, c in enumerate(computes) if c.copy_numa_bound]
+    return bound if len(bound) >= 2 else []
+
+
+def unscored_copies(computes: list[RankCompute]) -> list[int]:
+    """Ranks that measured host<->device copies whose copies are shown but not scored."""
+    scored = set(compared_ranks(computes, "h2d_s"))
+    return [rank for rank, c in enumerate(computes) if c.h2d_s is not None and rank not in scored]
+
+
+def copies_note(computes: list[RankCompute]) -> str | None:
+    """What the report says about copies it did not score; None when every copy counts."""
+    unscored = unscored_copies(computes)
+    if not unscored:
+        return None
+    return (
+        "host<->device copies are scored only among ranks whose CPUs are bound to their GPU's "
+        f"NUMA node (two or more): {_ranks(unscored)} not (copy times shown, not scored); "
+        "bind each rank's CPUs to its GPU's node (numactl --cpunodebind, srun --cpu-bind, "
+        "torchrun --numa-binding=node) to compare them"
+    )
+
+
+def _ranks(ranks: list[int]) -> str:
+    return f"{'rank' if len(ranks) == 1 else 'ranks'} {', '.join(map(str, ranks))}"
 
 
 def slow_ranks(
@@ -173,7 +212,8 @@ def judge_stragglers(
 def _medians(computes: list[RankCompute]) -> dict[str, float]:
     medians = {}
     for name in (*SCORED, "step_wait_s"):
-        values = [getattr(c, name) for c in computes if getattr(c, name) is not None]
+        compared = [computes[r] for r in compared_ranks(computes, name)]
+        values = [getattr(c, name) for c in compared if getattr(c, name) is not None]
         if values:
             medians[name] = statistics.median(values)
     return medians
@@ -294,6 +334,8 @@ def rank_rows(
                 "step_compute_ms": compute.step_compute_s * 1e3,
                 "step_wait_ms": compute.step_wait_s * 1e3,
                 "ring_in_gbps": ring_in_gbps[verdict.rank] if ring_in_gbps else None,
+                "gpu_numa_node": compute.gpu_numa_node,
+                "copy_numa_bound": compute.copy_numa_bound,
                 "kernel_scores": verdict.kernel_scores,
                 "within_noise": verdict.score < 1 and within_noise(verdict, computes),
             }

@@ -29,8 +29,8 @@ def rank_table(report: Report) -> tuple[str, pd.DataFrame] | None:
             f"{r['score']:.2f}",
             number(r["tflops"], ".3f"),
             number(r["copy_gbps"], ".1f"),
-            number(r["h2d_gbps"], ".1f"),
-            number(r["d2h_gbps"], ".1f"),
+            _copy_cell(r, "h2d"),
+            _copy_cell(r, "d2h"),
             f"{r['step_compute_ms']:.2f}",
             f"{r['step_wait_ms']:.2f}",
             number(r["ring_in_gbps"], ".3f"),
@@ -42,9 +42,23 @@ def rank_table(report: Report) -> tuple[str, pd.DataFrame] | None:
     columns += ["step compute (ms)", "step wait (ms)", "ring in (GB/s)"]
     columns += ["DDP compute p50 (ms)"] if ddp else []
     shown = f"slowest {ROWS_SHOWN} of {len(rows)}" if len(rows) > ROWS_SHOWN else f"{len(rows)}"
-    return f"Ranks ({shown}, slowest first; score = median rank's time / the rank's)", pd.DataFrame(
-        lines, columns=columns
-    )
+    title = f"Ranks ({shown}, slowest first; score = median rank's time / the rank's)"
+    if any(_copy_unscored(r, "h2d") for r in rows[:ROWS_SHOWN]):
+        title += f"; {UNSCORED_MARK} copy not scored: CPUs not bound to the GPU's NUMA node"
+    return title, pd.DataFrame(lines, columns=columns)
+
+
+UNSCORED_MARK = "*"
+
+
+def _copy_unscored(row: dict, kind: str) -> bool:
+    """A copy measured but left out of the score (an unbound rank's: see stragglers.copies)."""
+    return row[f"{kind}_gbps"] is not None and f"{kind}_s" not in row.get("kernel_scores", {})
+
+
+def _copy_cell(row: dict, kind: str) -> str:
+    cell = number(row[f"{kind}_gbps"], ".1f")
+    return f"{cell}{UNSCORED_MARK}" if _copy_unscored(row, kind) else cell
 
 
 def node_pair_table(report: Report) -> tuple[str, pd.DataFrame] | None:
