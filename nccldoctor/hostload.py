@@ -325,10 +325,16 @@ def judge_hosts(
             continue
         where = f"node {node} ({sample.host})"
         offenders = _offenders(sample, thresholds)
+        busy = [text for reason, text in problems.items() if reason != "oversubscribed"]
+        crowded_text = [problems["oversubscribed"]] if "oversubscribed" in problems else []
+        message = "; ".join(
+            ([f"{where} is busy with work outside the job: " + "; ".join(busy)] if busy else [])
+            + ([f"on {where} {crowded_text[0]}"] if crowded_text else [])
+        )
         findings.append(
             make_finding(
                 "host_contention",
-                f"{where} is busy with work outside the job: " + "; ".join(problems.values()),
+                message,
                 nodes=[node],
                 evidence=_evidence(sample, thresholds, list(problems), crowded),
                 fix=_fix(where, problems, offenders),

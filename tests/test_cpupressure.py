@@ -124,7 +124,9 @@ def test_a_slow_rank_on_an_oversubscribed_node_is_host_contention_not_a_straggle
     (finding,) = judge_hosts({0: quiet(), 1: quiet(host="n1")}, crowding=excused)
     assert (finding.code, finding.severity, finding.nodes) == ("host_contention", Severity.WARN, [1])
     assert finding.evidence["reasons"] == ["oversubscribed"] and finding.evidence["excused_ranks"] == [3]
+    assert finding.message.startswith("on node 1 (n1) the CPUs were oversubscribed while the ranks")
     assert "rank 3 (score 0.74)" in finding.message and "4.0 runnable tasks on 2 cores" in finding.message
+    assert "outside the job" not in finding.message  # the crowding may be the job's own ranks
     rows = host_rows({0: quiet(), 1: quiet()}, pressure, excused)
     assert [r["status"] for r in rows] == ["ok", "oversubscribed"] and rows[1]["tasks_per_core"] == 2.0
 
