@@ -27,7 +27,7 @@ from nccldoctor.argtypes import Parser, megabytes, seconds, whole_number
 from nccldoctor.bandwidth import BUS_FACTORS
 from nccldoctor.errors import UsageError
 from nccldoctor.sweepspec import DEFAULT_MAX_COMBOS, check_combos, check_unique, parse_item
-from nccldoctor.units import parse_size
+from nccldoctor.units import format_size, parse_size
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -285,7 +285,10 @@ class CollectiveOptions:
         if self.min_bytes < 1 or self.max_bytes < 1:
             raise UsageError("--min-bytes and --max-bytes must be at least 1 byte")
         if self.min_bytes > self.max_bytes:
-            raise UsageError(f"--min-bytes ({self.min_bytes}) is larger than --max-bytes ({self.max_bytes})")
+            raise UsageError(
+                f"--min-bytes ({format_size(self.min_bytes)}) is larger than --max-bytes "
+                f"({format_size(self.max_bytes)})"
+            )
         if self.step_factor < 2:
             raise UsageError(f"--step-factor must be 2 or more, not {self.step_factor}")
         if self.iters < 1:

@@ -99,3 +99,18 @@ def hostnames(report: Report) -> dict[int, str]:
 def number(value: float | None, fmt: str) -> str:
     """A table cell for a number that may be missing ('-')."""
     return "-" if value is None else format(value, fmt)
+
+
+NOISE = "measurement noise"
+
+
+def above_100(percent_value: float, why: str = NOISE) -> str:
+    """' (above 100%: measurement noise)' for a share that rounds above 100%, else ''. A measured
+    share cannot really pass 100%, so a cell that does says why instead of leaving the reader to
+    wonder."""
+    return f" (above 100%: {why})" if round(percent_value) > 100 else ""
+
+
+def percent(fraction: float | None, why: str = NOISE) -> str:
+    """0.54 -> '54%', 1.54 -> '154% (above 100%: measurement noise)', None -> '-'."""
+    return "-" if fraction is None else f"{fraction:.0%}{above_100(fraction * 100, why)}"

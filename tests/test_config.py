@@ -79,7 +79,7 @@ def test_expect_busbw_global_and_per_probe():
         (["-d", "float8"], "unknown dtype 'float8'"),
         (["-o", "xor"], "unknown op 'xor'"),
         (["-o", "avg", "-d", "int32"], "avg needs a floating dtype"),
-        (["-b", "1M", "-e", "1K"], "is larger than --max-bytes"),
+        (["-b", "1M", "-e", "1K"], "--min-bytes (1M) is larger than --max-bytes (1K)"),
         (["-f", "1"], "--step-factor must be 2 or more"),
         (["--timeout", "0"], "--timeout must be a positive"),
         (["-c", "2"], "'2' is not 0 or 1"),

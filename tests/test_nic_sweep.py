@@ -126,3 +126,19 @@ def test_report_names_variants_left_out_for_time_and_wrong_data_in_a_variant():
     assert [r["iface"] for r in section["results"]] == ["eth0"] and section["rows"][0]["setting"]
     # The section holds the rows as report.json does: dicts with the sweep's labels, no round.
     assert section["rows"][0]["sweep"] == "ifaces" and "repeat" not in section["rows"][0]
+
+
+def test_the_view_flags_a_share_of_line_rate_above_100_percent():
+    from nccldoctor.report import Report
+    from nccldoctor.reports.sections.nic_sweep import nic_sweep_table
+
+    def share(percent_of_line_rate):
+        line = {"iface": "eth0", "in_use": True, "size_bytes": 1 << 20, "busbw_gbps": 1.3}
+        line |= {"percent_of_line_rate": percent_of_line_rate, "line_rate_mbps": 10000}
+        line |= {"latency_us": 40.0, "failed": None}
+        sections = {"nic_sweep": {"backend": "gloo", "results": [line]}}
+        table = nic_sweep_table(Report(job={}, environment={}, results=[], findings=[], sections=sections))
+        return table["% of line rate"][0]
+
+    assert share(104.2) == "104 (above 100%: noise, or a line rate reported below the link)"
+    assert share(87.4) == "87" and share(None) == "-"

@@ -6,6 +6,7 @@ import pandas as pd
 
 from nccldoctor.report import Report
 from nccldoctor.reports.sections import Table, view
+from nccldoctor.reports.tables import above_100
 from nccldoctor.units import format_size
 
 
@@ -23,7 +24,7 @@ def nic_sweep_table(report: Report) -> pd.DataFrame | None:
             r["iface"] + (" (in use)" if r["in_use"] else ""),
             format_size(r["size_bytes"]) if r["size_bytes"] else "-",
             number(r["busbw_gbps"], ".3f"),
-            number(r["percent_of_line_rate"], ".0f"),
+            _line_rate_share(r["percent_of_line_rate"]),
             f"{r['line_rate_mbps']} Mb/s" if r["line_rate_mbps"] else "unknown",
             number(r["latency_us"], ".1f"),
             r["failed"] or "ok",
@@ -32,6 +33,13 @@ def nic_sweep_table(report: Report) -> pd.DataFrame | None:
     ]
     columns = ["interface", "size", "busbw (GB/s)", "% of line rate", "line rate", "8 B latency (us)"]
     return pd.DataFrame(lines, columns=[*columns, "status"])
+
+
+def _line_rate_share(value: float | None) -> str:
+    if value is None:
+        return "-"
+    # Above 100%: the timing's noise, or a link faster than the speed the kernel reports.
+    return f"{value:.0f}{above_100(value, 'noise, or a line rate reported below the link')}"
 
 
 @view("nic_sweep", order=30)
