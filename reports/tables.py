@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from nccldoctor.bandwidth import BUS_FACTORS
 from nccldoctor.findings import Finding
 from nccldoctor.report import Report
 from nccldoctor.rows import Row, rows_frame
@@ -75,6 +76,16 @@ def average_busbw(results: list[Row], probe: str) -> float:
     """nccl-tests' footer number: mean busbw over every row of the probe."""
     values = [r.busbw_gbps for r in results if r.probe == probe]
     return sum(values) / len(values) if values else 0.0
+
+
+def busbw_footer(results: list[Row], probe: str) -> str:
+    """'Avg bus bandwidth: 1.234 GB/s', saying why it is 0 when one rank measured it: a reader
+    would otherwise take 0.000 for a broken link."""
+    text = f"Avg bus bandwidth: {average_busbw(results, probe):.3f} GB/s"
+    worlds = {r.world_size for r in results if r.probe == probe}
+    if worlds == {1} and probe in BUS_FACTORS and BUS_FACTORS[probe](1) == 0:
+        text += " (busbw is 0 by definition with one rank: no data crosses a link)"
+    return text
 
 
 def where(finding: Finding, hostnames: dict[int, str] | None = None) -> str:

@@ -11,6 +11,7 @@ from nccldoctor.analysis import judge_rows
 from nccldoctor.report import SCHEMA_VERSION, Report
 from nccldoctor.reports import SINKS, emit_all, make_sinks
 from nccldoctor.reports.json_report import load
+from nccldoctor.reports.tables import busbw_footer
 from nccldoctor.reports.terminal import TerminalSink
 
 
@@ -146,3 +147,21 @@ def test_an_empty_results_csv_still_has_its_header(tmp_path):
     emit_all(report, tmp_path, make_sinks(SimpleNamespace(quiet=True)))
     header = (tmp_path / "results.csv").read_text().splitlines()[0].split(",")
     assert header[:3] == ["probe", "size_bytes", "count"] and "busbw_gbps" in header
+
+
+def test_one_rank_footers_say_busbw_is_zero_by_definition(tmp_path):
+    alone = [
+        make_row(probe="all_reduce", world_size=1, busbw_gbps=0.0),
+        make_row(probe="broadcast", op="none", root=0, world_size=1, busbw_gbps=0.5),  # factor 1: not 0
+    ]
+    report = Report(job={**JOB, "world_size": 1, "nnodes": 1}, environment={}, results=alone, findings=[])
+    console = Console(record=True, width=200)
+    sinks = make_sinks()
+    sinks[-1] = TerminalSink(console=console)
+    emit_all(report, tmp_path, sinks)
+    note = "Avg bus bandwidth: 0.000 GB/s (busbw is 0 by definition with one rank: no data crosses a link)"
+    for text in (console.export_text(), (tmp_path / "report.md").read_text()):
+        footers = [line.rstrip() for line in text.splitlines() if line.startswith("Avg bus")]
+        assert footers == [note, "Avg bus bandwidth: 0.500 GB/s"], text
+    # Two ranks whose busbw rounds to 0 are slow, not alone: no note.
+    assert "by definition" not in busbw_footer([make_row(world_size=2, busbw_gbps=0.0)], "all_reduce")
