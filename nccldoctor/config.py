@@ -216,6 +216,7 @@ class CollectiveOptions:
     min_bytes: int = option(
         "-b",
         "--min-bytes",
+        metavar="SIZE",
         default=8,
         parse=size_of("--min-bytes"),
         help="smallest total buffer size (8, 64K, 1M, 1G; default 8)",
@@ -223,19 +224,31 @@ class CollectiveOptions:
     max_bytes: int = option(
         "-e",
         "--max-bytes",
+        metavar="SIZE",
         default=8 * 1024**2,
         parse=size_of("--max-bytes"),
         help="largest total buffer size (default 8M)",
     )
     step_factor: int = option(
-        "-f", "--step-factor", default=4, parse=whole_number, help="size multiplier between rows (default 4)"
+        "-f",
+        "--step-factor",
+        default=4,
+        parse=whole_number,
+        metavar="FACTOR",
+        help="size multiplier between rows (default 4)",
     )
     iters: int = option(
-        "-n", "--iters", default=20, parse=whole_number, help="timed iterations per size (default 20)"
+        "-n",
+        "--iters",
+        default=20,
+        parse=whole_number,
+        metavar="N",
+        help="timed iterations per size (default 20)",
     )
     warmup: int = option(
         "-w",
         "--warmup",
+        metavar="N",
         default=5,
         parse=whole_number,
         help="untimed warm-up iterations per size (default 5)",
@@ -243,26 +256,38 @@ class CollectiveOptions:
     dtype: str = option(
         "-d",
         "--dtype",
+        metavar="DTYPE",
         default="float32",
         parse=dtype_name,
-        help=f"element type: {', '.join(DTYPES)} (default float32)",
+        help=f"element type: {', '.join(DTYPES)}; also {', '.join(DTYPE_ALIASES)} (default float32)",
     )
-    op: str = option("-o", "--op", default="sum", help=f"reduction: {', '.join(REDUCE_OPS)} (default sum)")
+    op: str = option(
+        "-o", "--op", default="sum", metavar="OP", help=f"reduction: {', '.join(REDUCE_OPS)} (default sum)"
+    )
     check: bool = option(
-        "-c", "--check", default=True, parse=switch, help="check every output element: 1 or 0 (default 1)"
+        "-c",
+        "--check",
+        default=True,
+        parse=switch,
+        metavar="1|0",
+        help="check every output element: 1 or 0 (default 1)",
     )
-    root: int = option("-r", "--root", default=0, parse=whole_number, help="broadcast root rank (default 0)")
+    root: int = option(
+        "-r", "--root", default=0, parse=whole_number, metavar="RANK", help="broadcast root rank (default 0)"
+    )
     probes: list[str] = option(
         "--probes",
+        metavar="PROBE,...",
         factory=lambda: list(ALL_PROBES),
         parse=probe_names,
         help="comma list of probes (default: all)",
     )
     expect_busbw: dict[str, float] = option(  # probe -> GB/s at the largest size
         "--expect-busbw",
+        metavar="GBPS",
         factory=dict,
         parse=parse_expect_busbw,
-        help="GB/s expected at the largest size: 20, or all_reduce=20,...",
+        help="busbw in GB/s expected at the largest size: 20 for every probe, or all_reduce=20,sendrecv=10",
     )
 
     def __post_init__(self) -> None:
@@ -271,7 +296,10 @@ class CollectiveOptions:
         if unknown:
             raise UsageError(f"--probes: unknown probe {unknown[0]!r} (known: {', '.join(ALL_PROBES)})")
         if self.dtype not in DTYPES:
-            raise UsageError(f"--dtype: unknown dtype {self.dtype!r} (known: {', '.join(DTYPES)})")
+            raise UsageError(
+                f"--dtype: unknown dtype {self.dtype!r} (known: {', '.join(DTYPES)}; "
+                f"also {', '.join(DTYPE_ALIASES)})"
+            )
         if self.op not in REDUCE_OPS:
             raise UsageError(f"--op: unknown op {self.op!r} (known: {', '.join(REDUCE_OPS)})")
         if self.op == "avg" and not self.torch_dtype.is_floating_point:
@@ -317,15 +345,17 @@ class NetworkOptions:
 
     ports: list[tuple[int, int]] = option(
         "--ports",
+        metavar="PORTS",
         factory=list,
         parse=parse_ports,
         help="extra ports to check between nodes: 40000-40100,29400",
     )
     ifaces: str | list[str] = option(  # "auto", "off" or interface names
         "--ifaces",
+        metavar="IFACES",
         default="auto",
         parse=parse_ifaces,
-        help="per-NIC sweep: auto (multi-node, 2+ shared NICs), off, or eth0,eth1",
+        help="per-NIC sweep: auto (multi-node, 2+ shared NICs), off, or the interfaces: eth0,eth1",
     )
 
 
@@ -335,16 +365,25 @@ class HealthOptions:
 
     enabled: bool = option(
         "--health",
+        metavar="on|off",
         default=True,
         parse=on_off,
         help="straggler, link, host and GPU health probes after the collectives: on or off (default on)",
     )
     # Rank scores: the median rank is 1.0, a rank half as fast 0.5.
     straggler_warn: float = option(
-        "--straggler-warn", default=0.9, parse=score, help="warn below this rank score (default 0.9)"
+        "--straggler-warn",
+        default=0.9,
+        parse=score,
+        metavar="SCORE",
+        help="warn below this rank score (default 0.9)",
     )
     straggler_fail: float = option(
-        "--straggler-fail", default=0.75, parse=score, help="fail below this rank score (default 0.75)"
+        "--straggler-fail",
+        default=0.75,
+        parse=score,
+        metavar="SCORE",
+        help="fail below this rank score (default 0.75)",
     )
 
     def __post_init__(self) -> None:
@@ -369,12 +408,17 @@ class SweepOptions:
     )
     max_combos: int = option(
         "--max-combos",
+        metavar="N",
         default=DEFAULT_MAX_COMBOS,
         parse=whole_number,
         help=f"most combinations --sweep may make (default {DEFAULT_MAX_COMBOS})",
     )
     repeats: int = option(
-        "--sweep-repeats", default=3, parse=whole_number, help="interleaved rounds per setting (default 3)"
+        "--sweep-repeats",
+        default=3,
+        parse=whole_number,
+        metavar="N",
+        help="interleaved rounds per setting (default 3)",
     )
 
     def __post_init__(self) -> None:
@@ -408,23 +452,41 @@ class DdpOptions:
     )
     model: str = option(  # a refmodel preset
         "--ddp-model",
+        metavar="PRESET",
         default="auto",
         help="DDP model preset: auto (gpt2-125m on GPU, tiny on CPU), tiny, gpt2-125m",
     )
     batch: int = option(  # per-rank micro-batch; 0: the preset's
-        "--ddp-batch", default=0, parse=whole_number, help="DDP per-rank micro-batch (default: the preset's)"
+        "--ddp-batch",
+        default=0,
+        parse=whole_number,
+        metavar="N",
+        help="DDP per-rank micro-batch (default: the preset's)",
     )
     accum: int = option(  # micro-batches per optimizer step
-        "--ddp-accum", default=1, parse=whole_number, help="DDP gradient accumulation steps (default 1)"
+        "--ddp-accum",
+        default=1,
+        parse=whole_number,
+        metavar="N",
+        help="DDP gradient accumulation steps (default 1)",
     )
     bucket_mb: float = option(
-        "--ddp-bucket-mb", default=25.0, parse=megabytes, help="DDP bucket_cap_mb (default 25)"
+        "--ddp-bucket-mb",
+        default=25.0,
+        parse=megabytes,
+        metavar="MIB",
+        help="DDP bucket_cap_mb, in MiB (default 25)",
     )
     steps: int = option(  # measured synced steps (as many no_sync steps again)
-        "--ddp-steps", default=10, parse=whole_number, help="measured synced DDP steps (default 10)"
+        "--ddp-steps",
+        default=10,
+        parse=whole_number,
+        metavar="N",
+        help="measured synced DDP steps (default 10)",
     )
     ckpt_dir: Path | None = option(
         "--ckpt-dir",
+        metavar="DIR",
         default=None,
         parse=optional_path,
         help="checkpoint round trip in DIR: must be one filesystem for every node",
@@ -451,16 +513,24 @@ class RunOptions:
     """The run as a whole: backend, deadline, where the report goes and how it is told."""
 
     backend: str = option(  # auto: NCCL when CUDA is usable, else Gloo on CPU
-        "--backend", default="auto", help="auto, nccl or gloo (auto: NCCL with CUDA, else Gloo)"
+        "--backend",
+        default="auto",
+        metavar="BACKEND",
+        help="auto, nccl or gloo (auto: NCCL with CUDA, else Gloo)",
     )
     timeout: float = option(  # every wait is bounded by it
-        "--timeout", default=300.0, parse=seconds, help="deadline for the whole run in seconds (default 300)"
+        "--timeout",
+        default=300.0,
+        parse=seconds,
+        metavar="SECONDS",
+        help="deadline for the whole run in seconds (default 300)",
     )
     out: Path | None = option(  # None: ./nccldoctor-out/<timestamp>/
         "--out",
+        metavar="DIR",
         default=None,
         parse=optional_path,
-        help="report folder (default ./nccldoctor-out/<timestamp>)",
+        help="write the report into DIR itself (default ./nccldoctor-out/<timestamp>)",
     )
     strict: bool = option("--strict", default=False, action="store_true", help="exit 1 on warnings too")
     quiet: bool = option(

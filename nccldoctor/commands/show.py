@@ -16,7 +16,7 @@ HELP = "render a saved report and exit with its exit code"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("report", help="a report folder or its report.json")
+    parser.add_argument("report", metavar="DIR|report.json", help="a report folder or its report.json")
     parser.add_argument("--quiet", action="store_true", help="findings and verdict only")
 
 
