@@ -76,7 +76,9 @@ def test_unknown_nccl_names_far_from_any_known_one_are_accepted_and_others_too()
 
 
 def test_settings_the_backend_cannot_feel_are_refused():
-    assert "nothing on the gloo backend" in backend_mismatch([("NCCL_ALGO", ["Ring"])], "gloo")
+    assert "NCCL_ALGO does nothing on the gloo backend" in backend_mismatch([("NCCL_ALGO", ["Ring"])], "gloo")
+    two = backend_mismatch([("NCCL_ALGO", ["Ring"]), ("NCCL_PROTO", ["LL"])], "gloo")
+    assert "NCCL_ALGO and NCCL_PROTO do nothing on the gloo backend" in two
     assert backend_mismatch([("GLOO_SOCKET_IFNAME", ["eth0"])], "gloo") is None
     assert "GLOO_SOCKET_IFNAME" in backend_mismatch([("GLOO_SOCKET_IFNAME", ["a"])], "nccl")
     assert backend_mismatch([("OMP_NUM_THREADS", ["1"])], "nccl") is None
