@@ -661,8 +661,49 @@ def flag_disagreement(flags_by_rank: dict[int, dict]) -> str | None:
     for rank, flags in sorted(flags_by_rank.items()):
         for name in sorted(set(reference) | set(flags)):
             if flags.get(name) != reference.get(name):
+                ours, theirs = (_flag_text(name, values.get(name)) for values in (reference, flags))
                 return (
-                    f"ranks were started with different flags: {name} is {reference.get(name)!r} on "
-                    f"rank 0 but {flags.get(name)!r} on rank {rank} (run the same command on every node)"
+                    f"ranks were started with different flags: {_flag_name(name)} is {ours} on rank 0 "
+                    f"but {theirs} on rank {rank} (run the same command on every node)"
                 )
     return None
+
+
+def _declared(key: str) -> dataclasses.Field | None:
+    return next((f for _, group in groups() for f in fields(group) if flag_of(f).key == key), None)
+
+
+def _flag_name(key: str) -> str:
+    """'max_bytes' -> '--max-bytes' (the flag as typed); a key no flag has stays as it is."""
+    declared = _declared(key)
+    return flag_of(declared).names[-1] if declared else key
+
+
+def _flag_text(key: str, value: Any) -> str:
+    """A flag's value as the command line writes it, not as Python prints it: 1M, not 1048576;
+    all_reduce, sendrecv, not ['all_reduce', 'sendrecv']; a switch given or not. The values
+    came through JSON, so --ports' ranges and --sweep's items are lists of two."""
+    declared = _declared(key)
+    if declared and flag_of(declared).action in ("store_true", "store_false"):
+        return "not given" if value == default_of(declared) else "given"
+    if key in ("min_bytes", "max_bytes") and isinstance(value, int):
+        return format_size(value)
+    if key == "sizes" and isinstance(value, list):
+        return ", ".join(format_size(size) for size in value) or "none"
+    if isinstance(value, dict):
+        return (
+            ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items())
+            or "none"
+        )
+    if isinstance(value, list | tuple):
+        return ", ".join(_item_text(item) for item in value) or "none"
+    return "unset" if value is None else str(value)
+
+
+def _item_text(item: Any) -> str:
+    if isinstance(item, list | tuple) and len(item) == 2:
+        first, second = item
+        if isinstance(second, list | tuple):  # a --sweep item: (VAR, values)
+            return f"{first}={','.join(map(str, second))}"
+        return f"{first}-{second}"  # a --ports range
+    return str(item)

@@ -78,6 +78,7 @@ def test_down_interface_and_subnet_mismatch_and_mtu():
         "nccl",
     )[1]
     assert mismatch.code == "iface_mismatch" and mismatch.nodes == [0, 1]
+    assert mismatch.message == "nccl's interfaces share no subnet between node 0 (eth0) and node 1 (eth1)"
     assert mismatch.fix == "export NCCL_SOCKET_IFNAME=eth1"  # the one on a subnet both share
     jumbo = [
         node(0, LO, eth("eth0", "10.0.0.1/24", mtu=9000)),

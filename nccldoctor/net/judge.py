@@ -178,8 +178,9 @@ def _reachability(nodes: list[NodeNet], choices: dict[int, Choice], backend: str
     return [
         make_finding(
             "iface_mismatch",
-            f"{backend}'s interfaces share no subnet between node 0 ({names[0]}) and "
-            f"node(s) {', '.join(map(str, ranks))} ({', '.join(str(names[r]) for r in ranks)})",
+            f"{backend}'s interfaces share no subnet between node 0 ({_first_name(names[0])}) and "
+            f"{'node' if len(ranks) == 1 else 'nodes'} "
+            + ", ".join(f"{r} ({_first_name(names[r])})" for r in ranks),
             nodes=[0, *ranks],
             evidence={"chosen": names},
             fix=f"export {SOCKET_VARIABLE[backend]}={shared}"
@@ -187,6 +188,10 @@ def _reachability(nodes: list[NodeNet], choices: dict[int, Choice], backend: str
             else f"set {SOCKET_VARIABLE[backend]} per node to interfaces on one common subnet",
         )
     ]
+
+
+def _first_name(names: list[str]) -> str:
+    return names[0] if names else "no interface"
 
 
 def _mtu(nodes: list[NodeNet], choices: dict[int, Choice]) -> list[Finding]:
