@@ -79,7 +79,13 @@ class _BenchHelp(argparse.Action):
     def __init__(self, option_strings: list[str], dest: str, help: str | None = None) -> None:
         super().__init__(option_strings, dest=argparse.SUPPRESS, nargs=0, help=help)
 
-    def __call__(self, parser, namespace, values, option_string=None) -> NoReturn:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> NoReturn:
         bench = build_parser()
         bench.prog = TORCHRUN.format(nproc="N")
         print(f"{HELP}\n\n{bench.format_help()}", end="")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from nccldoctor.bandwidth import BUS_FACTORS, LATENCY_BOUND_BELOW
@@ -28,7 +30,7 @@ def settings_busbw_table(report: Report) -> pd.DataFrame | None:
     return table.rename(columns={"size_bytes": "size"}).rename_axis(columns=None)
 
 
-def _cell(r, world: int | None) -> str:
+def _cell(r: Any, world: int | None) -> str:  # r: one row of the section's table
     """'1.23 (1.1 to 1.3)' GB/s, or for a latency-bound size '12.3 µs (11.9 to 13)'."""
     if r.size_bytes >= LATENCY_BOUND_BELOW:
         return f"{three_digits(r.busbw_median)} ({three_digits(r.busbw_min)} to {three_digits(r.busbw_max)})"
