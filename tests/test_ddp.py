@@ -287,6 +287,13 @@ def test_the_ddp_view_says_the_prediction_uses_algbw_and_writes_bytes_in_human_u
     assert list(checkpoint["shard"]) == ["919 KiB"]
 
 
+def test_the_ddp_view_writes_an_older_reports_source_in_human_units_too():
+    from nccldoctor.reports.sections.ddp import _sources
+
+    old = {"buckets": [{"busbw_gbps": 0.7, "source": "measured at 1882112 B"}]}
+    assert _sources(old) == " (all_reduce measured at 1.79 MiB)"
+
+
 def test_the_ddp_view_flags_a_bandwidth_ratio_above_100_percent_as_noise():
     assert ddp_cells(fraction=1.54)[0]["DDP / all_reduce bandwidth"] == "154% (above 100%: measurement noise)"
     assert ddp_cells(fraction=0.52)[0]["DDP / all_reduce bandwidth"] == "52%"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from nccldoctor.report import Report
@@ -71,8 +73,14 @@ def checkpoint_table(report: Report) -> pd.DataFrame | None:
 
 def _sources(comm: dict) -> str:
     """Where the bandwidth came from: the probes' rows, or all_reduces measured at bucket sizes."""
-    sources = sorted({b["source"] for b in comm["buckets"] if b.get("busbw_gbps") is not None})
+    sources = sorted({_human(b["source"]) for b in comm["buckets"] if b.get("busbw_gbps") is not None})
     return f" (all_reduce {'; '.join(sources)})" if sources else ""
+
+
+def _human(source: str) -> str:
+    """Reports saved before sources said '1.79 MiB' wrote 'measured at 1882112 B': `show` too
+    prints bytes in human units."""
+    return re.sub(r"\b(\d+) B\b", lambda m: format_bytes(int(m[1])), source)
 
 
 def _buckets(comm: dict) -> str:
