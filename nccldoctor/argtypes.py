@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 from nccldoctor.errors import UsageError
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's, but a line never breaks inside a hyphenated word (--nproc-per-node stays whole)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse that raises UsageError (one line) instead of printing usage and exiting."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)

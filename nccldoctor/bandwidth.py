@@ -24,6 +24,10 @@ GB/s means 1e9 bytes per second, as in nccl-tests.
 from collections.abc import Callable
 
 BYTES_PER_GB = 1e9
+# Below this total size a collective is latency-bound: its time is nearly the same at every size
+# and its busbw a tiny number that says little, so tables show its time instead (and the
+# settings sweep judges it as its own band, where NCCL's LL protocol rules).
+LATENCY_BOUND_BELOW = 64 * 1024
 
 
 def _ring_factor(n: int) -> float:

@@ -1,9 +1,11 @@
-"""`nccldoctor` console script: tools around the bench (which runs under torchrun).
+"""`nccldoctor` console script: the bench and the tools around it.
 
-    nccldoctor show DIR|report.json   render a saved report; exit with its exit code
-    nccldoctor codes                  the finding codes, their meaning and fix
+    nccldoctor bench [flags]          under torchrun, the bench; otherwise the torchrun command
+                                      that runs it (torchrun ... -m nccldoctor.bench [flags])
     nccldoctor preflight --master-addr HOST --master-port PORT ...
                                       check this node before torchrun (seconds, no rendezvous)
+    nccldoctor show DIR|report.json   render a saved report; exit with its exit code
+    nccldoctor codes                  the finding codes, their meaning and fix
 
 Each subcommand is a module of nccldoctor.commands; this only dispatches to it.
 """
@@ -25,20 +27,34 @@ from nccldoctor.findings import EXIT_USAGE
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="nccldoctor",
-        description="Diagnose collective communication. "
-        "The measurement itself runs under torchrun: torchrun ... -m nccldoctor.bench",
+        description="Diagnose collective communication. The measurement (the bench) runs under "
+        "torchrun on every rank; the other commands run on one node, without torch's start-up.",
+        epilog="nccldoctor COMMAND --help tells more about each.",
     )
     parser.add_argument("--version", action="version", version=f"nccldoctor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name in COMMANDS:
         command = load(name)
-        command.add_arguments(sub.add_parser(name, help=command.HELP))
+        # "resolve": a command may replace argparse's -h with its own (the bench shows its flags).
+        command.add_arguments(sub.add_parser(name, help=command.HELP, conflict_handler="resolve"))
     return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command's arguments; a command with FORWARDS_UNKNOWN (the bench) gets the arguments
+    nccldoctor does not know as `forwarded`, for its own parser. Any other command refuses them."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if getattr(load(args.command), "FORWARDS_UNKNOWN", False):
+        args.forwarded = unknown
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(argv)
         code = load(args.command).run(args)
     except UsageError as exc:
         print(f"nccldoctor: error: {exc}", file=sys.stderr)

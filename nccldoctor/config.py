@@ -28,7 +28,7 @@ from nccldoctor.argtypes import Parser, megabytes, seconds, whole_number
 from nccldoctor.bandwidth import BUS_FACTORS
 from nccldoctor.errors import UsageError
 from nccldoctor.sweepspec import DEFAULT_MAX_COMBOS, check_combos, check_unique, parse_item
-from nccldoctor.units import parse_size
+from nccldoctor.units import format_size, parse_size
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -216,6 +216,7 @@ class CollectiveOptions:
     min_bytes: int = option(
         "-b",
         "--min-bytes",
+        metavar="SIZE",
         default=8,
         parse=size_of("--min-bytes"),
         help="smallest total buffer size (8, 64K, 1M, 1G; default 8)",
@@ -223,19 +224,31 @@ class CollectiveOptions:
     max_bytes: int = option(
         "-e",
         "--max-bytes",
+        metavar="SIZE",
         default=8 * 1024**2,
         parse=size_of("--max-bytes"),
         help="largest total buffer size (default 8M)",
     )
     step_factor: int = option(
-        "-f", "--step-factor", default=4, parse=whole_number, help="size multiplier between rows (default 4)"
+        "-f",
+        "--step-factor",
+        default=4,
+        parse=whole_number,
+        metavar="FACTOR",
+        help="size multiplier between rows (default 4)",
     )
     iters: int = option(
-        "-n", "--iters", default=20, parse=whole_number, help="timed iterations per size (default 20)"
+        "-n",
+        "--iters",
+        default=20,
+        parse=whole_number,
+        metavar="N",
+        help="timed iterations per size (default 20)",
     )
     warmup: int = option(
         "-w",
         "--warmup",
+        metavar="N",
         default=5,
         parse=whole_number,
         help="untimed warm-up iterations per size (default 5)",
@@ -243,26 +256,38 @@ class CollectiveOptions:
     dtype: str = option(
         "-d",
         "--dtype",
+        metavar="DTYPE",
         default="float32",
         parse=dtype_name,
-        help=f"element type: {', '.join(DTYPES)} (default float32)",
+        help=f"element type: {', '.join(DTYPES)}; also {', '.join(DTYPE_ALIASES)} (default float32)",
     )
-    op: str = option("-o", "--op", default="sum", help=f"reduction: {', '.join(REDUCE_OPS)} (default sum)")
+    op: str = option(
+        "-o", "--op", default="sum", metavar="OP", help=f"reduction: {', '.join(REDUCE_OPS)} (default sum)"
+    )
     check: bool = option(
-        "-c", "--check", default=True, parse=switch, help="check every output element: 1 or 0 (default 1)"
+        "-c",
+        "--check",
+        default=True,
+        parse=switch,
+        metavar="1|0",
+        help="check every output element: 1 or 0 (default 1)",
     )
-    root: int = option("-r", "--root", default=0, parse=whole_number, help="broadcast root rank (default 0)")
+    root: int = option(
+        "-r", "--root", default=0, parse=whole_number, metavar="RANK", help="broadcast root rank (default 0)"
+    )
     probes: list[str] = option(
         "--probes",
+        metavar="PROBE,...",
         factory=lambda: list(ALL_PROBES),
         parse=probe_names,
         help="comma list of probes (default: all)",
     )
     expect_busbw: dict[str, float] = option(  # probe -> GB/s at the largest size
         "--expect-busbw",
+        metavar="GBPS",
         factory=dict,
         parse=parse_expect_busbw,
-        help="GB/s expected at the largest size: 20, or all_reduce=20,...",
+        help="busbw in GB/s expected at the largest size: 20 for every probe, or all_reduce=20,sendrecv=10",
     )
 
     def __post_init__(self) -> None:
@@ -271,7 +296,10 @@ class CollectiveOptions:
         if unknown:
             raise UsageError(f"--probes: unknown probe {unknown[0]!r} (known: {', '.join(ALL_PROBES)})")
         if self.dtype not in DTYPES:
-            raise UsageError(f"--dtype: unknown dtype {self.dtype!r} (known: {', '.join(DTYPES)})")
+            raise UsageError(
+                f"--dtype: unknown dtype {self.dtype!r} (known: {', '.join(DTYPES)}; "
+                f"also {', '.join(DTYPE_ALIASES)})"
+            )
         if self.op not in REDUCE_OPS:
             raise UsageError(f"--op: unknown op {self.op!r} (known: {', '.join(REDUCE_OPS)})")
         if self.op == "avg" and not self.torch_dtype.is_floating_point:
@@ -285,7 +313,10 @@ class CollectiveOptions:
         if self.min_bytes < 1 or self.max_bytes < 1:
             raise UsageError("--min-bytes and --max-bytes must be at least 1 byte")
         if self.min_bytes > self.max_bytes:
-            raise UsageError(f"--min-bytes ({self.min_bytes}) is larger than --max-bytes ({self.max_bytes})")
+            raise UsageError(
+                f"--min-bytes ({format_size(self.min_bytes)}) is larger than --max-bytes "
+                f"({format_size(self.max_bytes)})"
+            )
         if self.step_factor < 2:
             raise UsageError(f"--step-factor must be 2 or more, not {self.step_factor}")
         if self.iters < 1:
@@ -314,15 +345,17 @@ class NetworkOptions:
 
     ports: list[tuple[int, int]] = option(
         "--ports",
+        metavar="PORTS",
         factory=list,
         parse=parse_ports,
         help="extra ports to check between nodes: 40000-40100,29400",
     )
     ifaces: str | list[str] = option(  # "auto", "off" or interface names
         "--ifaces",
+        metavar="IFACES",
         default="auto",
         parse=parse_ifaces,
-        help="per-NIC sweep: auto (multi-node, 2+ shared NICs or IB ports), off, eth0,eth1 or mlx5_0:1",
+        help="per-NIC sweep: auto (multi-node, 2+ shared NICs or InfiniBand ports), off, eth0,eth1, mlx5_0:1",
     )
 
 
@@ -332,16 +365,25 @@ class HealthOptions:
 
     enabled: bool = option(
         "--health",
+        metavar="on|off",
         default=True,
         parse=on_off,
         help="straggler, link, host and GPU health probes after the collectives: on or off (default on)",
     )
     # Rank scores: the median rank is 1.0, a rank half as fast 0.5.
     straggler_warn: float = option(
-        "--straggler-warn", default=0.9, parse=score, help="warn below this rank score (default 0.9)"
+        "--straggler-warn",
+        default=0.9,
+        parse=score,
+        metavar="SCORE",
+        help="warn below this rank score (default 0.9)",
     )
     straggler_fail: float = option(
-        "--straggler-fail", default=0.75, parse=score, help="fail below this rank score (default 0.75)"
+        "--straggler-fail",
+        default=0.75,
+        parse=score,
+        metavar="SCORE",
+        help="fail below this rank score (default 0.75)",
     )
 
     def __post_init__(self) -> None:
@@ -366,12 +408,17 @@ class SweepOptions:
     )
     max_combos: int = option(
         "--max-combos",
+        metavar="N",
         default=DEFAULT_MAX_COMBOS,
         parse=whole_number,
         help=f"most combinations --sweep may make (default {DEFAULT_MAX_COMBOS})",
     )
     repeats: int = option(
-        "--sweep-repeats", default=3, parse=whole_number, help="interleaved rounds per setting (default 3)"
+        "--sweep-repeats",
+        default=3,
+        parse=whole_number,
+        metavar="N",
+        help="interleaved rounds per setting (default 3)",
     )
 
     def __post_init__(self) -> None:
@@ -405,23 +452,41 @@ class DdpOptions:
     )
     model: str = option(  # a refmodel preset
         "--ddp-model",
+        metavar="PRESET",
         default="auto",
         help="DDP model preset: auto (gpt2-125m on GPU, tiny on CPU), tiny, gpt2-125m",
     )
     batch: int = option(  # per-rank micro-batch; 0: the preset's
-        "--ddp-batch", default=0, parse=whole_number, help="DDP per-rank micro-batch (default: the preset's)"
+        "--ddp-batch",
+        default=0,
+        parse=whole_number,
+        metavar="N",
+        help="DDP per-rank micro-batch (default: the preset's)",
     )
     accum: int = option(  # micro-batches per optimizer step
-        "--ddp-accum", default=1, parse=whole_number, help="DDP gradient accumulation steps (default 1)"
+        "--ddp-accum",
+        default=1,
+        parse=whole_number,
+        metavar="N",
+        help="DDP gradient accumulation steps (default 1)",
     )
     bucket_mb: float = option(
-        "--ddp-bucket-mb", default=25.0, parse=megabytes, help="DDP bucket_cap_mb (default 25)"
+        "--ddp-bucket-mb",
+        default=25.0,
+        parse=megabytes,
+        metavar="MIB",
+        help="DDP bucket_cap_mb, in MiB (default 25)",
     )
     steps: int = option(  # measured synced steps (as many no_sync steps again)
-        "--ddp-steps", default=10, parse=whole_number, help="measured synced DDP steps (default 10)"
+        "--ddp-steps",
+        default=10,
+        parse=whole_number,
+        metavar="N",
+        help="measured synced DDP steps (default 10)",
     )
     ckpt_dir: Path | None = option(
         "--ckpt-dir",
+        metavar="DIR",
         default=None,
         parse=optional_path,
         help="checkpoint round trip in DIR: must be one filesystem for every node",
@@ -448,16 +513,24 @@ class RunOptions:
     """The run as a whole: backend, deadline, where the report goes and how it is told."""
 
     backend: str = option(  # auto: NCCL when CUDA is usable, else Gloo on CPU
-        "--backend", default="auto", help="auto, nccl or gloo (auto: NCCL with CUDA, else Gloo)"
+        "--backend",
+        default="auto",
+        metavar="BACKEND",
+        help="auto, nccl or gloo (auto: NCCL with CUDA, else Gloo)",
     )
     timeout: float = option(  # every wait is bounded by it
-        "--timeout", default=300.0, parse=seconds, help="deadline for the whole run in seconds (default 300)"
+        "--timeout",
+        default=300.0,
+        parse=seconds,
+        metavar="SECONDS",
+        help="deadline for the whole run in seconds (default 300)",
     )
     out: Path | None = option(  # None: ./nccldoctor-out/<timestamp>/
         "--out",
+        metavar="DIR",
         default=None,
         parse=optional_path,
-        help="report folder (default ./nccldoctor-out/<timestamp>)",
+        help="write the report into DIR itself (default ./nccldoctor-out/<timestamp>)",
     )
     strict: bool = option("--strict", default=False, action="store_true", help="exit 1 on warnings too")
     quiet: bool = option(
@@ -588,8 +661,49 @@ def flag_disagreement(flags_by_rank: dict[int, dict]) -> str | None:
     for rank, flags in sorted(flags_by_rank.items()):
         for name in sorted(set(reference) | set(flags)):
             if flags.get(name) != reference.get(name):
+                ours, theirs = (_flag_text(name, values.get(name)) for values in (reference, flags))
                 return (
-                    f"ranks were started with different flags: {name} is {reference.get(name)!r} on "
-                    f"rank 0 but {flags.get(name)!r} on rank {rank} (run the same command on every node)"
+                    f"ranks were started with different flags: {_flag_name(name)} is {ours} on rank 0 "
+                    f"but {theirs} on rank {rank} (run the same command on every node)"
                 )
     return None
+
+
+def _declared(key: str) -> dataclasses.Field | None:
+    return next((f for _, group in groups() for f in fields(group) if flag_of(f).key == key), None)
+
+
+def _flag_name(key: str) -> str:
+    """'max_bytes' -> '--max-bytes' (the flag as typed); a key no flag has stays as it is."""
+    declared = _declared(key)
+    return flag_of(declared).names[-1] if declared else key
+
+
+def _flag_text(key: str, value: Any) -> str:
+    """A flag's value as the command line writes it, not as Python prints it: 1M, not 1048576;
+    all_reduce, sendrecv, not ['all_reduce', 'sendrecv']; a switch given or not. The values
+    came through JSON, so --ports' ranges and --sweep's items are lists of two."""
+    declared = _declared(key)
+    if declared and flag_of(declared).action in ("store_true", "store_false"):
+        return "not given" if value == default_of(declared) else "given"
+    if key in ("min_bytes", "max_bytes") and isinstance(value, int):
+        return format_size(value)
+    if key == "sizes" and isinstance(value, list):
+        return ", ".join(format_size(size) for size in value) or "none"
+    if isinstance(value, dict):
+        return (
+            ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items())
+            or "none"
+        )
+    if isinstance(value, list | tuple):
+        return ", ".join(_item_text(item) for item in value) or "none"
+    return "unset" if value is None else str(value)
+
+
+def _item_text(item: Any) -> str:
+    if isinstance(item, list | tuple) and len(item) == 2:
+        first, second = item
+        if isinstance(second, list | tuple):  # a --sweep item: (VAR, values)
+            return f"{first}={','.join(map(str, second))}"
+        return f"{first}-{second}"  # a --ports range
+    return str(item)

@@ -107,7 +107,8 @@ _SPECS = [
         Severity.WARN,
         "The interfaces in use have different MTUs on different nodes (fragmentation, stalls "
         "with jumbo frames).",
-        "Set one MTU on every node's interface.",
+        "Set every node's interface to the MTU the switch fabric uses (usually the one most nodes "
+        "use, or the largest): ip link set dev IFACE mtu MTU on the odd nodes.",
     ),
     CodeSpec(
         "iface_slower_than_best",

@@ -686,7 +686,7 @@ def _judge_throttle(node: int, gpu: GpuReading, t: Thresholds) -> list[Finding]:
     fraction = _fraction(gpu.sm_clock_mhz, gpu.sm_clock_max_mhz)
     if not limits or (fraction is not None and fraction >= t.throttle_clock_fraction):
         return []
-    clock = f"{gpu.sm_clock_mhz}/{gpu.sm_clock_max_mhz} MHz" + (
+    clock = f"{_num(gpu.sm_clock_mhz)}/{_num(gpu.sm_clock_max_mhz)} MHz" + (
         f" ({fraction:.0%})" if fraction is not None else ""
     )
     evidence = {

@@ -24,6 +24,24 @@ CORE_KEYS = frozenset(
     | {"job", "environment", "results", "findings"}
 )
 
+# What Report.from_dict reads, in words for a file that lacks some: `nccldoctor show` names them.
+REQUIRED_KEYS = {
+    "job": "the ranks, nodes and backend",
+    "environment": "the variables the run saw",
+    "results": "the measured rows",
+    "findings": "what was found",
+    "complete": "whether the run finished",
+    "created": "when the report was written",
+}
+
+
+def missing_keys(data: dict[str, Any]) -> str | None:
+    """'job (the ranks, nodes and backend) and created (...)' for the keys data lacks, or None."""
+    missing = [f"{key} ({meaning})" for key, meaning in REQUIRED_KEYS.items() if key not in data]
+    if not missing:
+        return None
+    return missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} and {missing[-1]}"
+
 
 class Sink(Protocol):
     """An output format (nccldoctor.reports): built for a run's output options, or None when

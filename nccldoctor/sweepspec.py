@@ -137,6 +137,8 @@ def backend_mismatch(spec: list[tuple[str, list[str]]], backend: str) -> str | N
     names = [name for name, _ in spec if foreign and name.startswith(foreign)]
     if not names:
         return None
-    return f"--sweep: {', '.join(names)} do(es) nothing on the {backend} backend this run uses" + (
+    verb = "does" if len(names) == 1 else "do"
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"--sweep: {listed} {verb} nothing on the {backend} backend this run uses" + (
         " (no usable GPU); sweep GLOO_* or other variables, or run on GPUs" if backend == "gloo" else ""
     )

@@ -31,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from nccldoctor.bandwidth import LATENCY_BOUND_BELOW
 from nccldoctor.findings import Finding, make_finding
 from nccldoctor.nccl_tuning import ignored_settings
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
@@ -45,8 +46,8 @@ SWEEP = "settings"
 DEFAULTS = "defaults"
 MIN_GAIN = 0.05  # a recommendation must be worth a relaunch, whatever the noise
 BANDS = (  # (name, smallest size, first size past it): NCCL's LL / LL128 / Simple territory, roughly
-    ("small", 0, 64 * 1024),
-    ("medium", 64 * 1024, 8 * 1024**2),
+    ("small", 0, LATENCY_BOUND_BELOW),
+    ("medium", LATENCY_BOUND_BELOW, 8 * 1024**2),
     ("large", 8 * 1024**2, math.inf),
 )
 KEYS = ["setting", "probe", "size_bytes"]

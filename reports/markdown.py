@@ -8,7 +8,7 @@ import pandas as pd
 
 from nccldoctor.report import Report
 from nccldoctor.reports.sections import section_tables
-from nccldoctor.reports.tables import average_busbw, hostnames, probe_tables, where
+from nccldoctor.reports.tables import busbw_footer, hostnames, probe_tables, where
 from nccldoctor.reports.terminal import headline
 
 FILENAME = "report.md"
@@ -66,7 +66,7 @@ def render(report: Report) -> str:
             "",
             markdown_table(table),
             "",
-            f"Avg bus bandwidth: {average_busbw(report.probe_results, probe):.3f} GB/s",
+            busbw_footer(report.probe_results, probe),
             "",
         ]
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from nccldoctor.bandwidth import BUS_FACTORS
 from nccldoctor.findings import Finding
 from nccldoctor.report import Report
 from nccldoctor.rows import Row, rows_frame
@@ -77,6 +78,16 @@ def average_busbw(results: list[Row], probe: str) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
+def busbw_footer(results: list[Row], probe: str) -> str:
+    """'Avg bus bandwidth: 1.234 GB/s', saying why it is 0 when one rank measured it: a reader
+    would otherwise take 0.000 for a broken link."""
+    text = f"Avg bus bandwidth: {average_busbw(results, probe):.3f} GB/s"
+    worlds = {r.world_size for r in results if r.probe == probe}
+    if worlds == {1} and probe in BUS_FACTORS and BUS_FACTORS[probe](1) == 0:
+        text += " (busbw is 0 by definition with one rank: no data crosses a link)"
+    return text
+
+
 def where(finding: Finding, hostnames: dict[int, str] | None = None) -> str:
     """'node 1 (gpu-17) / ranks 2,3' -- the location column of the findings table."""
     parts = []
@@ -99,3 +110,18 @@ def hostnames(report: Report) -> dict[int, str]:
 def number(value: float | None, fmt: str) -> str:
     """A table cell for a number that may be missing ('-')."""
     return "-" if value is None else format(value, fmt)
+
+
+NOISE = "measurement noise"
+
+
+def above_100(percent_value: float, why: str = NOISE) -> str:
+    """' (above 100%: measurement noise)' for a share that rounds above 100%, else ''. A measured
+    share cannot really pass 100%, so a cell that does says why instead of leaving the reader to
+    wonder."""
+    return f" (above 100%: {why})" if round(percent_value) > 100 else ""
+
+
+def percent(fraction: float | None, why: str = NOISE) -> str:
+    """0.54 -> '54%', 1.54 -> '154% (above 100%: measurement noise)', None -> '-'."""
+    return "-" if fraction is None else f"{fraction:.0%}{above_100(fraction * 100, why)}"

@@ -13,7 +13,7 @@ from rich.table import Table
 from nccldoctor.report import Report
 from nccldoctor.reports.sections import section_tables
 from nccldoctor.reports.tables import (
-    average_busbw,
+    busbw_footer,
     hostnames,
     probe_tables,
     short_header,
@@ -43,7 +43,7 @@ class TerminalSink:
         if not self.quiet:
             self._sections(report)
             for probe, frame in probe_tables(report.probe_results).items():
-                self._probe_table(probe, frame, average_busbw(report.probe_results, probe))
+                self._probe_table(probe, frame, busbw_footer(report.probe_results, probe))
         self._findings(report)
         self._verdict(report, out_dir)
 
@@ -56,11 +56,11 @@ class TerminalSink:
                 table.add_row(*map(str, row))
             self.console.print(table)
 
-    def _probe_table(self, probe: str, frame, avg_busbw: float) -> None:
+    def _probe_table(self, probe: str, frame, footer: str) -> None:
         table = Table(
             title=f"{probe}   (out-of-place | in-place)",
             title_justify="left",
-            caption=f"Avg bus bandwidth: {avg_busbw:.3f} GB/s",
+            caption=footer,
             caption_justify="left",
         )
         for column in frame.columns:

@@ -164,7 +164,7 @@ def test_a_rank_started_with_other_flags_is_bad_usage_not_a_hang(out_dir):
     run = torchrun(2, [*QUICK, "--timeout", "60"], out_dir, fault=["flags", "1", "-e 1M"])
     assert run.rank_exit_codes() == {0: 2, 1: 2}, run.stderr[-3000:]
     (line,) = [x for x in run.stderr.splitlines() if x.startswith("nccldoctor: error:")]
-    assert "max_bytes" in line and "rank 1" in line and "different flags" in line
+    assert "--max-bytes is 64K on rank 0 but 1M on rank 1" in line and "different flags" in line
     assert run.seconds < 30
 
 

@@ -77,9 +77,10 @@ def test_expect_busbw_global_and_per_probe():
         (["-n", "x"], "'x' is not a whole number"),
         (["--probes", "all_reduce,bogus"], "unknown probe 'bogus'"),
         (["-d", "float8"], "unknown dtype 'float8'"),
+        (["-d", "float8"], "also float, double, half, int, bf16, fp16, fp32)"),  # the aliases too
         (["-o", "xor"], "unknown op 'xor'"),
         (["-o", "avg", "-d", "int32"], "avg needs a floating dtype"),
-        (["-b", "1M", "-e", "1K"], "is larger than --max-bytes"),
+        (["-b", "1M", "-e", "1K"], "--min-bytes (1M) is larger than --max-bytes (1K)"),
         (["-f", "1"], "--step-factor must be 2 or more"),
         (["--timeout", "0"], "--timeout must be a positive"),
         (["-c", "2"], "'2' is not 0 or 1"),
@@ -185,3 +186,36 @@ def test_groups_default_alone_and_validate_their_own_fields():
         BenchConfig(collectives=CollectiveOptions(probes=[]))
     only = BenchConfig(ddp=DdpOptions(only=True))
     assert only.collectives.probes == [] and not only.health.enabled and only.network.ifaces == "off"
+
+
+# -- --help: each placeholder is the word its help text uses ------------------------------------
+
+# Capitals in help texts that are names, not placeholders for the value.
+ACRONYMS = {"GB", "NIC", "GPU", "CPU", "DDP", "NCCL", "CUDA"}
+
+
+def value_options(parser):
+    """parser's options that take a value, as (names, metavar, help)."""
+    return [(a.option_strings, a.metavar, a.help or "") for a in parser._actions if a.nargs != 0]
+
+
+def help_parsers():
+    from nccldoctor.cli import build_parser as build_cli
+
+    subcommands = next(a for a in build_cli()._actions if isinstance(a.choices, dict)).choices
+    return {"nccldoctor.bench": build_parser(), **{p.prog: p for p in subcommands.values()}}
+
+
+@pytest.mark.parametrize("prog", list(help_parsers()))
+def test_every_value_has_a_declared_metavar_naming_the_help_texts_placeholder(prog):
+    for names, metavar, text in value_options(help_parsers()[prog]):
+        assert metavar, f"{prog} {names}: argparse would show the dest in capitals"
+        placeholders = set(re.findall(r"\b[A-Z][A-Z_]+\b", text)) - ACRONYMS
+        assert all(word in metavar for word in placeholders), f"{prog} {names} {metavar}: {text}"
+
+
+def test_out_shows_dir_as_its_help_says():
+    for prog, parser in help_parsers().items():
+        outs = [metavar for names, metavar, _ in value_options(parser) if "--out" in names]
+        assert outs in ([], ["DIR"]), prog
+    assert "--out DIR " in build_parser().format_help()

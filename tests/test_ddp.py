@@ -225,3 +225,80 @@ def test_a_shared_directory_passes_and_a_bad_shard_is_ckpt_failed():
     ]
     (finding,) = judge_checkpoint(records, Path("/x"), TwoNodes())[0]
     assert finding.code == "ckpt_failed" and finding.ranks == [1, 2] and "OSError: full" in finding.message
+
+
+# -- the section's view ------------------------------------------------------------------------
+
+
+def ddp_section(fraction=1.54, differing=()):
+    bucket = {"bytes": 1882112, "busbw_gbps": 0.74, "source": "measured at 1.79 MiB", "predicted_ms": 2.56}
+    return {
+        "model": {"preset": "tiny", "parameters": 470528, "precision": "fp32"},
+        "batch": {"per_rank": 8, "ranks": 2, "accumulation": 1, "global": 16, "lr_hint": None},
+        "throughput": {
+            "samples_per_s": 416.0,
+            "tokens_per_s": 26623.0,
+            "step_p50_ms": 37.5,
+            "step_p95_ms": 43.8,
+        },
+        "communication": {
+            "gradient_bytes": 1882112,
+            "buckets": [bucket],
+            "synced_fb_ms": 34.3,
+            "no_sync_fb_ms": 31.4,
+            "exposed_ms": 2.9,
+            "share_of_step": 0.08,
+            "predicted_allreduce_ms": 2.56,
+            "ddp_allreduce_ms": 1.66,
+            "fraction_of_probe_bandwidth": fraction,
+            "hidden_by_overlap": 0.0,
+        },
+        "correctness": {
+            "checksums_equal": not differing,
+            "differing_ranks": list(differing),
+            "loss_first": 6.15,
+            "loss_last": 5.15,
+        },
+        "checkpoint": {
+            "dir": "/tmp/ck",
+            "ranks": [
+                {"rank": 0, "node": 0, "bytes": 941056, "write_mb_s": 80.0, "read_mb_s": 90.0}
+                | {"write_error": None, "missing": [], "corrupt": []}
+            ],
+        },
+    }
+
+
+def ddp_cells(**kw):
+    from nccldoctor.report import Report
+    from nccldoctor.reports.sections.ddp import checkpoint_table, ddp_table
+
+    report = Report(job={}, environment={}, results=[], findings=[], sections={"ddp": ddp_section(**kw)})
+    return dict(ddp_table(report).itertuples(index=False)), checkpoint_table(report)
+
+
+def test_the_ddp_view_says_the_prediction_uses_algbw_and_writes_bytes_in_human_units():
+    cells, checkpoint = ddp_cells()
+    # DDP waits bytes / algbw for a bucket: the label says so, not "at busbw".
+    (label,) = [name for name in cells if name.startswith("all-reduce predicted")]
+    assert "algbw" in label and "busbw" not in label
+    assert cells[label] == "2.56 ms (all_reduce measured at 1.79 MiB)"
+    assert cells["gradients per step"] == "1.79 MiB in 1 bucket"
+    assert list(checkpoint["shard"]) == ["919 KiB"]
+
+
+def test_the_ddp_view_writes_an_older_reports_source_in_human_units_too():
+    from nccldoctor.reports.sections.ddp import _sources
+
+    old = {"buckets": [{"busbw_gbps": 0.7, "source": "measured at 1882112 B"}]}
+    assert _sources(old) == " (all_reduce measured at 1.79 MiB)"
+
+
+def test_the_ddp_view_flags_a_bandwidth_ratio_above_100_percent_as_noise():
+    assert ddp_cells(fraction=1.54)[0]["DDP / all_reduce bandwidth"] == "154% (above 100%: measurement noise)"
+    assert ddp_cells(fraction=0.52)[0]["DDP / all_reduce bandwidth"] == "52%"
+    assert ddp_cells(fraction=1.004)[0]["DDP / all_reduce bandwidth"] == "100%"  # rounds to 100%
+
+
+def test_the_ddp_view_lists_differing_ranks_in_words():
+    assert ddp_cells(differing=[1, 3])[0]["replicas identical"] == "no: ranks 1, 3"

@@ -3,6 +3,8 @@
 import pytest
 from conftest import torchrun
 
+from nccldoctor.units import format_bytes
+
 pytestmark = pytest.mark.multiproc
 DDP_ONLY = ["--ddp-only", "--timeout", "120"]
 
@@ -48,8 +50,8 @@ def test_the_default_run_includes_the_ddp_benchmark_after_the_probes(out_dir):
     )
     assert run.returncode == 0, run.stderr[-3000:]
     comm = run.report["ddp"]["communication"]
-    # The 1.9 MB bucket lies past the probes' 1M: measured at its own size.
-    assert [b["source"] for b in comm["buckets"]] == [f"measured at {comm['gradient_bytes']} B"]
+    # The 1.79 MiB bucket lies past the probes' 1M: measured at its own size.
+    assert [b["source"] for b in comm["buckets"]] == [f"measured at {format_bytes(comm['gradient_bytes'])}"]
     run = torchrun(
         2, ["-e", "4M", "-n", "3", "-w", "1", "--probes", "all_reduce", "--health", "off"], out_dir
     )

@@ -262,6 +262,7 @@ def test_hardware_thermal_slowdown_with_unknown_clock_is_still_reported():
     [finding] = judge_gpus({0: inventory})
     assert codes([finding]) == [("gpu_throttled", [0], 1)]
     assert finding.evidence["limits"] == ["hw_slowdown", "hw_thermal_slowdown"]
+    assert "SM clock ?/1980 MHz" in finding.message  # unknown, not Python's None
 
 
 def test_x8_link_is_degraded_even_at_idle_but_the_idle_gen1_is_not():

@@ -78,6 +78,7 @@ def test_down_interface_and_subnet_mismatch_and_mtu():
         "nccl",
     )[1]
     assert mismatch.code == "iface_mismatch" and mismatch.nodes == [0, 1]
+    assert mismatch.message == "nccl's interfaces share no subnet between node 0 (eth0) and node 1 (eth1)"
     assert mismatch.fix == "export NCCL_SOCKET_IFNAME=eth1"  # the one on a subnet both share
     jumbo = [
         node(0, LO, eth("eth0", "10.0.0.1/24", mtu=9000)),
@@ -86,3 +87,31 @@ def test_down_interface_and_subnet_mismatch_and_mtu():
     ]
     (mtu,) = judge_interfaces(jumbo, "gloo")[1]
     assert (mtu.code, mtu.severity.value, mtu.nodes) == ("mtu_mismatch", "warn", [1])
+
+
+def test_mtu_mismatch_names_the_odd_node_by_majority_in_words_and_points_at_the_fabrics_mtu():
+    nodes = [
+        node(0, LO, eth("eth0", "10.0.0.1/24")),
+        node(1, LO, eth("ens5", "10.0.0.2/24", mtu=1400)),
+        node(2, LO, eth("eth0", "10.0.0.3/24")),
+    ]
+    (mtu,) = judge_interfaces(nodes, "gloo")[1]
+    assert mtu.nodes == [1] and mtu.evidence == {"mtu_by_node": {0: 1500, 1: 1400, 2: 1500}}
+    assert mtu.message == (
+        "MTU differs between nodes on the interfaces in use: node 1 (ens5) has 1400, "
+        "while the other 2 nodes have 1500"
+    )
+    assert mtu.fix.endswith("(usually the one most nodes use, 1500): ip link set dev ens5 mtu 1500 on node 1")
+
+
+def test_mtu_mismatch_between_two_nodes_says_no_majority_tells_and_suggests_the_largest():
+    nodes = [node(0, LO, eth("eth0", "10.0.0.1/24")), node(1, LO, eth("eth0", "10.0.0.2/24", mtu=1400))]
+    (mtu,) = judge_interfaces(nodes, "gloo")[1]
+    assert mtu.nodes == [0, 1]
+    assert mtu.message == (
+        "MTU differs between nodes on the interfaces in use, and no majority tells which node is "
+        "odd: node 0 (eth0) has 1500 and node 1 (eth0) has 1400"
+    )
+    assert "{" not in mtu.message and "mtu 1400" not in mtu.fix  # never lower the others to the smallest
+    assert mtu.fix.startswith("set every node's interface to the MTU the switch fabric uses")
+    assert mtu.fix.endswith("ip link set dev eth0 mtu 1500 on node 1")

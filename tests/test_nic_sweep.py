@@ -313,3 +313,19 @@ def test_rank_0_publishes_the_swept_variable_and_every_rank_builds_its_variants(
     assert first.env == {"NCCL_IB_HCA": "=mlx5_0:1"} and on_ib["in_use"] is None
     sockets = decide({"NCCL_IB_DISABLE": "1"})  # rank 0's environment, as its children inherit it
     assert (sockets["sweep"], sockets["sweep_variable"]) == (["eth0", "eth1"], "NCCL_SOCKET_IFNAME")
+
+
+def test_the_view_flags_a_share_of_line_rate_above_100_percent():
+    from nccldoctor.report import Report
+    from nccldoctor.reports.sections.nic_sweep import nic_sweep_table
+
+    def share(percent_of_line_rate):
+        line = {"iface": "eth0", "in_use": True, "size_bytes": 1 << 20, "busbw_gbps": 1.3}
+        line |= {"percent_of_line_rate": percent_of_line_rate, "line_rate_mbps": 10000}
+        line |= {"latency_us": 40.0, "failed": None}
+        sections = {"nic_sweep": {"backend": "gloo", "results": [line]}}
+        table = nic_sweep_table(Report(job={}, environment={}, results=[], findings=[], sections=sections))
+        return table["% of line rate"][0]
+
+    assert share(104.2) == "104 (above 100%: noise, or a line rate reported below the link)"
+    assert share(87.4) == "87" and share(None) == "-"

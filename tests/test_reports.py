@@ -11,6 +11,7 @@ from nccldoctor.analysis import judge_rows
 from nccldoctor.report import SCHEMA_VERSION, Report
 from nccldoctor.reports import SINKS, emit_all, make_sinks
 from nccldoctor.reports.json_report import load
+from nccldoctor.reports.tables import busbw_footer
 from nccldoctor.reports.terminal import TerminalSink
 
 
@@ -184,3 +185,21 @@ def test_nic_sweep_view_names_the_swept_variable_and_shows_the_note(tmp_path):
     old = {k: v for k, v in socket.items() if k not in ("variable", "note")}
     ((title, frame),) = section_tables(make_report(sections={"nic_sweep": old}))
     assert title == "Per-NIC sweep (nccl, all_reduce in fresh processes)" and frame.columns[0] == "interface"
+
+
+def test_one_rank_footers_say_busbw_is_zero_by_definition(tmp_path):
+    alone = [
+        make_row(probe="all_reduce", world_size=1, busbw_gbps=0.0),
+        make_row(probe="broadcast", op="none", root=0, world_size=1, busbw_gbps=0.5),  # factor 1: not 0
+    ]
+    report = Report(job={**JOB, "world_size": 1, "nnodes": 1}, environment={}, results=alone, findings=[])
+    console = Console(record=True, width=200)
+    sinks = make_sinks()
+    sinks[-1] = TerminalSink(console=console)
+    emit_all(report, tmp_path, sinks)
+    note = "Avg bus bandwidth: 0.000 GB/s (busbw is 0 by definition with one rank: no data crosses a link)"
+    for text in (console.export_text(), (tmp_path / "report.md").read_text()):
+        footers = [line.rstrip() for line in text.splitlines() if line.startswith("Avg bus")]
+        assert footers == [note, "Avg bus bandwidth: 0.500 GB/s"], text
+    # Two ranks whose busbw rounds to 0 are slow, not alone: no note.
+    assert "by definition" not in busbw_footer([make_row(world_size=2, busbw_gbps=0.0)], "all_reduce")

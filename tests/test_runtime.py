@@ -115,6 +115,25 @@ def test_the_flag_check_alone_passes_mixed_backends():
     assert flag_disagreement({0: {"backend": "auto"}, 1: {"backend": "auto"}}) is None
 
 
+def test_a_flag_disagreement_names_the_flag_and_its_values_as_typed_not_as_python_prints_them():
+    def line(key, ours, theirs):
+        return flag_disagreement({0: {key: ours}, 1: {key: theirs}})
+
+    assert line("max_bytes", 8 << 20, 1 << 20).startswith(
+        "ranks were started with different flags: --max-bytes is 8M on rank 0 but 1M on rank 1"
+    )
+    assert "--probes is all_reduce on rank 0 but all_reduce, sendrecv on rank 1" in line(
+        "probes", ["all_reduce"], ["all_reduce", "sendrecv"]
+    )
+    # Through the store (JSON), --sweep's items and --ports' ranges arrive as lists.
+    assert "--sweep is none on rank 0 but NCCL_ALGO=Ring,Tree" in line(
+        "sweep", [], [["NCCL_ALGO", ["Ring", "Tree"]]]
+    )
+    assert "--ports is 40000-40100 on rank 0" in line("ports", [[40000, 40100]], [])
+    assert "--no-ddp is not given on rank 0 but given on rank 1" in line("ddp", True, False)
+    assert not any(c in line("expect_busbw", {"all_reduce": 20.0}, {}) for c in "[]{}'")
+
+
 def test_rank_0s_flag_check_stops_every_rank_on_mixed_backends():
     store = dist.HashStore()
     bench = make_bench(launch=LaunchEnv(rank=0, world_size=2, local_world_size=1, nnodes=2), store=store)

@@ -50,7 +50,7 @@ def test_nccl_settings_on_the_gloo_backend_are_refused_on_every_rank(out_dir):
     run = torchrun(2, [*SWEEP, "--sweep", "NCCL_ALGO=Ring,Tree"], out_dir)
     assert run.rank_exit_codes() == {0: 2, 1: 2}
     said = [line for line in run.stderr.splitlines() if line.startswith("nccldoctor: error:")]
-    assert len(said) == 1 and "NCCL_ALGO do(es) nothing on the gloo backend" in said[0]
+    assert len(said) == 1 and "NCCL_ALGO does nothing on the gloo backend" in said[0]
 
 
 def test_sweep_workers_broadcast_from_the_root_given_with_r(out_dir):

@@ -79,7 +79,9 @@ def test_unknown_nccl_names_far_from_any_known_one_are_accepted_and_others_too()
 
 
 def test_settings_the_backend_cannot_feel_are_refused():
-    assert "nothing on the gloo backend" in backend_mismatch([("NCCL_ALGO", ["Ring"])], "gloo")
+    assert "NCCL_ALGO does nothing on the gloo backend" in backend_mismatch([("NCCL_ALGO", ["Ring"])], "gloo")
+    two = backend_mismatch([("NCCL_ALGO", ["Ring"]), ("NCCL_PROTO", ["LL"])], "gloo")
+    assert "NCCL_ALGO and NCCL_PROTO do nothing on the gloo backend" in two
     assert backend_mismatch([("GLOO_SOCKET_IFNAME", ["eth0"])], "gloo") is None
     assert "GLOO_SOCKET_IFNAME" in backend_mismatch([("GLOO_SOCKET_IFNAME", ["a"])], "nccl")
     assert backend_mismatch([("OMP_NUM_THREADS", ["1"])], "nccl") is None
@@ -246,6 +248,31 @@ def test_a_real_five_fold_difference_is_recommended_through_the_noise():
     assert [f.code for f in findings] == ["tuning_recommendation"]
     assert section["verdicts"]["all sizes"] == {"best": "NCCL_ALGO=Ring", "verdict": "recommended"}
     assert section["order"]["round 2"][0] == "NCCL_ALGO=Ring"  # the rotation is recorded
+
+
+def sweep_cells(world_size=2, time_of=lambda name, repeat, size: 100.0 * (1 + 0.02 * repeat)):
+    from nccldoctor.report import Report
+    from nccldoctor.reports.sections.settings_sweep import settings_busbw_table, settings_tables
+
+    section = sweep(time_of)[1]
+    job = {"world_size": world_size}
+    report = Report(job=job, environment={}, results=[], findings=[], sections={"settings_sweep": section})
+    table = settings_busbw_table(report).set_index("size")
+    return table["defaults"].to_dict(), settings_tables(report)[0][0]
+
+
+def test_the_sweep_table_shows_latency_bound_sizes_as_time_and_the_rest_in_three_digits():
+    cells, title = sweep_cells()
+    # 100, 102, 104 us a round: below 64K the time, not busbw's 0.0000784 (0.0000769 to 0.00008) GB/s
+    assert cells["8"] == "102 µs (100 to 104)" and cells["1K"] == "102 µs (100 to 104)"
+    assert cells["1M"] == "10.3 (10.1 to 10.5)" and cells["16M"] == "164 (161 to 168)"
+    assert "busbw in GB/s" in title and "time in µs below 64K" in title
+
+
+def test_one_rank_latency_bound_cells_show_the_median_time_alone():
+    # One rank: busbw is 0 by definition, so it gives no range of times.
+    cells, _ = sweep_cells(world_size=1, time_of=lambda name, repeat, size: 50.0)
+    assert cells["8"] == "50 µs"
 
 
 def test_a_setting_behind_in_one_round_is_not_recommended():

@@ -1,7 +1,7 @@
 import pytest
 
 from nccldoctor.errors import UsageError
-from nccldoctor.units import format_size, parse_size
+from nccldoctor.units import format_bytes, format_size, parse_size, three_digits
 
 
 @pytest.mark.parametrize(
@@ -32,3 +32,27 @@ def test_parse_size_rejects_with_the_flag_and_value(bad):
 )
 def test_format_size(size, text):
     assert format_size(size) == text
+
+
+@pytest.mark.parametrize(
+    ("amount", "text"),
+    [
+        (8, "8 B"),
+        (1023, "1023 B"),
+        (65536, "64 KiB"),
+        (1536, "1.5 KiB"),
+        (1882112, "1.79 MiB"),  # the DDP benchmark's tiny model's gradients
+        (25 << 20, "25 MiB"),
+        (3 << 30, "3 GiB"),
+    ],
+)
+def test_format_bytes_writes_three_significant_digits_in_binary_units(amount, text):
+    assert format_bytes(amount) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0.0000164, "0.0000164"), (12.34, "12.3"), (0.587, "0.587"), (64.0, "64"), (1234.6, "1235")],
+)
+def test_three_digits_never_writes_an_exponent(value, text):
+    assert three_digits(value) == text

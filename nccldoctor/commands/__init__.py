@@ -1,12 +1,14 @@
 """The `nccldoctor` subcommands, one module each, registered here by name.
 
-A command module has HELP (one line), add_arguments(parser) and run(args) -> int (the exit
-code). Adding a command is one module and one line in COMMANDS. Modules are named, not
-imported, here; the one that runs imports what it needs inside run(), so `nccldoctor
-preflight` never loads torch.
+A command module has HELP (one line, shown by `nccldoctor --help`), add_arguments(parser) and
+run(args) -> int (the exit code); FORWARDS_UNKNOWN = True hands it the arguments nccldoctor does
+not know, as args.forwarded. Adding a command is one module and one line in COMMANDS. Modules
+are named, not imported, here; the one that runs imports what it needs inside run(), so
+`nccldoctor preflight` never loads torch.
 
-nccldoctor.commands.bench is their peer but not a subcommand: torchrun starts it on every rank
-as `-m nccldoctor.bench`.
+nccldoctor.commands.bench is also the bench's entry under torchrun (`-m nccldoctor.bench`, on
+every rank); `nccldoctor bench` runs it when torchrun started it, and otherwise prints the
+torchrun command.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import importlib
 from types import ModuleType
 
 COMMANDS: dict[str, str] = {
+    "bench": "nccldoctor.commands.bench",
+    "preflight": "nccldoctor.commands.preflight",
     "show": "nccldoctor.commands.show",
     "codes": "nccldoctor.commands.codes",
-    "preflight": "nccldoctor.commands.preflight",
 }
 
 

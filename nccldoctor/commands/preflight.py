@@ -17,16 +17,24 @@ HELP = "check this node before torchrun: master reachable, interfaces, GPUs"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--master-addr", required=True, help="the address torchrun will get as --master-addr")
-    parser.add_argument("--master-port", required=True, type=whole_number, help="torchrun's --master-port")
     parser.add_argument(
-        "--nproc-per-node", type=whole_number, help="compare with the GPUs visible on this node"
+        "--master-addr", required=True, metavar="HOST", help="the address torchrun will get as --master-addr"
     )
-    parser.add_argument("--out", type=Path, help="write the report into DIR itself")
+    parser.add_argument(
+        "--master-port", required=True, type=whole_number, metavar="PORT", help="torchrun's --master-port"
+    )
+    parser.add_argument(
+        "--nproc-per-node",
+        type=whole_number,
+        metavar="N",
+        help="ranks per node: compared with the GPUs visible on this node",
+    )
+    parser.add_argument("--out", type=Path, metavar="DIR", help="write the report into DIR itself")
     parser.add_argument(
         "--timeout",
         type=seconds,
         default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
         help="seconds for each name lookup and the connect",
     )
     parser.add_argument("--quiet", action="store_true", help="findings and verdict only")

@@ -7,7 +7,6 @@ own code (0 pass, 1 fail, 3 incomplete) back from a report folder.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from nccldoctor.errors import UsageError
@@ -16,12 +15,12 @@ HELP = "render a saved report and exit with its exit code"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("report", help="a report folder or its report.json")
+    parser.add_argument("report", metavar="DIR|report.json", help="a report folder or its report.json")
     parser.add_argument("--quiet", action="store_true", help="findings and verdict only")
 
 
 def run(args: argparse.Namespace) -> int:
-    from nccldoctor.reports.json_report import load
+    from nccldoctor.reports.json_report import NotAReport, load
     from nccldoctor.reports.terminal import TerminalSink
 
     path = Path(args.report)
@@ -29,7 +28,9 @@ def run(args: argparse.Namespace) -> int:
         report = load(path)
     except FileNotFoundError:
         raise UsageError(f"show: no report at {path}") from None
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise UsageError(f"show: {path} is not a nccldoctor report.json ({exc})") from None
+    except NotAReport as exc:
+        raise UsageError(f"show: {path} is not a nccldoctor report.json: {exc}") from None
+    except ValueError as exc:  # JSONDecodeError, or bytes that are not text at all
+        raise UsageError(f"show: {path} is not a nccldoctor report.json: it is not JSON ({exc})") from None
     TerminalSink(quiet=args.quiet).emit(report, path)
     return report.exit_code

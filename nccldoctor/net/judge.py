@@ -10,6 +10,7 @@ together show (iface_mismatch, mtu_mismatch).
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
 from typing import Any
 
 from nccldoctor.findings import Finding, Severity, make_finding
@@ -177,8 +178,9 @@ def _reachability(nodes: list[NodeNet], choices: dict[int, Choice], backend: str
     return [
         make_finding(
             "iface_mismatch",
-            f"{backend}'s interfaces share no subnet between node 0 ({names[0]}) and "
-            f"node(s) {', '.join(map(str, ranks))} ({', '.join(str(names[r]) for r in ranks)})",
+            f"{backend}'s interfaces share no subnet between node 0 ({_first_name(names[0])}) and "
+            f"{'node' if len(ranks) == 1 else 'nodes'} "
+            + ", ".join(f"{r} ({_first_name(names[r])})" for r in ranks),
             nodes=[0, *ranks],
             evidence={"chosen": names},
             fix=f"export {SOCKET_VARIABLE[backend]}={shared}"
@@ -188,19 +190,62 @@ def _reachability(nodes: list[NodeNet], choices: dict[int, Choice], backend: str
     ]
 
 
+def _first_name(names: list[str]) -> str:
+    return names[0] if names else "no interface"
+
+
 def _mtu(nodes: list[NodeNet], choices: dict[int, Choice]) -> list[Finding]:
-    mtus = {n.node_rank: choices[n.node_rank].ifaces[0].mtu for n in nodes if choices[n.node_rank].ifaces}
+    """mtu_mismatch: the odd nodes named by the most common MTU; a tie names every node.
+
+    The fix points at the fabric's MTU, which only the switches know: usually the one most
+    nodes use, or on a tie the largest (the smallest would cut jumbo frames for every node)."""
+    used = {n.node_rank: choices[n.node_rank].ifaces[0] for n in nodes if choices[n.node_rank].ifaces}
+    mtus = {node: iface.mtu for node, iface in used.items()}
     if len(set(mtus.values())) <= 1:
         return []
-    common = max(set(mtus.values()), key=list(mtus.values()).count)
-    odd = [node for node, mtu in mtus.items() if mtu != common]
+    ranked = Counter(mtus.values()).most_common()
+    if ranked[0][1] > ranked[1][1]:
+        target = ranked[0][0]
+        odd = sorted(node for node, mtu in mtus.items() if mtu != target)
+        others = len(mtus) - len(odd)
+        message = (
+            f"MTU differs between nodes on the interfaces in use: {_mtus_text(odd, used)}, "
+            f"while the other {others} nodes have {target}"
+        )
+        usual = f"usually the one most nodes use, {target}"
+    else:
+        target = max(mtus.values())
+        odd = sorted(mtus)  # any of them may be the odd one
+        message = (
+            "MTU differs between nodes on the interfaces in use, and no majority tells which "
+            f"node is odd: {_mtus_text(odd, used)}"
+        )
+        usual = f"here likely the largest, {target}, if the switches carry it"
+    to_change = [node for node in odd if mtus[node] != target]
     return [
         make_finding(
             "mtu_mismatch",
-            f"MTU differs between nodes on the interfaces in use: {mtus}",
+            message,
             nodes=odd,
             evidence={"mtu_by_node": mtus},
-            fix=f"set the same MTU everywhere, e.g. ip link set <iface> mtu {common} on node(s) "
-            f"{', '.join(map(str, odd))}",
+            fix=f"set every node's interface to the MTU the switch fabric uses ({usual}): "
+            f"{_mtu_commands(to_change, used, target)}",
         )
     ]
+
+
+def _mtus_text(nodes: list[int], used: dict[int, Iface]) -> str:
+    """'node 0 (eth0) has 1500 and node 1 (eth0) has 1400'."""
+    parts = [f"node {node} ({used[node].name}) has {used[node].mtu}" for node in nodes]
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
+def _mtu_commands(nodes: list[int], used: dict[int, Iface], mtu: int) -> str:
+    """'ip link set dev eth0 mtu 1500 on node 1', one command per interface name."""
+    by_name: dict[str, list[int]] = {}
+    for node in nodes:
+        by_name.setdefault(used[node].name, []).append(node)
+    return "; ".join(
+        f"ip link set dev {name} mtu {mtu} on {'node' if len(on) == 1 else 'nodes'} {', '.join(map(str, on))}"
+        for name, on in by_name.items()
+    )

@@ -25,7 +25,7 @@ from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.rows import Row
 from nccldoctor.stats import across_ranks
 from nccldoctor.timing import seconds_per_op, synchronize
-from nccldoctor.units import format_size
+from nccldoctor.units import format_bytes, format_size
 
 REDUCE_OPS = {
     "sum": dist.ReduceOp.SUM,
@@ -129,10 +129,10 @@ class CollectiveProbe(Phase):
                     make_finding(
                         "probe_skipped",
                         f"{self.name} measured nothing: every size from --min-bytes to "
-                        f"--max-bytes is below one {self.config.dtype} element per rank ({smallest} B with "
-                        f"{job.world_size} ranks)",
+                        f"--max-bytes is below one {self.config.dtype} element per rank "
+                        f"({format_bytes(smallest)} with {job.world_size} ranks)",
                         evidence={"probe": self.name, "smallest_size_bytes": smallest},
-                        fix=f"raise --max-bytes to at least {smallest}",
+                        fix=f"raise --max-bytes to at least {format_size(smallest)}",
                     )
                 ]
             )

@@ -47,6 +47,7 @@ from nccldoctor.refmodel import PRESETS, Gpt, Preset, SyntheticTokens, gradient_
 from nccldoctor.rows import Row
 from nccldoctor.runtime import Job, gather_objects
 from nccldoctor.timing import Clock
+from nccldoctor.units import format_bytes
 
 SEED = 1234  # data, sampler and model init; rank r seeds its own torch RNG with SEED + r
 WINDOW = 5  # steps per window; windows alternate synced / no_sync
@@ -264,11 +265,11 @@ class DdpBenchmark:
                 result |= {size: (interpolate(measured, size), "probes (interpolated)") for size in group}
             else:
                 busbw = self.measure_allreduce(max(group))
-                result |= {size: (busbw, f"measured at {max(group)} B") for size in group}
+                result |= {size: (busbw, f"measured at {format_bytes(max(group))}") for size in group}
         return result
 
     def measure_allreduce(self, size: int) -> float:
-        self.step(f"DDP benchmark: all_reduce at {size} B")
+        self.step(f"DDP benchmark: all_reduce at {format_bytes(size)}")
         # What DDP does with a bucket, whatever the run's collective flags: a float32 sum, unchecked.
         config = CollectiveOptions(
             probes=["all_reduce"],

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from nccldoctor.report import Report
 from nccldoctor.reports.sections import Table, view
-from nccldoctor.reports.tables import number
+from nccldoctor.reports.tables import number, percent
+from nccldoctor.units import format_bytes
 
 
 def ddp_table(report: Report) -> pd.DataFrame | None:
@@ -25,18 +28,23 @@ def ddp_table(report: Report) -> pd.DataFrame | None:
         ),
         ("throughput", f"{speed['samples_per_s']:.1f} samples/s, {speed['tokens_per_s']:.0f} tokens/s"),
         ("step p50 / p95", f"{speed['step_p50_ms']:.1f} / {speed['step_p95_ms']:.1f} ms"),
-        ("gradients per step", f"{comm['gradient_bytes'] / 1e6:.2f} MB in {len(comm['buckets'])} bucket(s)"),
+        ("gradients per step", f"{format_bytes(comm['gradient_bytes'])} in {_buckets(comm)}"),
         ("fwd+bwd synced / no_sync", f"{comm['synced_fb_ms']:.1f} / {comm['no_sync_fb_ms']:.1f} ms"),
         (
             "exposed communication",
-            f"{comm['exposed_ms']:.1f} ms, {_percent(comm['share_of_step'])} of the step",
+            f"{comm['exposed_ms']:.1f} ms, {percent(comm['share_of_step'])} of the step",
         ),
-        ("all-reduce predicted at all_reduce busbw", _ms(comm["predicted_allreduce_ms"]) + _sources(comm)),
+        # What the number is: DDP all-reduces each bucket once, so its time is bytes / algbw
+        # (busbw is algbw scaled for the links, not what a bucket waits for).
+        (
+            "all-reduce predicted (bytes / all_reduce algbw)",
+            _ms(comm["predicted_allreduce_ms"]) + _sources(comm),
+        ),
         ("all-reduce DDP spent (Gloo)", _ms(comm["ddp_allreduce_ms"])),
-        ("DDP / all_reduce bandwidth", _percent(comm["fraction_of_probe_bandwidth"])),
-        ("hidden by overlap", _percent(comm["hidden_by_overlap"])),
+        ("DDP / all_reduce bandwidth", percent(comm["fraction_of_probe_bandwidth"])),
+        ("hidden by overlap", percent(comm["hidden_by_overlap"])),
         ("loss first -> last", f"{ok['loss_first']:.3f} -> {ok['loss_last']:.3f}"),
-        ("replicas identical", "yes" if ok["checksums_equal"] else f"no: ranks {ok['differing_ranks']}"),
+        ("replicas identical", "yes" if ok["checksums_equal"] else f"no: {_ranks(ok['differing_ranks'])}"),
     ]
     if batch.get("lr_hint"):
         lines.append(("learning rate", batch["lr_hint"]))
@@ -51,7 +59,7 @@ def checkpoint_table(report: Report) -> pd.DataFrame | None:
         [
             r["rank"],
             r["node"],
-            f"{r['bytes'] / 1e6:.2f}",
+            format_bytes(r["bytes"]),
             number(r["write_mb_s"], ".1f"),
             number(r["read_mb_s"], ".1f"),
             r["write_error"] or "; ".join(r["missing"] + r["corrupt"]) or "ok",
@@ -59,22 +67,33 @@ def checkpoint_table(report: Report) -> pd.DataFrame | None:
         for r in checkpoint["ranks"]
     ]
     return pd.DataFrame(
-        lines, columns=["rank", "node", "shard MB", "write MB/s", "read MB/s", "missing or wrong"]
+        lines, columns=["rank", "node", "shard", "write MB/s", "read MB/s", "missing or wrong"]
     )
 
 
 def _sources(comm: dict) -> str:
-    """Where the busbw came from: the probes' rows, or all_reduces measured at bucket sizes."""
-    sources = sorted({b["source"] for b in comm["buckets"] if b.get("busbw_gbps") is not None})
-    return f" (busbw {'; '.join(sources)})" if sources else ""
+    """Where the bandwidth came from: the probes' rows, or all_reduces measured at bucket sizes."""
+    sources = sorted({_human(b["source"]) for b in comm["buckets"] if b.get("busbw_gbps") is not None})
+    return f" (all_reduce {'; '.join(sources)})" if sources else ""
+
+
+def _human(source: str) -> str:
+    """Reports saved before sources said '1.79 MiB' wrote 'measured at 1882112 B': `show` too
+    prints bytes in human units."""
+    return re.sub(r"\b(\d+) B\b", lambda m: format_bytes(int(m[1])), source)
+
+
+def _buckets(comm: dict) -> str:
+    count = len(comm["buckets"])
+    return f"{count} bucket" if count == 1 else f"{count} buckets"
+
+
+def _ranks(ranks: list[int]) -> str:
+    return ("rank " if len(ranks) == 1 else "ranks ") + ", ".join(map(str, ranks))
 
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} ms"
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"
 
 
 @view("ddp", order=50)

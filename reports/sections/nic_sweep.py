@@ -6,6 +6,7 @@ import pandas as pd
 
 from nccldoctor.report import Report
 from nccldoctor.reports.sections import Table, view
+from nccldoctor.reports.tables import above_100
 from nccldoctor.units import format_size
 
 IB_VARIABLE = "NCCL_IB_HCA"  # nccldoctor.net.nic_sweep's; not imported: views read only JSON
@@ -25,7 +26,7 @@ def nic_sweep_table(report: Report) -> pd.DataFrame | None:
             r["iface"] + (" (in use)" if r["in_use"] else ""),
             format_size(r["size_bytes"]) if r["size_bytes"] else "-",
             number(r["busbw_gbps"], ".3f"),
-            number(r["percent_of_line_rate"], ".0f"),
+            _line_rate_share(r["percent_of_line_rate"]),
             f"{r['line_rate_mbps']} Mb/s" if r["line_rate_mbps"] else "unknown",
             number(r["latency_us"], ".1f"),
             r["failed"] or "ok",
@@ -42,6 +43,13 @@ def nic_sweep_title(sweep: dict) -> str:
     swept = f"{IB_VARIABLE} per port, " if sweep.get("variable") == IB_VARIABLE else ""
     title = f"Per-NIC sweep ({sweep.get('backend', '')}, {swept}all_reduce in fresh processes)"
     return f"{title}. Note: {sweep['note']}" if sweep.get("note") else title
+
+
+def _line_rate_share(value: float | None) -> str:
+    if value is None:
+        return "-"
+    # Above 100%: the timing's noise, or a link faster than the speed the kernel reports.
+    return f"{value:.0f}{above_100(value, 'noise, or a line rate reported below the link')}"
 
 
 @view("nic_sweep", order=30)

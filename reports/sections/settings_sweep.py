@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
+
 import pandas as pd
 
+from nccldoctor.bandwidth import BUS_FACTORS, LATENCY_BOUND_BELOW
 from nccldoctor.report import Report
 from nccldoctor.reports.sections import Table, view
 from nccldoctor.reports.sections.nccl import nccl_choice
-from nccldoctor.units import format_size
+from nccldoctor.units import format_size, three_digits
 
 
 def settings_busbw_table(report: Report) -> pd.DataFrame | None:
-    """Probe and size x setting: the median busbw over the rounds, with its range."""
+    """Probe and size x setting: the median over the rounds, with its range; busbw in GB/s, or
+    the time in µs below LATENCY_BOUND_BELOW, where busbw is a tiny number that says little."""
     sweep = report.sections.get("settings_sweep")
     if not sweep or not sweep["table"]:
         return None
     frame = pd.DataFrame(sweep["table"])
-    frame["cell"] = [
-        f"{_sig(r.busbw_median)} ({_sig(r.busbw_min)} to {_sig(r.busbw_max)})"
-        for r in frame.itertuples(index=False)
-    ]
+    world = report.job.get("world_size")
+    frame["cell"] = [_cell(r, world) for r in frame.itertuples(index=False)]
     order = [s["name"] for s in sweep["settings"]]
     table = frame.pivot(index=["probe", "size_bytes"], columns="setting", values="cell")
     table = table.reindex(columns=[name for name in order if name in table.columns]).fillna("-")
@@ -29,9 +30,17 @@ def settings_busbw_table(report: Report) -> pd.DataFrame | None:
     return table.rename(columns={"size_bytes": "size"}).rename_axis(columns=None)
 
 
-def _sig(value: float) -> str:
-    """Three significant digits without an exponent: 0.0000148, 12.3, 0.587."""
-    return np.format_float_positional(value, precision=3, unique=False, fractional=False, trim="-")
+def _cell(r: Any, world: int | None) -> str:  # r: one row of the section's table
+    """'1.23 (1.1 to 1.3)' GB/s, or for a latency-bound size '12.3 µs (11.9 to 13)'."""
+    if r.size_bytes >= LATENCY_BOUND_BELOW:
+        return f"{three_digits(r.busbw_median)} ({three_digits(r.busbw_min)} to {three_digits(r.busbw_max)})"
+    median = f"{three_digits(r.time_us_median)} µs"
+    # The table keeps only busbw's range; within one size and probe time = size x factor / busbw.
+    factor = BUS_FACTORS[r.probe](world) if world and r.probe in BUS_FACTORS else 0.0
+    if not (factor and r.busbw_min > 0 and r.busbw_max > 0):
+        return median  # one rank: busbw is 0, its range tells no time
+    fastest, slowest = (r.size_bytes * factor / busbw / 1e3 for busbw in (r.busbw_max, r.busbw_min))
+    return f"{median} ({three_digits(fastest)} to {three_digits(slowest)})"
 
 
 def settings_verdict_table(report: Report) -> pd.DataFrame | None:
@@ -94,7 +103,11 @@ def settings_tables(report: Report) -> list[tuple[str, pd.DataFrame | None]]:
         return []
     rounds = sweep["repeats"]
     return [
-        (f"Settings sweep: busbw GB/s, median (min-max) of {rounds} rounds", settings_busbw_table(report)),
+        (
+            f"Settings sweep, median (min to max) of {rounds} rounds: busbw in GB/s, or the time "
+            f"in µs below {format_size(LATENCY_BOUND_BELOW)} (latency-bound sizes)",
+            settings_busbw_table(report),
+        ),
         (f"Settings sweep against the defaults: {sweep['advice']}", settings_verdict_table(report)),
         ("Settings sweep runs (fresh processes each; times of rank 0's child)", settings_runs_table(report)),
     ]
