@@ -12,7 +12,6 @@ contract: `results` is empty and a `preflight` section holds what each check saw
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 import threading
 import time
@@ -21,10 +20,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nccldoctor import gpuhealth
 from nccldoctor.environment import relevant_env
 from nccldoctor.errors import UsageError
 from nccldoctor.findings import Finding, Severity, make_finding
+from nccldoctor.gpuhealth import Gpus, count_gpus, count_visible  # noqa: F401 - preflight's API
 from nccldoctor.net.interfaces import (
     SOCKET_VARIABLE,
     Choice,
@@ -243,48 +242,6 @@ def backends_to_judge(backend: str, env: dict[str, str]) -> list[str]:
 
 
 # -- GPUs --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Gpus:
-    physical: int  # NVML's count; 0 without a driver
-    visible: int  # what CUDA_VISIBLE_DEVICES leaves of them
-    names: tuple[str, ...] = ()
-    cuda_visible_devices: str | None = None
-    error: str | None = None  # why NVML could not count, or which GPUs it could not read
-
-
-def count_visible(physical: int, cuda_visible_devices: str | None) -> int:
-    """How many of `physical` GPUs a CUDA process sees under CUDA_VISIBLE_DEVICES.
-
-    CUDA reads the list up to its first invalid entry (a negative or out-of-range index,
-    anything that is neither an index nor a GPU-/MIG- UUID): "0,1,-1,2" leaves 2, "" or
-    "-1" none. Unset: all of them.
-    """
-    if cuda_visible_devices is None:
-        return physical
-    valid: list[str] = []
-    for entry in (e.strip() for e in cuda_visible_devices.split(",")):
-        if not (entry.startswith(("GPU-", "MIG-")) or (entry.isdigit() and int(entry) < physical)):
-            break
-        valid.append(entry)
-    return min(len(set(valid)), physical)
-
-
-def count_gpus() -> Gpus:
-    """NVML's GPUs (no CUDA context, fast), restricted by CUDA_VISIBLE_DEVICES.
-
-    Read one GPU at a time (nccldoctor.gpuhealth): a GPU NVML cannot open or has lost is not
-    counted, and is named in `error`; the others still are.
-    """
-    cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
-    inventory = gpuhealth.read_gpus()
-    if not inventory.available:
-        return Gpus(0, 0, cuda_visible_devices=cvd, error=inventory.error)
-    usable = [g for g in inventory.gpus if not g.error]
-    lost = "; ".join(f"GPU {g.index}: {g.error}" for g in inventory.gpus if g.error)
-    names = tuple(g.name for g in usable if g.name)
-    return Gpus(len(usable), count_visible(len(usable), cvd), names, cvd, lost or None)
-
-
 def judge_gpus(nproc: int | None, gpus: Gpus) -> list[Finding]:
     """More ranks than GPUs: NCCL fails on the extra ones. Fewer: GPUs idle (info)."""
     if nproc is None or gpus.visible == 0 or nproc == gpus.visible:
