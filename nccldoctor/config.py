@@ -206,6 +206,19 @@ def optional_path(text: str) -> Path | None:
     return Path(text) if text else None  # an empty --out is no --out, not the current folder
 
 
+def package_name(text: str) -> str:
+    """A distribution name as pip spells it (transformers, deepspeed, flash-attn)."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a package name (e.g. transformers)")
+    return text
+
+
+def a_path(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return text
+
+
 # -- the groups --------------------------------------------------------------------------------
 
 
@@ -357,6 +370,57 @@ class NetworkOptions:
         parse=parse_ifaces,
         help="per-NIC sweep: auto (multi-node, 2+ shared NICs or InfiniBand ports), off, eth0,eth1, mlx5_0:1",
     )
+
+
+@dataclass(kw_only=True)
+class ConsistencyOptions:
+    """Is every node running the same job? Before the process group, through the store."""
+
+    packages: list[str] = option(
+        "--check-package",
+        factory=list,
+        parse=package_name,
+        action="append",
+        metavar="NAME",
+        help="compare this installed package's version across nodes (repeatable: transformers)",
+    )
+    code: list[str] = option(
+        "--code",
+        factory=list,
+        parse=a_path,
+        action="append",
+        metavar="DIR",
+        help="compare this code tree across nodes: git commit and changes, or file digests (repeatable)",
+    )
+    paths: list[str] = option(
+        "--check-path",
+        factory=list,
+        parse=a_path,
+        action="append",
+        metavar="PATH",
+        help="check this file or directory exists and matches on every node (repeatable: the dataset)",
+    )
+    clock_warn: float = option(
+        "--clock-warn",
+        default=1.0,
+        parse=seconds,
+        metavar="SECONDS",
+        help="warn when a node's clock is off rank 0's by more than SECONDS (default 1)",
+    )
+    clock_fail: float = option(
+        "--clock-fail",
+        default=30.0,
+        parse=seconds,
+        metavar="SECONDS",
+        help="fail when a node's clock is off rank 0's by more than SECONDS (default 30)",
+    )
+
+    def __post_init__(self) -> None:
+        if not 0 < self.clock_warn < self.clock_fail:
+            raise UsageError(
+                f"--clock-warn ({self.clock_warn:g}) and --clock-fail ({self.clock_fail:g}) need "
+                "0 < warn < fail seconds"
+            )
 
 
 @dataclass(kw_only=True)
@@ -554,6 +618,7 @@ class BenchConfig:
 
     collectives: CollectiveOptions = field(default_factory=CollectiveOptions)
     network: NetworkOptions = field(default_factory=NetworkOptions)
+    consistency: ConsistencyOptions = field(default_factory=ConsistencyOptions)
     health: HealthOptions = field(default_factory=HealthOptions)
     sweep: SweepOptions = field(default_factory=SweepOptions)
     ddp: DdpOptions = field(default_factory=DdpOptions)

@@ -920,6 +920,7 @@ class Gpus:
     names: tuple[str, ...] = ()
     cuda_visible_devices: str | None = None
     error: str | None = None  # why NVML could not count, or which GPUs it could not read
+    driver_version: str | None = None
 
 
 def count_visible(physical: int, cuda_visible_devices: str | None) -> int:
@@ -952,4 +953,5 @@ def count_gpus() -> Gpus:
     usable = [g for g in inventory.gpus if not g.error]
     lost = "; ".join(f"GPU {g.index}: {g.error}" for g in inventory.gpus if g.error)
     names = tuple(g.name for g in usable if g.name)
-    return Gpus(len(usable), count_visible(len(usable), cvd), names, cvd, lost or None)
+    visible = count_visible(len(usable), cvd)
+    return Gpus(len(usable), visible, names, cvd, lost or None, inventory.driver_version)
