@@ -160,9 +160,34 @@ _SPECS = [
     CodeSpec(
         "gpu_count_mismatch",
         Severity.FAIL,
-        "preflight: --nproc-per-node asks for more processes than this node has visible GPUs "
-        "(NCCL would fail on the extra ranks), or fewer (GPUs left idle: info).",
+        "A node runs more ranks than it has visible GPUs (NCCL would fail on the extra ranks), "
+        "or fewer (GPUs left idle: info); checked by preflight for --nproc-per-node and by the "
+        "bench's consistency phase on every node.",
         "Set --nproc-per-node to the number of GPUs, or fix CUDA_VISIBLE_DEVICES.",
+    ),
+    CodeSpec(
+        "version_mismatch",
+        Severity.FAIL,
+        "Nodes run different versions: fail for torch, the CUDA runtime, NCCL, the Python minor "
+        "version or nccldoctor (ranks that disagree hang or diverge); warn for the NVIDIA driver "
+        "and for packages named with --check-package. The odd nodes are named against the majority.",
+        "Run every node from one environment (one container image or venv); install the majority's "
+        "version on the named nodes.",
+    ),
+    CodeSpec(
+        "rank_layout_uneven",
+        Severity.WARN,
+        "Nodes run different numbers of ranks: torchrun accepts it, but data- and tensor-parallel "
+        "groups usually assume the same number per node.",
+        "Start the same --nproc-per-node on every node.",
+    ),
+    CodeSpec(
+        "env_mismatch",
+        Severity.WARN,
+        "A variable that changes communication or numerics (NCCL_*, GLOO_*, TORCH_*, CUDA_*, "
+        "OMP_NUM_THREADS, the socket interface variables) differs between nodes or is set on some "
+        "only; secret-looking values are compared by digest and never shown.",
+        "Export the same value on every node (or unset it everywhere) before torchrun.",
     ),
     CodeSpec(
         "gpu_duplicate",

@@ -19,8 +19,11 @@ if TYPE_CHECKING:
     from nccldoctor.config import BenchConfig
     from nccldoctor.phase import Phase
 
-# In run order. The network phase runs before the process group; the rest after it.
-PHASE_MODULES = ("network", "collectives", "health", "nccl_check", "ddp", "nic_sweep", "settings_sweep")
+# In run order. The network and consistency phases run before the process group; the rest after it.
+PHASE_MODULES = (
+    *("network", "consistency"),
+    *("collectives", "health", "nccl_check", "ddp", "nic_sweep", "settings_sweep"),
+)
 
 
 def plan(config: BenchConfig) -> list[Phase]:
