@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.util
 import platform
+import re
+import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from nccldoctor.environment import PER_RANK, is_secret
@@ -47,13 +51,13 @@ class NodeFacts:
 
 def read_versions(packages: list[str], driver: str | None) -> dict[str, str | None]:
     """python, torch, CUDA runtime and NCCL (as this torch was built with), nccldoctor, the
-    NVIDIA driver, and each named package ("package:NAME")."""
-    import torch  # already loaded in the bench; its build information is the point
-
+    NVIDIA driver, and each named package ("package:NAME"). Torch is not imported for it
+    (preflight stays fast): its build information is read from its version.py."""
+    build = torch_build()
     versions: dict[str, str | None] = {
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
+        "torch": build.get("__version__") or distribution_version("torch"),
+        "cuda": build.get("cuda"),
         "nccl": nccl_version(),
         "nccldoctor": distribution_version("nccldoctor"),
         "driver": driver,
@@ -63,18 +67,41 @@ def read_versions(packages: list[str], driver: str | None) -> dict[str, str | No
     return versions
 
 
-def nccl_version() -> str | None:
-    """The NCCL this torch links (no CUDA context is created); None on builds without NCCL."""
-    import torch
-    import torch.distributed as dist
+_ASSIGNED = re.compile(r"^(__version__|cuda|hip)\s*(?::[^=]*)?=\s*'([^']*)'", re.MULTILINE)
 
-    if not dist.is_nccl_available():
+
+def torch_build() -> dict[str, str]:
+    """torch/version.py's `__version__` and `cuda` (written when the wheel was built)."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    for location in spec.submodule_search_locations:
+        try:
+            text = (Path(location) / "version.py").read_text()
+        except OSError:
+            continue
+        return dict(_ASSIGNED.findall(text))
+    return {}
+
+
+def nccl_version() -> str | None:
+    """The NCCL torch uses: asked of torch when the bench has loaded it (no CUDA context is
+    created), else the version of the NCCL wheel pip installed with torch; None without NCCL."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            found = torch.cuda.nccl.version() if torch.distributed.is_nccl_available() else None
+        except (RuntimeError, AttributeError):
+            found = None
+        if found is not None:
+            return ".".join(map(str, found)) if isinstance(found, tuple) else str(found)
         return None
-    try:
-        found = torch.cuda.nccl.version()
-    except (RuntimeError, AttributeError):
-        return None
-    return ".".join(map(str, found)) if isinstance(found, tuple) else str(found)
+    wheels = [d.metadata["Name"] for d in importlib.metadata.distributions() if _is_nccl_wheel(d)]
+    return distribution_version(wheels[0]) if wheels else None
+
+
+def _is_nccl_wheel(dist: importlib.metadata.Distribution) -> bool:
+    return (dist.metadata["Name"] or "").lower().startswith("nvidia-nccl-cu")
 
 
 def distribution_version(name: str) -> str | None:
