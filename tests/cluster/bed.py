@@ -285,12 +285,15 @@ class Cluster:
         log: Path | None = None,
         beside: list[str] | None = None,
         private_dir: str | None = None,
+        binds: list[tuple[str, str]] | None = None,
     ) -> subprocess.Popen:
         """Start `argv` on `node`: its netns, hostname, /etc/hosts, PID space and cgroup.
         `beside`: a command started first in the background, in the same PID space (a
         neighbour process the node's tools can see); it dies with `argv`, the space's PID 1.
         `private_dir`: a fresh tmpfs mounted there for this node only (the node's own mount
-        namespace), like a node-local disk behind a path every node has."""
+        namespace), like a node-local disk behind a path every node has. `binds`: (source,
+        target) directories bind-mounted for this node only, so one path can hold other files
+        on one node (another copy of the code, a dataset with files missing)."""
         member = self.members[node]
         inner = " ".join(shlex.quote(a) for a in argv)
         neighbour = " ".join(shlex.quote(a) for a in beside) + " & " if beside else ""
@@ -298,6 +301,9 @@ class Cluster:
         if private_dir:
             quoted = shlex.quote(private_dir)
             local = f"mkdir -p {quoted} && mount -t tmpfs nccldoctor-local {quoted} && "
+        for source, target in binds or []:
+            source, target = shlex.quote(source), shlex.quote(target)
+            local += f"mkdir -p {target} && mount --bind {source} {target} && "
         script = f"{local}hostname {member.hostname} && {neighbour}exec {inner}"
         cmd = [
             "ip",
@@ -348,6 +354,7 @@ class Cluster:
         target: list[str] | None = None,
         beside: dict[int, list[str]] | None = None,
         private_dir: str | None = None,
+        binds: dict[int, list[tuple[str, str]]] | None = None,
     ) -> Launch:
         """Start `torchrun --nnodes N --node-rank i` on every node (rendezvous at node 0's
         `master_nic`) and return at once. `target` replaces `-m nccldoctor.bench --out DIR`;
@@ -372,7 +379,13 @@ class Cluster:
             ]
             node_env_i = (env or {}) | (node_env or {}).get(i, {})
             procs[i] = self.spawn(
-                i, argv, env=node_env_i, log=logs[i], beside=(beside or {}).get(i), private_dir=private_dir
+                i,
+                argv,
+                env=node_env_i,
+                log=logs[i],
+                beside=(beside or {}).get(i),
+                private_dir=private_dir,
+                binds=(binds or {}).get(i),
             )
         return Launch(procs=procs, logs=logs, out_dir=out_dir, start=time.monotonic())
 
