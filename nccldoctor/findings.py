@@ -222,6 +222,26 @@ _SPECS = [
         "check that every rank runs the same code, torch and NCCL versions.",
     ),
     CodeSpec(
+        "sampler_overlap",
+        Severity.FAIL,
+        "In the reference DDP benchmark the ranks' DistributedSampler shards (built with the "
+        "process group's rank and world size) overlap beyond the sampler's own padding, leave "
+        "indices on no rank, or set_epoch did not change their order: ranks would train on the "
+        "same samples, miss some, or see every epoch alike.",
+        "Build the sampler with the global rank and world size (dist.get_rank(), "
+        "dist.get_world_size(), not LOCAL_RANK or a per-node count), the same dataset and seed on "
+        "every rank, and call set_epoch(epoch) every epoch.",
+    ),
+    CodeSpec(
+        "rng_identical",
+        Severity.WARN,
+        "In the reference DDP benchmark two or more ranks drew the same numbers from the torch RNG "
+        "it seeds per rank (seed + rank): their random batches, dropout masks and augmentations "
+        "would be identical. The gradients are still averaged correctly.",
+        "Seed each rank's RNG with the global rank (seed + dist.get_rank()), not the local rank or "
+        "one seed for all; keep the sampler's seed the same on every rank.",
+    ),
+    CodeSpec(
         "fs_inconsistent",
         Severity.FAIL,
         "With --ckpt-dir, some ranks could not see checkpoint files (shards, manifest, COMPLETE "

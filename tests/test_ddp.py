@@ -4,20 +4,32 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils.data import DistributedSampler
 
 from nccldoctor.config import parse_args
 from nccldoctor.errors import UsageError
 from nccldoctor.probes.ddp import (
+    SEED,
     DdpPlan,
     TimedAllReduce,
     batch_section,
     interpolate,
     judge_correctness,
+    judge_sharding,
     percentile,
     plan_ddp,
+    rank_seed,
     size_groups,
 )
 from nccldoctor.probes.ddp.checkpoint import judge_checkpoint, owners, read_back
+from nccldoctor.probes.ddp.sharding import (
+    RNG_DRAWS,
+    SAMPLER_ITEMS,
+    judge_rng,
+    judge_sampler,
+    rng_draws,
+    sampler_items,
+)
 from nccldoctor.refmodel import MAX_STRIDE, PRESETS, Gpt, SyntheticTokens, chance_loss, gradient_bytes
 
 TINY = PRESETS["tiny"]
@@ -227,10 +239,180 @@ def test_a_shared_directory_passes_and_a_bad_shard_is_ckpt_failed():
     assert finding.code == "ckpt_failed" and finding.ranks == [1, 2] and "OSError: full" in finding.message
 
 
+# -- sampler shards and RNG streams ---------------------------------------------------------
+
+
+def shards(size, world, *, epoch=0, drop_last=False, rank_of=lambda r: r, replicas=None, seed=SEED):
+    """Every rank's indices from a real DistributedSampler (given rank and replicas: no process
+    group), built as a job that computed rank_of(r) and `replicas` would build it."""
+    out = []
+    for rank in range(world):
+        sampler = DistributedSampler(
+            range(size), num_replicas=replicas or world, rank=rank_of(rank), seed=seed, drop_last=drop_last
+        )
+        sampler.set_epoch(epoch)
+        out.append(list(sampler))
+    return out
+
+
+def sampler_findings(size, world, drop_last=False, **kw):
+    epochs = {
+        0: shards(size, world, drop_last=drop_last, **kw),
+        1: shards(size, world, epoch=1, drop_last=drop_last, **kw),
+    }
+    return judge_sampler(epochs, size, TwoNodes(), drop_last=drop_last)
+
+
+@pytest.mark.parametrize(
+    ("size", "world", "drop_last", "padded", "dropped"),
+    [
+        (10_001, 2, False, 1, 0),  # what the benchmark checks: one padded index
+        (10_001, 4, False, 3, 0),  # padding on ranks 1, 2, 3
+        (1_000, 4, False, 0, 0),  # divides: no padding
+        (3, 8, False, 5, 0),  # fewer items than ranks: the order repeats, cyclically
+        (10, 4, True, 0, 2),  # drop_last: the tail of the order is dropped
+    ],
+)
+def test_healthy_shards_pass_with_the_padding_or_dropping_accounted_for(
+    size, world, drop_last, padded, dropped
+):
+    findings, section = sampler_findings(size, world, drop_last)
+    assert findings == [], [f.message for f in findings]
+    assert (section["padded"], section["dropped"], section["verdict"]) == (padded, dropped, "ok")
+    assert section["per_rank"] == len(shards(size, world, drop_last=drop_last)[0])
+    assert section["order_changed"] and section["overlapping_ranks"] == [] and section["uncovered"] == []
+
+
+def test_the_benchmarks_dataset_size_makes_the_sampler_pad_on_every_world_size():
+    for world in (2, 3, 8, 64, 10_000, 20_000):
+        size = sampler_items(world)
+        assert size % world == 1 and size >= min(SAMPLER_ITEMS, world)
+    assert sampler_items(1) == SAMPLER_ITEMS + 1
+
+
+def test_ranks_sampling_as_their_local_rank_overlap_node_by_node():
+    # Four ranks on two nodes that built the sampler with LOCAL_RANK and the global world size:
+    # node 1 repeats node 0's shards, and half the data is on no rank.
+    (finding,) = sampler_findings(100, 4, rank_of=lambda r: r % 2)[0]
+    assert finding.code == "sampler_overlap" and finding.severity.value == "fail"
+    assert "ranks 0 and 2 share 25 indices" in finding.message and "ranks 1 and 3 share 25" in finding.message
+    assert "50 indices on no rank" in finding.message and "epochs 0, 1" in finding.message
+    assert finding.ranks == [0, 1, 2, 3] and finding.nodes == [0, 1]
+    # ... and with the per-node count too: everything covered twice, shards twice as long.
+    (finding,) = sampler_findings(100, 4, rank_of=lambda r: r % 2, replicas=2)[0]
+    assert "rank 0 has 50 indices, not 25" in finding.message and "ranks 0 and 2 share 50" in finding.message
+    assert "on no rank" not in finding.message
+
+
+def test_a_tiny_datasets_order_is_not_judged_as_it_may_repeat_by_chance():
+    same = shards(3, 2)
+    assert judge_sampler({0: same, 1: same}, 3, TwoNodes())[0] == []
+
+
+def test_a_rank_whose_shard_duplicates_another_names_the_pair_and_the_gap():
+    good = shards(10, 2)  # 5 each, no padding
+    bad = [good[0], good[0][:4] + good[1][4:]]  # rank 1 holds four of rank 0's indices
+    findings, section = judge_sampler({0: bad, 1: shards(10, 2, epoch=1)}, 10, TwoNodes())
+    (finding,) = findings
+    assert finding.ranks == [0, 1] and "ranks 0 and 1 share 4 indices" in finding.message
+    assert "4 indices on no rank" in finding.message and "(epoch 0)" in finding.message
+    assert section["overlapping_ranks"] == [[0, 1]] and section["uncovered"] == sorted(good[1][:4])
+    assert section["verdict"] == "fail"
+
+
+def test_an_index_on_no_rank_is_named_and_drop_last_may_drop_only_its_tail():
+    good = shards(10, 2)
+    gap = [good[0], [*good[1][:4], good[0][0]]]  # rank 1's last index swapped for rank 0's first
+    (finding,) = judge_sampler({0: gap}, 10, TwoNodes())[0]
+    assert "1 index on no rank: " + str(good[1][4]) in finding.message
+    # drop_last over 11 items: 1 index may be missing, 2 may not.
+    dropped = shards(11, 2, drop_last=True)
+    assert judge_sampler({0: dropped}, 11, TwoNodes(), drop_last=True)[0] == []
+    short = [dropped[0], [*dropped[1][:4], dropped[0][0]]]
+    (finding,) = judge_sampler({0: short}, 11, TwoNodes(), drop_last=True)[0]
+    assert "on no rank (drop_last may drop 1)" in finding.message
+
+
+def test_only_the_samplers_own_padding_is_accepted_as_a_repeat():
+    padded = shards(9, 2)  # 5 each: position 9 (rank 1's last slot) repeats position 0 (rank 0's first)
+    assert padded[1][-1] == padded[0][0]
+    assert judge_sampler({0: padded}, 9, TwoNodes())[0] == []
+    # The same count of repeats, but of another index than the order's first: not padding.
+    wrong = [padded[0], [*padded[1][:-1], padded[0][1]]]
+    (finding,) = judge_sampler({0: wrong}, 9, TwoNodes())[0]
+    assert "ranks 0 and 1 share 1 index" in finding.message and str(padded[0][1]) in finding.message
+    # No padding when the size divides: a repeat of the first index is an overlap.
+    even = shards(10, 2)
+    repeat = [even[0], [*even[1][:-1], even[0][0]]]
+    assert "share 1 index" in judge_sampler({0: repeat}, 10, TwoNodes())[0][0].message
+
+
+def test_ranks_that_hold_an_index_twice_or_outside_the_dataset_are_named():
+    (finding,) = judge_sampler({0: [[0, 0], [2, 7]]}, 4, TwoNodes())[0]
+    assert "rank 0 holds 1 index (0)" in finding.message
+    assert "indices outside the dataset: 7" in finding.message and "1, 3" in finding.message
+
+
+def test_sampler_seeds_that_differ_per_rank_overlap():
+    assert sampler_findings(1_001, 2, seed=SEED)[0] == []  # one seed everywhere: the baseline passes
+    epochs = {0: [shards(1_001, 2, seed=SEED)[0], shards(1_001, 2, seed=SEED + 1)[1]]}
+    (finding,) = judge_sampler(epochs, 1_001, TwoNodes())[0]
+    assert "ranks 0 and 1 share" in finding.message and "on no rank" in finding.message
+
+
+def test_a_sampler_whose_epoch_never_changes_is_named_with_the_set_epoch_fix():
+    same = shards(1_001, 2)
+    findings, section = judge_sampler({0: same, 1: same}, 1_001, TwoNodes())
+    (finding,) = findings
+    assert finding.code == "sampler_overlap" and finding.ranks == [0, 1]
+    assert (
+        "set_epoch(1) did not change the order of the shuffled shard on rank(s) 0, 1" in finding.message
+        and "set_epoch" in finding.fix
+    )
+    assert section["order_changed"] is False and section["verdict"] == "fail"
+    # One rank that forgot set_epoch: named alone, and it overlaps the others' epoch 1.
+    findings = judge_sampler({0: same, 1: [shards(1_001, 2, epoch=1)[0], same[1]]}, 1_001, TwoNodes())[0]
+    assert {f.ranks[0] for f in findings if "set_epoch" in f.message} == {1}
+    assert any("share" in f.message for f in findings)
+    # Without shuffle the order is not judged.
+    assert judge_sampler({0: same, 1: same}, 1_001, TwoNodes(), shuffle=False)[0] == []
+
+
+def test_identical_rng_streams_warn_naming_the_groups():
+    findings, section = judge_rng([[1, 2], [3, 4], [1, 2], [5, 6]], TwoNodes())
+    (finding,) = findings
+    assert finding.code == "rng_identical" and finding.severity.value == "warn"
+    assert finding.ranks == [0, 2] and finding.nodes == [0, 1] and "ranks 0, 2" in finding.message
+    assert section == {"draws": 2, "identical": [[0, 2]], "verdict": "warn"}
+    assert judge_rng([[1, 2], [3, 4]], TwoNodes()) == ([], {"draws": 2, "identical": [], "verdict": "ok"})
+
+
+def test_rng_draws_follow_the_seed_and_leave_the_stream_where_it_was():
+    torch.manual_seed(rank_seed(0))
+    first = rng_draws()
+    assert rng_draws() == first  # not consumed
+    after = torch.randint(2**62, (RNG_DRAWS,)).tolist()
+    assert after == first  # training starts the stream where the draws did
+    torch.manual_seed(rank_seed(1))
+    assert rng_draws() != first
+
+
+def test_judge_sharding_reads_the_gathered_records():
+    gathered = [
+        {"size": 9, "shards": [shards(9, 2)[r], shards(9, 2, epoch=1)[r]], "rng": [r, r + 1]}
+        for r in range(2)
+    ]
+    findings, section = judge_sharding(gathered, TwoNodes())
+    assert findings == [] and section["per_rank"] == 5 and section["padded"] == 1
+    assert section["rng"] == {"draws": 2, "identical": [], "verdict": "ok", "seed": "1234 + rank"}
+    gathered[1]["rng"] = [0, 1]
+    assert [f.code for f in judge_sharding(gathered, TwoNodes())[0]] == ["rng_identical"]
+
+
 # -- the section's view ------------------------------------------------------------------------
 
 
-def ddp_section(fraction=1.54, differing=()):
+def ddp_section(fraction=1.54, differing=(), sampler=None):
     bucket = {"bytes": 1882112, "busbw_gbps": 0.74, "source": "measured at 1.79 MiB", "predicted_ms": 2.56}
     return {
         "model": {"preset": "tiny", "parameters": 470528, "precision": "fp32"},
@@ -259,6 +441,7 @@ def ddp_section(fraction=1.54, differing=()):
             "loss_first": 6.15,
             "loss_last": 5.15,
         },
+        **({"sampler": sampler} if sampler else {}),
         "checkpoint": {
             "dir": "/tmp/ck",
             "ranks": [
@@ -302,3 +485,34 @@ def test_the_ddp_view_flags_a_bandwidth_ratio_above_100_percent_as_noise():
 
 def test_the_ddp_view_lists_differing_ranks_in_words():
     assert ddp_cells(differing=[1, 3])[0]["replicas identical"] == "no: ranks 1, 3"
+
+
+def sampler_section(**changes):
+    healthy = judge_sharding(
+        [{"size": 9, "shards": [shards(9, 2)[r], shards(9, 2, epoch=1)[r]], "rng": [r]} for r in range(2)],
+        TwoNodes(),
+    )[1]
+    return healthy | changes
+
+
+def test_the_ddp_view_has_one_sampler_line_and_none_for_older_reports():
+    line = ddp_cells(sampler=sampler_section())[0]["sampler shards"]
+    assert line == (
+        "9 items over 2 ranks, 5 each (1 padded): disjoint, complete, reordered by set_epoch; "
+        "RNG streams differ per rank"
+    )
+    assert "sampler shards" not in ddp_cells()[0]  # saved before the check
+
+
+def test_the_ddp_views_sampler_line_names_what_is_wrong():
+    bad = sampler_section(
+        overlapping_ranks=[[0, 2], [1, 3]],
+        uncovered=[4, 9],
+        order_changed=False,
+        rng={"draws": 4, "identical": [[0, 1]], "verdict": "warn"},
+    )
+    line = ddp_cells(sampler=bad)[0]["sampler shards"]
+    assert line.endswith(
+        ": ranks 0 and 2 overlap; ranks 1 and 3 overlap; uncovered: 4, 9; set_epoch kept the order; "
+        "RNG streams identical: ranks 0, 1"
+    )

@@ -16,7 +16,10 @@ only, no optimizer step, so the replicas stay identical; backward runs outside a
   when the probes did not reach it); on Gloo the all-reduce time DDP really spent, timed in a
   communication hook, which splits the gap into bandwidth achieved and overlap;
 - correctness: after the last synced step every rank's parameter checksums must be equal and
-  the loss must have fallen, else `ddp_divergence`.
+  the loss must have fallen, else `ddp_divergence`;
+- sharding, before the measured steps (`sharding`): the ranks' DistributedSampler shards must
+  split the data and change order with set_epoch, else `sampler_overlap`, and the ranks' RNG
+  streams (seeded SEED + rank) must differ, else `rng_identical`.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
 from nccldoctor.bandwidth import BUS_FACTORS
 from nccldoctor.config import CollectiveOptions, DdpOptions
@@ -42,6 +45,7 @@ from nccldoctor.findings import Finding, make_finding
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.precision import compute_dtype, dtype_name
 from nccldoctor.probes.collectives import REGISTRY
+from nccldoctor.probes.ddp import sharding
 from nccldoctor.probes.ddp.checkpoint import judge_checkpoint, round_trip
 from nccldoctor.refmodel import PRESETS, Gpt, Preset, SyntheticTokens, gradient_bytes, parameter_count
 from nccldoctor.rows import Row
@@ -54,7 +58,7 @@ WINDOW = 5  # steps per window; windows alternate synced / no_sync
 WARMUP_STEPS = 3
 LOSS_WINDOW = 5  # the loss must fall from the first synced steps to the last ones
 BUCKET_MEASURE_ITERS = 20
-DISPLAY_STEPS = 3  # progress: model, checkpoint, and about one all_reduce at a bucket size
+DISPLAY_STEPS = 4  # progress: model, sampler, checkpoint, and about one all_reduce at a bucket size
 GROUP_RATIO = 1.2  # buckets this close in size share one all_reduce measurement
 
 
@@ -151,7 +155,11 @@ class DdpBenchmark:
         self.step(f"DDP benchmark: {self.plan.preset_name} model")
         torch.manual_seed(SEED)  # the same initial model everywhere (DDP broadcasts rank 0's anyway)
         model = Gpt(self.plan.preset).to(self.job.device)
-        torch.manual_seed(SEED + self.job.rank)
+        torch.manual_seed(rank_seed(self.job.rank))
+        draws = sharding.rng_draws()  # the stream as training starts it, before the loader uses it
+        self.step("DDP benchmark: sampler shards")
+        # Before the measured steps: a gather here costs nothing they time.
+        shards = gather_objects(sharding.collect_shards(SEED) | {"rng": draws})
         ddp = DistributedDataParallel(
             model,
             device_ids=[self.job.device.index] if self.job.device.type == "cuda" else None,
@@ -184,20 +192,13 @@ class DdpBenchmark:
         buckets = hook.bucket_bytes
         checksums = parameter_checksums(model)
         bucket_busbw = self.bucket_bandwidth(buckets, probe_rows)
-        return DdpRun(self.plan, self.job, model, times, checksums, buckets, bucket_busbw, hook.timed)
+        return DdpRun(self.plan, self.job, model, times, checksums, buckets, bucket_busbw, hook.timed, shards)
 
     def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Micro-batches forever, epoch after epoch (set_epoch each time, as training must)."""
         per_epoch = 4 * self.plan.batch * self.job.world_size  # several epochs even in short runs
         data = SyntheticTokens(self.plan.preset, per_epoch, SEED)
-        sampler = DistributedSampler(
-            data,
-            num_replicas=self.job.world_size,
-            rank=self.job.rank,
-            shuffle=True,
-            seed=SEED,
-            drop_last=True,
-        )
+        sampler = sharding.make_sampler(data, SEED, drop_last=True)  # the one the check checked
         loader = DataLoader(data, batch_size=self.plan.batch, sampler=sampler, drop_last=True)
         epoch = 0
         while True:
@@ -286,6 +287,11 @@ class DdpBenchmark:
         return rows[0].busbw_gbps
 
 
+def rank_seed(rank: int) -> int:
+    """Each rank's own torch RNG: different streams, so ranks draw different random numbers."""
+    return SEED + rank
+
+
 # No annotations: DDP checks a hook's against real types, and this module's are strings.
 def timed_all_reduce_hook(state, bucket):
     return state.all_reduce(bucket)
@@ -337,6 +343,7 @@ class DdpRun:
     bucket_bytes: list[int]
     bucket_busbw: dict[int, tuple[float, str]]
     timed_hook: bool
+    sharding: list[dict[str, Any]]  # every rank's sampler shards by epoch and RNG draws
 
     def summary(self) -> dict[str, Any]:
         t = self.times
@@ -403,7 +410,18 @@ def report_ddp(run: DdpRun, summaries: list[dict[str, Any]]) -> tuple[list[Findi
         ],
     }
     findings, section["correctness"] = judge_correctness(summaries, job)
-    return findings, section
+    more, section["sampler"] = judge_sharding(run.sharding, job)
+    return findings + more, section
+
+
+def judge_sharding(gathered: list[dict[str, Any]], job: Job) -> tuple[list[Finding], dict[str, Any]]:
+    """The sampler's shards (the index dataset of sharding.collect_shards) and the RNG draws."""
+    epochs = {epoch: [g["shards"][i] for g in gathered] for i, epoch in enumerate(sharding.EPOCHS)}
+    size = gathered[0]["size"]  # rank 0's dataset; every rank built the same one
+    findings, section = sharding.judge_sampler(epochs, size, job, drop_last=False, shuffle=True)
+    more, section["rng"] = sharding.judge_rng([g["rng"] for g in gathered], job)
+    section["rng"]["seed"] = f"{SEED} + rank"
+    return findings + more, section
 
 
 def precision_label(device: torch.device) -> str:

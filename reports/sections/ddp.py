@@ -1,4 +1,4 @@
-"""The DDP benchmark's section: throughput, communication, and the checkpoint round trip."""
+"""The DDP benchmark's section: throughput, communication, sharding, and the checkpoint round trip."""
 
 from __future__ import annotations
 
@@ -46,6 +46,8 @@ def ddp_table(report: Report) -> pd.DataFrame | None:
         ("loss first -> last", f"{ok['loss_first']:.3f} -> {ok['loss_last']:.3f}"),
         ("replicas identical", "yes" if ok["checksums_equal"] else f"no: {_ranks(ok['differing_ranks'])}"),
     ]
+    if ddp.get("sampler"):  # reports saved before the sharding check have none
+        lines.append(("sampler shards", _sampler(ddp["sampler"])))
     if batch.get("lr_hint"):
         lines.append(("learning rate", batch["lr_hint"]))
     return pd.DataFrame(lines, columns=["DDP benchmark", "value"])
@@ -81,6 +83,24 @@ def _human(source: str) -> str:
     """Reports saved before sources said '1.79 MiB' wrote 'measured at 1882112 B': `show` too
     prints bytes in human units."""
     return re.sub(r"\b(\d+) B\b", lambda m: format_bytes(int(m[1])), source)
+
+
+def _sampler(sampler: dict) -> str:
+    """One line: the layout, then the verdicts of the shards, the epoch order and the RNG."""
+    layout = (
+        f"{sampler['dataset_size']:,} items over {sampler['world']} ranks, {sampler['per_rank']:,} each "
+        f"({sampler['padded']} padded)"
+    )
+    problems = [f"ranks {a} and {b} overlap" for a, b in sampler["overlapping_ranks"][:3]]
+    if sampler["uncovered"]:
+        problems.append(f"uncovered: {', '.join(map(str, sampler['uncovered']))}")
+    if sampler["order_changed"] is False:
+        problems.append("set_epoch kept the order")
+    shards = "; ".join(problems) or "disjoint, complete, reordered by set_epoch"
+    rng = sampler.get("rng") or {}
+    same = "; ".join(_ranks(group) for group in rng.get("identical", []))
+    streams = f"RNG streams identical: {same}" if same else "RNG streams differ per rank"
+    return f"{layout}: {shards}; {streams}"
 
 
 def _buckets(comm: dict) -> str:

@@ -13,6 +13,8 @@ FAULT  crash            rank RANK exits at once (os._exit) inside the first step
        slow-compute     rank RANK's compute-probe matmuls do WHERE times the work (e.g. "3")
        perturb-params   rank RANK's DDP replica gets one parameter nudged after its first synced
                         step (WHERE is ignored): the replicas no longer match
+       rank-zero-data   rank RANK's DDP sampler takes rank 0's shard and its RNG rank 0's seed
+                        (WHERE is ignored): as if the job had told it it was rank 0
 
 Faults come from monkeypatching and subclassing here; the product has no fault hooks.
 """
@@ -109,6 +111,23 @@ def perturb_params(rank: int) -> None:
     ddp.DdpBenchmark.synced_step = synced_step
 
 
+def rank_zero_data(rank: int) -> None:
+    from nccldoctor.probes import ddp
+    from nccldoctor.probes.ddp import sharding
+
+    if os.environ.get("RANK") != str(rank):
+        return
+    original = sharding.make_sampler
+
+    def make_sampler(dataset, seed, drop_last):
+        sampler = original(dataset, seed, drop_last)
+        sampler.rank = 0  # what __iter__ slices the order with
+        return sampler
+
+    sharding.make_sampler = make_sampler
+    ddp.rank_seed = lambda _rank: ddp.SEED
+
+
 def main() -> None:
     fault, rank, where, *bench_args = sys.argv[1:]
     if fault.startswith("corrupt"):
@@ -120,6 +139,8 @@ def main() -> None:
         slow_compute(int(rank), int(where))
     elif fault == "perturb-params":
         perturb_params(int(rank))
+    elif fault == "rank-zero-data":
+        rank_zero_data(int(rank))
     elif fault == "stall-join":
         stall_before_process_group(int(rank))
     else:
