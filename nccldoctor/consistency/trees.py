@@ -485,7 +485,11 @@ def _path_missing(
         by_state.setdefault(state, []).append(node)
     where = "; ".join(f"{state} on {_nodes_text(nodes, hostnames)}" for state, nodes in by_state.items())
     seen = len(records) - len(states)
-    tail = f"{_others(seen)} see it" if seen else "no node sees it"
+    tail = (
+        ("the other node sees it" if seen == 1 else f"the other {seen:,} nodes see it")
+        if seen
+        else "no node sees it"
+    )
     nodes = sorted(states)
     return [
         make_finding(
@@ -581,7 +585,7 @@ def _code_odd_text(
     agree = majority.groups[majority.majority]
     reference = present[agree[0]]
     parts = [
-        f"{_nodes_text(nodes, hostnames)} {_code_difference(present[nodes[0]], reference, limit)}"
+        _said_of(nodes, hostnames, _code_difference(present[nodes[0]], reference, limit))
         for value, nodes in majority.groups.items()
         if value != majority.majority
     ]
@@ -612,10 +616,7 @@ _KIND_TEXT = {"git": "a git work tree", "tree": "a plain directory (no git)"}
 def _code_tie_text(
     path: str, present: Mapping[int, dict], majority: Majority, hostnames: Mapping[int, str], files: list[str]
 ) -> str:
-    parts = [
-        f"{_nodes_text(nodes, hostnames)} {_code_state(present[nodes[0]])}"
-        for nodes in majority.groups.values()
-    ]
+    parts = [_said_of(nodes, hostnames, _code_state(present[nodes[0]])) for nodes in majority.groups.values()]
     text = f"--code {path} differs between nodes and no majority tells which node is odd: {'; '.join(parts)}"
     return f"{text}; files that differ: {_files_text(files)}" if files else text
 
@@ -623,9 +624,13 @@ def _code_tie_text(
 def _code_state(record: dict) -> str:
     """'has HEAD 1a2b3c4d5e6f (clean)' or 'has 1,204 files (digest 0a1b2c3d4e5f)'."""
     if record["kind"] == "git":
-        dirty = f"{record['changed']:,} changed and {record['untracked']:,} untracked files"
+        changed, untracked = (
+            _count(record["changed"], "changed file"),
+            _count(record["untracked"], "untracked file"),
+        )
+        dirty = f"dirty: {changed}, {untracked}"
         return f"has HEAD {_short(record['head'])} ({dirty if record['dirty'] else 'clean'})"
-    return f"has {record['digested']:,} files (digest {_short(record['digest'])})"
+    return f"has {_count(record['digested'], 'file')} (digest {_short(record['digest'])})"
 
 
 def _partial_text(present: Mapping[int, dict], hostnames: Mapping[int, str]) -> str:
@@ -659,16 +664,17 @@ def _code_fix(
 ) -> str:
     where = _nodes_text(majority.differing, hostnames)
     if majority.tie:
-        source, host = "the node whose code you mean to run", "GOOD_HOST"
+        source, again, host = "the node whose code you mean to run", "it", "GOOD_HOST"
     else:
         good = majority.groups[majority.majority][0]
-        source, host = _node_text(good, hostnames), hostnames.get(good, "GOOD_HOST")
+        source = again = _node_text(good, hostnames)
+        host = hostnames.get(good, "GOOD_HOST")
     shared = "or keep the code on a filesystem every node mounts."
     if any(record["kind"] == "git" for record in present.values()):
         return (
             f"Sync the code on {where}: `git -C {path} status` and `git -C {path} log -1` there show "
             f"how it differs from {source}; check out the same commit and commit, stash or drop local "
-            f"changes, or rsync the tree from {source}, {shared}"
+            f"changes, or rsync the tree from {again}, {shared}"
         )
     return f"Sync {path} on {where} from {source} (rsync -a --delete {host}:{path}/ {path}/), {shared}"
 
@@ -720,7 +726,7 @@ def _seen_text(value: tuple[int, ...]) -> str:
     if len(value) == 1:
         return f"{format_bytes(value[0])} ({value[0]:,} bytes)"
     entries, total = value
-    return f"{entries:,} {'entry' if entries == 1 else 'entries'} ({format_bytes(total)})"
+    return f"{_count(entries, 'entry')} ({format_bytes(total)})"
 
 
 _KIND_SEEN = {"file": "a file", "dir": "a directory", "other": "neither a file nor a directory"}
@@ -740,8 +746,7 @@ def _differs_finding(
 ) -> Finding:
     """'node 3 (h3) sees 1,204 entries (5.22 GiB), the other 7 nodes 1,280 entries (5.4 GiB)'."""
     seen = {
-        value: f"{_nodes_text(nodes, hostnames)} sees {show(value)}"
-        for value, nodes in majority.groups.items()
+        value: _said_of(nodes, hostnames, f"sees {show(value)}") for value, nodes in majority.groups.items()
     }
     if majority.tie:
         head = f"--check-path {path} differs between nodes and no majority tells which node is odd"
@@ -784,6 +789,24 @@ def _nodes_text(nodes: list[int], hostnames: Mapping[int, str]) -> str:
     """'node 1 (a)', 'node 1 (a) and node 3 (c)', 'node 1 (a), node 2 (b) and node 3 (c)'."""
     parts = [_node_text(node, hostnames) for node in nodes]
     return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
+_PLURAL_VERBS = {"has": "have", "is": "are", "sees": "see"}
+
+
+def _said_of(nodes: list[int], hostnames: Mapping[int, str], predicate: str) -> str:
+    """'node 1 (a) has X', 'node 1 (a) and node 2 (b) have X': the verb agrees with the nodes."""
+    verb, _, rest = predicate.partition(" ")
+    if len(nodes) > 1:
+        verb = _PLURAL_VERBS.get(verb, verb)
+    return f"{_nodes_text(nodes, hostnames)} {verb} {rest}"
+
+
+def _count(number: int, noun: str) -> str:
+    """'1 file', '1,204 files', '2 entries'."""
+    if number == 1:
+        return f"1 {noun}"
+    return f"{number:,} {noun[:-1] + 'ies' if noun.endswith('y') else noun + 's'}"
 
 
 def _others(count: int) -> str:
