@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from nccldoctor.consistency import trees
 from nccldoctor.consistency.trees import code_digest, judge_code, judge_paths, path_summary
 
 HOSTS = {0: "h0", 1: "h1", 2: "h2", 3: "h3"}
@@ -120,6 +121,22 @@ def test_missing_path_and_missing_git_binary(tmp_path, monkeypatch):
     assert "train.py" in record["files"] and not any(rel.startswith(".git/") for rel in record["files"])
 
 
+def test_a_subdirectory_that_cannot_be_listed_is_a_difference(tmp_path, monkeypatch):
+    copies = tree_copies(tmp_path, 3)
+    listing = trees._sorted_entries
+
+    def refuse_on_node_1(path):
+        if path == str(copies[1] / "pkg"):
+            raise PermissionError(13, "Permission denied")
+        return listing(path)
+
+    monkeypatch.setattr(trees, "_sorted_entries", refuse_on_node_1)
+    per_node = {node: [same_path(code_digest(str(copy)))] for node, copy in enumerate(copies)}
+    assert list(per_node[1][0]["files"]) == ["a.py", "pkg", "z.py"]
+    [finding] = judge_code(per_node, HOSTS)
+    assert finding.nodes == [1] and "different files: pkg, pkg/b.py, pkg/c.py" in finding.message
+
+
 # --- judge_code --------------------------------------------------------------------------------
 
 
@@ -224,6 +241,13 @@ def test_path_summary_is_bounded_by_budget_and_entries(tmp_path):
     assert cut["level_entries"] == [2] and cut["dirs_pending"] == 1  # the top listed, no deeper
     capped = path_summary(str(tree), max_entries=3)
     assert capped["complete"] is False and capped["stopped"] == "max_entries" and capped["entries"] == 3
+
+
+def test_path_summary_of_a_dir_this_user_may_not_read(tmp_path, monkeypatch):
+    write(tmp_path / "d", {"a": "1"})
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: False)  # root passes every check
+    record = path_summary(str(tmp_path / "d"))
+    assert record["exists"] is True and record["readable"] is False and record["error"] == "Permission denied"
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")

@@ -186,11 +186,11 @@ def _digest_files(base: str, rels: list[str], budget: _Budget) -> tuple[dict[str
     return files, True
 
 
-def _entry_digest(full: str, budget: _Budget) -> str | None:
+def _entry_digest(full: str, budget: _Budget, mode: int | None = None) -> str | None:
     """sha256 of a file's content, of a symlink's target text, or of the kind of anything else
     (a FIFO would block a read). None when the budget ran out halfway through the file."""
     try:
-        mode = os.lstat(full).st_mode
+        mode = os.lstat(full).st_mode if mode is None else mode
         if stat.S_ISLNK(mode):
             return hashlib.sha256(b"symlink\0" + os.fsencode(os.readlink(full))).hexdigest()
         if not stat.S_ISREG(mode):
@@ -217,8 +217,8 @@ def _tree_digest(path: str, budget: _Budget) -> dict[str, Any]:
     overall = hashlib.sha256(b"tree\0")
     digested = total = 0
     try:
-        for rel, full, size in walk:
-            digest = _UNLISTED if full is None else _entry_digest(full, budget)
+        for rel, full, mode, size in walk:
+            digest = _UNLISTED if mode is None else _entry_digest(full, budget, mode)
             if digest is None:
                 walk.cut = True
                 break
@@ -245,47 +245,51 @@ def _tree_digest(path: str, budget: _Budget) -> dict[str, Any]:
 _UNLISTED = hashlib.sha256(b"unlisted directory").hexdigest()
 
 
+_Walked = tuple[str, str, int | None, int]  # relpath, full path, mode (None: unlisted dir), size
+
+
 class _Walk:
-    """(relpath, full path or None for a directory that cannot be listed, size) of every file
-    under `root`, depth first in name order: the same order on every node, so that two nodes
-    cut short by their budgets still cover a common first stretch (see _walk_key)."""
+    """Every file under `root`, depth first in name order: the same order on every node, so
+    that two nodes cut short by their budgets still cover a common first stretch (_walk_key).
+    A subdirectory that cannot be listed comes out as an entry whose mode is None."""
 
     def __init__(self, root: str, budget: _Budget) -> None:
         self.root, self.budget, self.cut = root, budget, False
 
-    def __iter__(self) -> Iterator[tuple[str, str | None, int]]:
+    def __iter__(self) -> Iterator[_Walked]:
         if not os.path.isdir(self.root):
             if self.budget.out():
                 self.cut = True
                 return
-            yield os.path.basename(self.root), self.root, os.lstat(self.root).st_size
+            st = os.lstat(self.root)
+            yield os.path.basename(self.root), self.root, st.st_mode, st.st_size
             return
-        stack = [iter(_sorted_entries(self.root))]  # the top's OSError: unreadable
+        # (entries left, their relpath prefix); the top's OSError means unreadable
+        stack = [(iter(_sorted_entries(self.root)), "")]
         while stack:
-            entry = next(stack[-1], None)
+            entry = next(stack[-1][0], None)
             if entry is None:
                 stack.pop()
                 continue
             if self.budget.out():
                 self.cut = True
                 return
-            yield from self._visit(entry, stack)
+            yield from self._visit(entry, stack[-1][1] + entry.name, stack)
 
-    def _visit(self, entry: os.DirEntry, stack: list) -> Iterator[tuple[str, str | None, int]]:
-        rel = os.path.relpath(entry.path, self.root).replace(os.sep, "/")
-        if entry.is_dir(follow_symlinks=False):
+    def _visit(self, entry: os.DirEntry, rel: str, stack: list) -> Iterator[_Walked]:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:  # gone since the listing
+            return
+        if stat.S_ISDIR(st.st_mode):
             if entry.name in SKIP_DIRS:
                 return
             try:
-                stack.append(iter(_sorted_entries(entry.path)))
+                stack.append((iter(_sorted_entries(entry.path)), rel + "/"))
             except OSError:
-                yield rel, None, 0
+                yield rel, entry.path, None, 0
             return
-        try:
-            size = entry.stat(follow_symlinks=False).st_size
-        except OSError:
-            size = 0
-        yield rel, entry.path, size
+        yield rel, entry.path, st.st_mode, st.st_size
 
 
 def _sorted_entries(path: str) -> list[os.DirEntry]:
