@@ -343,3 +343,19 @@ def test_mtime_alone_is_no_difference_and_a_file_of_another_size_is():
     files[0]["size"] = 1_000_000
     [finding] = judge_paths({node: [record] for node, record in files.items()}, HOSTS)
     assert finding.nodes == [0] and "node 0 (h0) sees 977 KiB (1,000,000 bytes)" in finding.message
+
+
+def test_a_node_without_git_is_named_and_says_why(tmp_path, monkeypatch):
+    repos = [make_repo(tmp_path / "r0")]
+    for node in (1, 2):
+        subprocess.run(["git", "clone", "-q", str(repos[0]), str(tmp_path / f"r{node}")], check=True)
+        repos.append(tmp_path / f"r{node}")
+    per_node = {node: [same_path(code_digest(str(repo)))] for node, repo in enumerate(repos[:2])}
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    per_node[2] = [same_path(code_digest(str(repos[2])))]
+    [finding] = judge_code(per_node, HOSTS)
+    assert finding.nodes == [2]
+    assert (
+        "node 2 (h2) is a plain directory (no git) where the others have a git work tree" in finding.message
+    )
+    assert "git could not run" in finding.message

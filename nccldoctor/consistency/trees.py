@@ -600,7 +600,9 @@ def _code_difference(record: dict, reference: dict, limit: _Limit) -> str:
     """'has HEAD 1a2b3c4d5e6f instead of 0f9e8d7c6b5a and different uncommitted or untracked
     files: a.py' -- what one odd record has that the majority's does not."""
     if record["kind"] != reference["kind"]:
-        return f"is {_KIND_TEXT[record['kind']]} where the others have {_KIND_TEXT[reference['kind']]}"
+        # a git work tree walked as a plain directory says why (git missing, dubious ownership)
+        why = next((f" ({r['note']})" for r in (record, reference) if r.get("note")), "")
+        return f"is {_KIND_TEXT[record['kind']]} where the others have {_KIND_TEXT[reference['kind']]}{why}"
     parts = []
     if record["kind"] == "git" and record.get("tree") != reference.get("tree"):
         parts.append(f"HEAD {_short(record['head'])} instead of {_short(reference['head'])}")
