@@ -259,6 +259,36 @@ _SPECS = [
         "filesystem's health (the evidence has each rank's error).",
     ),
     CodeSpec(
+        "code_mismatch",
+        Severity.FAIL,
+        "With --code DIR, the code in DIR is not the same on every node (git: another HEAD, or "
+        "other uncommitted or untracked files; a plain directory: other file contents): the "
+        "nodes whose code differs from the majority's are named, or each node's when no "
+        "majority exists.",
+        "Sync the code on the named nodes: `git -C DIR status` and `git -C DIR log -1` there "
+        "show how it differs; check out the same commit, or rsync the tree from a good node, or "
+        "keep the code on a filesystem every node mounts.",
+    ),
+    CodeSpec(
+        "path_missing",
+        Severity.FAIL,
+        "A path given with --check-path or --code does not exist, or cannot be read, on the named nodes.",
+        "Mount or sync the path on the named nodes (`ls -ld PATH`, `findmnt -T PATH` there show "
+        "a mount that did not come up or permissions that differ), or copy it from a node that "
+        "has it.",
+    ),
+    CodeSpec(
+        "path_differs",
+        Severity.WARN,
+        "With --check-path, a path is not the same on every node: a file of another size, a "
+        "directory with another number of entries or total size (over the levels every node "
+        "listed whole when a listing was cut short), or a file on some nodes and a directory on "
+        "others.",
+        "Compare the path on the named nodes with the others (ls -la, du -s, findmnt -T): a "
+        "different mount, a copy that did not finish, or files written on one node only; sync "
+        "it or use one shared filesystem.",
+    ),
+    CodeSpec(
         "tuning_recommendation",
         Severity.INFO,
         "In the settings sweep (--sweep) a setting was faster than the defaults by more than 5% "

@@ -8,7 +8,6 @@ import pytest
 
 from nccldoctor.consistency.facts import NodeFacts, compared_env, read_versions
 from nccldoctor.consistency.judge import judge_env, judge_layout, judge_versions
-from nccldoctor.consistency.majority import odd_ones_out
 from nccldoctor.consistency.section import consistency_section
 from nccldoctor.findings import Severity
 
@@ -39,14 +38,6 @@ def node(n: int, **changes) -> NodeFacts:
 def cluster(count=4, odd=None):
     """`count` healthy nodes; odd={node: {field: value}} changes some."""
     return {n: node(n, **(odd or {}).get(n, {})) for n in range(count)}
-
-
-def test_majority_names_the_odd_node_and_refuses_to_guess_on_a_tie():
-    found = odd_ones_out({0: "a", 1: "a", 2: "b", 3: "a"})
-    assert (found.majority, found.odd, found.tie) == ("a", [2], False)
-    tie = odd_ones_out({0: "a", 1: "b"})
-    assert tie.tie and tie.majority is None and tie.odd == [0, 1]
-    assert odd_ones_out({0: "a", 1: "a"}).agree
 
 
 def test_another_torch_on_one_node_is_a_failing_version_mismatch_naming_only_it():

@@ -84,7 +84,7 @@ def _version_finding(component: str, majority: Majority, facts: Mapping[int, Nod
     return make_finding(
         "version_mismatch",
         f"{name} differs between nodes: {describe(majority, facts, _version_text)}",
-        nodes=majority.odd,
+        nodes=majority.differing,
         severity=severity,
         evidence={"component": component, "versions": full, "majority": majority.majority},
         fix=_version_fix(component, package, majority),
@@ -126,7 +126,7 @@ def _uneven_ranks(facts: Mapping[int, NodeFacts]) -> list[Finding]:
             "rank_layout_uneven",
             f"ranks per node differ: {describe(majority, facts, lambda r: f'{r} rank(s)')} "
             "(torchrun accepts it; data- and tensor-parallel groups usually do not)",
-            nodes=majority.odd,
+            nodes=majority.differing,
             evidence={"ranks_per_node": {n: f.ranks for n, f in facts.items()}},
             fix="start the same --nproc-per-node on every node",
         )
@@ -180,7 +180,7 @@ def judge_env(facts: Mapping[int, NodeFacts]) -> list[Finding]:
             make_finding(
                 "env_mismatch",
                 f"{name} differs between nodes: {describe(majority, facts, shown)}",
-                nodes=majority.odd,
+                nodes=majority.differing,
                 evidence={"variable": name, "values": {n: shown(v) for n, v in values.items()}},
                 fix=f"export the same {name} on every node (or unset it everywhere) before torchrun",
             )

@@ -25,7 +25,7 @@ def consistency_section(
             {
                 "check": check,
                 "majority": None if majority.tie else majority.majority,
-                "odd": {str(n): values[n] for n in (sorted(values) if majority.tie else majority.odd)},
+                "odd": {str(n): values[n] for n in majority.differing},
             }
         )
     return {
