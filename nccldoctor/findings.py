@@ -198,6 +198,16 @@ _SPECS = [
         "visible so that LOCAL_RANK picks one, and no more ranks per node than GPUs.",
     ),
     CodeSpec(
+        "clock_skew",
+        Severity.WARN,
+        "A node's wall clock differs from rank 0's by more than 1 s (fail above 30 s; both "
+        "configurable), counting only what the measurement's uncertainty cannot explain: measured "
+        "through the rendezvous store before the process group forms, NTP-style (the tightest of "
+        "several round trips). Logs, timestamps and deadlines compared across nodes are off by that much.",
+        "On the named nodes check the time service (`chronyc tracking`, `timedatectl status`); enable "
+        "NTP (chrony, or `timedatectl set-ntp true`) and step the clock (`chronyc makestep`).",
+    ),
+    CodeSpec(
         "nccl_transport_fallback",
         Severity.WARN,
         "NCCL's own log shows it used sockets although InfiniBand/RoCE devices are present "
