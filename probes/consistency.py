@@ -88,7 +88,7 @@ class ConsistencyCheck:
         if self.launch.local_rank == 0:
             facts = self.node_facts()
             self.store.set(f"consistency/node/{self.launch.node_rank}", json.dumps(facts.to_json()))
-        offsets = self.clock_offsets(nodes)
+        offsets = self.clock_offsets()
         if self.launch.rank != 0:
             return [], None
         facts_by_node = self.read_facts(nodes)
@@ -123,21 +123,11 @@ class ConsistencyCheck:
         facts.paths = [trees.path_summary(path, budget_s=PATH_BUDGET_S) for path in self.options.paths]
         return facts
 
-    def clock_offsets(self, nodes: list[int]) -> dict[int, clocks.ClockOffset]:
-        """Rank 0 serves the other nodes' leaders, which measure; rank 0 returns every offset."""
-        others = nodes[1:]
-        if not others:
-            return {0: clocks.ClockOffset(0.0, 0.0, 0)}
-        if self.launch.rank == 0:
-            clocks.serve_clock(self.store, others, CLOCK_ROUNDS, self.remaining_s)
-            return {
-                0: clocks.ClockOffset(0.0, 0.0, 0),
-                **clocks.read_offsets(self.store, others, self.remaining_s),
-            }
-        if self.launch.local_rank == 0:
-            offset = clocks.measure_clock(self.store, self.launch.node_rank, CLOCK_ROUNDS, self.remaining_s)
-            clocks.publish_offset(self.store, self.launch.node_rank, offset)
-        return {}
+    def clock_offsets(self) -> dict[int, clocks.ClockOffset]:
+        """Rank 0 serves the other nodes' leaders, which measure; rank 0 gets every offset."""
+        if self.launch.nnodes == 1:
+            return {0: clocks.REFERENCE}
+        return clocks.exchange_clocks(self.store, self.launch, self.remaining_s, CLOCK_ROUNDS)
 
     # -- rank 0 ----------------------------------------------------------------------------
     def read_facts(self, nodes: list[int]) -> dict[int, NodeFacts]:
