@@ -21,6 +21,7 @@ from typing import Any
 
 from nccldoctor.net.infiniband import IbPort, ib_off_on_purpose
 from nccldoctor.rows import Row
+from nccldoctor.units import three_digits
 
 NORMAL = (
     "on a healthy fabric the largest sizes reach most of the line rate with NCCL over "
@@ -116,5 +117,5 @@ def _chosen_speed(node: Mapping[str, Any]) -> tuple[str, int] | None:
 
 
 def gbps(value: float) -> str:
-    """GB/s with three significant digits (0.000164 GB/s, not 0.000)."""
-    return f"{value:.3g} GB/s"
+    """GB/s with three significant digits, never an exponent (0.0000117 GB/s, not 0.000)."""
+    return f"{three_digits(value)} GB/s"

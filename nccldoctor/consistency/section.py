@@ -9,6 +9,7 @@ from nccldoctor.consistency.facts import MASKED, NodeFacts
 from nccldoctor.consistency.judge import comparable_version
 from nccldoctor.consistency.majority import odd_ones_out
 from nccldoctor.findings import Finding
+from nccldoctor.units import format_bytes
 
 
 def consistency_section(
@@ -86,10 +87,9 @@ def _path_value(entries: list[dict[str, Any]], index: int) -> str | None:
     if not entry.get("readable", True):
         return "unreadable"
     if entry.get("kind") == "dir":
-        return (
-            f"{entry.get('entries', '?')} entries, {entry.get('total_bytes', entry.get('size', '?'))} bytes"
-        )
-    return f"{entry.get('size', '?')} bytes"
+        partial = "" if entry.get("complete", True) else " (partial listing)"
+        return f"{entry.get('entries', '?'):,} entries, {format_bytes(entry.get('bytes') or 0)}{partial}"
+    return format_bytes(entry.get("size") or 0)
 
 
 def _node_row(facts: NodeFacts, offset: Any) -> dict[str, Any]:

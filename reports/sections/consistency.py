@@ -55,11 +55,10 @@ def clock_line(section: dict) -> str:
 @view("consistency", order=15)
 def draw(report: Report) -> list[Table]:
     section = report.sections["consistency"]
-    title = "Consistency across nodes"
+    tables: list[Table] = [("Consistency across nodes: what differs", differs_table(report))]
     line = agree_line(section) + clock_line(section)
     if line:
-        title += f" ({line})"
-    table = differs_table(report)
-    if table is None:
-        table = pd.DataFrame([["-", "-", "nothing differs"]], columns=["check", "most nodes", "differs on"])
-    return [(title, table)]
+        nodes = len(section.get("nodes", []))
+        agreed = pd.DataFrame([[line.split(": ", 1)[1]]], columns=[f"all {nodes} node(s) agree on"])
+        tables.append(("Consistency across nodes", agreed))
+    return tables
