@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import textwrap
 
 from nccldoctor.errors import UsageError
@@ -45,3 +46,16 @@ def megabytes(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of MiB") from None
+
+
+def package_name(text: str) -> str:
+    """A distribution name as pip spells it (transformers, deepspeed, flash-attn)."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a package name (e.g. transformers)")
+    return text
+
+
+def a_path(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return text

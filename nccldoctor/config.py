@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from nccldoctor.argtypes import Parser, megabytes, seconds, whole_number
+from nccldoctor.argtypes import Parser, a_path, megabytes, package_name, seconds, whole_number
 from nccldoctor.bandwidth import BUS_FACTORS
 from nccldoctor.errors import UsageError
 from nccldoctor.sweepspec import DEFAULT_MAX_COMBOS, check_combos, check_unique, parse_item
@@ -204,19 +204,6 @@ def dtype_name(text: str) -> str:
 
 def optional_path(text: str) -> Path | None:
     return Path(text) if text else None  # an empty --out is no --out, not the current folder
-
-
-def package_name(text: str) -> str:
-    """A distribution name as pip spells it (transformers, deepspeed, flash-attn)."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a package name (e.g. transformers)")
-    return text
-
-
-def a_path(text: str) -> str:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path")
-    return text
 
 
 # -- the groups --------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ contract: `results` is empty and a `preflight` section holds what each check saw
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import socket
 import threading
@@ -20,6 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from nccldoctor.consistency.facts import read_versions
+from nccldoctor.consistency.section import path_cell
+from nccldoctor.consistency.trees import code_digest, judge_paths, path_summary
 from nccldoctor.environment import relevant_env
 from nccldoctor.errors import UsageError
 from nccldoctor.findings import Finding, Severity, make_finding
@@ -37,6 +41,9 @@ from nccldoctor.net.judge import judge_choice, predict
 from nccldoctor.net.routes import owner_of, route
 from nccldoctor.net.sockets import OPEN, REFUSED, TIMEOUT, UNREACHABLE, connect_all
 from nccldoctor.report import Report
+
+CODE_BUDGET_S = 2.0  # as the bench's consistency phase
+PATH_BUDGET_S = 1.0
 
 # Linux resends a lost SYN after 1 s: 3 s lets one loss pass on an open path, and a filtered
 # port costs only 3 s.
@@ -57,6 +64,9 @@ class PreflightConfig:
     out: Path | None = None  # None: a new ./nccldoctor-out/preflight-<timestamp>/
     timeout_s: float = DEFAULT_TIMEOUT_S  # bound on each wait: a name lookup, the TCP connect
     quiet: bool = False  # print only findings and the verdict
+    packages: tuple[str, ...] = ()  # --check-package: versions shown (compared by the bench)
+    code: tuple[str, ...] = ()  # --code: digests shown, to compare by hand or with the bench
+    paths: tuple[str, ...] = ()  # --check-path: must exist and be readable here
 
     def __post_init__(self) -> None:
         if not self.master_addr.strip():
@@ -286,7 +296,11 @@ def run_preflight(config: PreflightConfig, gpus: Gpus | None = None) -> Report:
     for name in backends_to_judge(backend, node.env):
         findings += judge_backend(node, name, choices[name], check)
     findings += judge_gpus(config.nproc_per_node, gpus)
+    local = this_node_consistency(config, gpus)
+    findings += [this_node(f, node.hostname) for f in judge_paths({0: local["paths"]}, {0: node.hostname})]
     section = preflight_section(config, node, check, choices, gpus, backend)
+    section["consistency"] = local
+    section["checks"] += consistency_rows(local)
     section["seconds"] = round(time.monotonic() - start, 3)
     job = {
         "world_size": config.nproc_per_node,
@@ -299,6 +313,38 @@ def run_preflight(config: PreflightConfig, gpus: Gpus | None = None) -> Report:
     return Report(
         job=job, environment=environment, results=[], findings=findings, sections={"preflight": section}
     )
+
+
+def this_node_consistency(config: PreflightConfig, gpus: Gpus) -> dict[str, Any]:
+    """What the bench's consistency phase compares across nodes, read here alone (nothing to
+    compare with before the job starts): versions, code digests, path summaries."""
+    return {
+        "versions": read_versions(list(config.packages), gpus.driver_version),
+        "code": [code_digest(path, budget_s=CODE_BUDGET_S) for path in config.code],
+        "paths": [path_summary(path, budget_s=PATH_BUDGET_S) for path in config.paths],
+    }
+
+
+def this_node(finding: Finding, host: str) -> Finding:
+    """The bench's cross-node judgement, said of the one node preflight runs on (no node rank yet)."""
+    text = finding.message.replace(f"node 0 ({host})", f"this node ({host})").replace("; no node sees it", "")
+    fix = finding.fix.replace(f"node 0 ({host})", f"this node ({host})")
+    return dataclasses.replace(finding, nodes=[], message=text, fix=fix)
+
+
+def consistency_rows(local: dict[str, Any]) -> list[dict[str, str]]:
+    rows = [_row(f"version: {name}", value or "-", "") for name, value in local["versions"].items()]
+    for entry in local["code"]:
+        head = (
+            f"HEAD {entry['head'][:12]}{' (dirty)' if entry.get('dirty') else ''}"
+            if entry.get("head")
+            else ""
+        )
+        digest = str(entry.get("digest", ""))[:12]
+        rows.append(_row(f"code {entry['path']}", entry["kind"] if not digest else f"digest {digest}", head))
+    for entry in local["paths"]:
+        rows.append(_row(f"path {entry['path']}", path_cell(entry), entry.get("error") or ""))
+    return rows
 
 
 def preflight_section(

@@ -416,3 +416,27 @@ def test_cli_bad_usage_is_one_line_and_exit_2(args, message, tmp_path):
     assert proc.stderr.startswith("nccldoctor: error: ") and message in proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert not (tmp_path / "nccldoctor-out").exists()
+
+
+def test_preflight_shows_versions_code_and_paths_and_fails_a_missing_path(tmp_path, monkeypatch):
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "train.py").write_text("LR = 0.1\n")
+    config = PreflightConfig(
+        master_addr="127.0.0.1",
+        master_port=29999,
+        timeout_s=1.0,
+        packages=("pytest",),
+        code=(str(tmp_path / "repo"),),
+        paths=(str(tmp_path / "repo"), str(tmp_path / "dataset")),
+    )
+    report = run_preflight(config, gpus=Gpus(physical=0, visible=0))
+    (missing,) = [f for f in report.findings if f.code == "path_missing"]
+    assert str(tmp_path / "dataset") in missing.message and "this node (" in missing.message
+    assert missing.nodes == [] and "node 0" not in missing.message
+    local = report.sections["preflight"]["consistency"]
+    assert local["versions"]["package:pytest"] and local["code"][0]["kind"] == "tree"
+    rows = {r["check"]: r["result"] for r in report.sections["preflight"]["checks"]}
+    assert rows[f"path {tmp_path / 'dataset'}"] == "missing" and rows[f"path {tmp_path / 'repo'}"].startswith(
+        "1 entries"
+    )
+    assert rows[f"code {tmp_path / 'repo'}"].startswith("digest ") and rows["version: package:pytest"]

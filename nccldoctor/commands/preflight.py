@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nccldoctor.argtypes import seconds, whole_number
+from nccldoctor.argtypes import a_path, package_name, seconds, whole_number
 from nccldoctor.outdir import prepare_out_dir
 from nccldoctor.preflight import DEFAULT_TIMEOUT_S, PreflightConfig, run_preflight
 from nccldoctor.reports import emit_all, make_sinks
@@ -38,6 +38,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds for each name lookup and the connect",
     )
     parser.add_argument("--quiet", action="store_true", help="findings and verdict only")
+    parser.add_argument(
+        "--check-package",
+        action="append",
+        default=[],
+        type=package_name,
+        metavar="NAME",
+        help="show this installed package's version (repeatable; the bench compares it across nodes)",
+    )
+    parser.add_argument(
+        "--code",
+        action="append",
+        default=[],
+        type=a_path,
+        metavar="DIR",
+        help="show this code tree's digest: git commit and changes, or file digests (repeatable)",
+    )
+    parser.add_argument(
+        "--check-path",
+        action="append",
+        default=[],
+        type=a_path,
+        metavar="PATH",
+        help="this file or directory must exist and be readable here (repeatable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         timeout_s=args.timeout,
         quiet=args.quiet,
+        packages=tuple(args.check_package),
+        code=tuple(args.code),
+        paths=tuple(args.check_path),
     )
     out = prepare_out_dir(
         config.out, label="preflight-"

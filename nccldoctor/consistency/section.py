@@ -79,9 +79,11 @@ def _code_value(entries: list[dict[str, Any]], index: int) -> str | None:
 
 
 def _path_value(entries: list[dict[str, Any]], index: int) -> str | None:
-    if index >= len(entries):
-        return None
-    entry = entries[index]
+    return path_cell(entries[index]) if index < len(entries) else None
+
+
+def path_cell(entry: dict[str, Any]) -> str:
+    """A path summary (trees.path_summary) in a few words: missing, or what it holds."""
     if not entry.get("exists"):
         return "missing"
     if not entry.get("readable", True):
