@@ -102,8 +102,9 @@ def main() -> int:
             samples = measure(nodes, args.repeats, code, data, work)
             plain, loaded = (statistics.median(samples[k]) if samples[k] else float("nan") for k in samples)
             print(
-                f"{nodes} nodes: consistency phase {plain:.3f} s plain, {loaded:.3f} s with --code (10,000 files)"
-                f" and --check-path (100,000 entries): +{loaded - plain:.3f} s per node (target < 2 s); "
+                f"{nodes} nodes: consistency phase {plain:.3f} s plain, {loaded:.3f} s with --code "
+                f"(10,000 files) and --check-path (100,000 entries): +{loaded - plain:.3f} s per node "
+                "(target < 2 s); "
                 f"{args.repeats} interleaved runs each"
             )
         print(clock_error(args.shift, work))
