@@ -23,25 +23,26 @@ def names(argv: list[str]) -> list[str]:
 
 
 def test_default_plan_is_network_then_each_collective_then_the_rest_in_run_order():
-    assert names([]) == ["network", *ALL_PROBES, "health", "nccl_log", "ddp", "nic_sweep"]
+    assert names([]) == ["network", "consistency", *ALL_PROBES, "health", "nccl_log", "ddp", "nic_sweep"]
 
 
 def test_flags_choose_the_phases_and_the_collectives_keep_the_order_asked():
     assert names(["--probes", "sendrecv,all_reduce", "--health", "off", "--no-ddp"]) == [
         "network",
+        "consistency",
         "sendrecv",
         "all_reduce",
         "nccl_log",
         "nic_sweep",
     ]
     assert "settings_sweep" in names(["--sweep", "GLOO_SOCKET_IFNAME=lo"])
-    assert names(["--ddp-only"]) == ["network", "nccl_log", "ddp", "nic_sweep"]
+    assert names(["--ddp-only"]) == ["network", "consistency", "nccl_log", "ddp", "nic_sweep"]
 
 
-def test_every_planned_phase_implements_the_interface_and_only_the_network_runs_before_init():
+def test_every_planned_phase_implements_the_interface_and_only_network_and_consistency_run_before_init():
     phases = plan(parse_args(["--sweep", "GLOO_SOCKET_IFNAME=lo"]))
     assert all(isinstance(phase, Phase) for phase in phases)
-    assert [p.name for p in phases if not p.needs_process_group] == ["network"]
+    assert [p.name for p in phases if not p.needs_process_group] == ["network", "consistency"]
     assert len({p.name for p in phases}) == len(phases)
     assert len(PHASE_MODULES) == len(set(PHASE_MODULES))
 
@@ -49,6 +50,7 @@ def test_every_planned_phase_implements_the_interface_and_only_the_network_runs_
 def test_every_section_a_phase_writes_has_a_view():
     drawn = {v.section for v in views()}
     written = {"preflight", "network", "nccl", "nic_sweep", "settings_sweep", "ddp", "stragglers", "health"}
+    written |= {"consistency", "speed"}
     assert written <= drawn
 
 
