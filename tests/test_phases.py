@@ -73,9 +73,9 @@ def test_a_phase_plugged_in_through_the_plan_runs_in_order_and_reaches_the_repor
     )
     report = json.loads((out / "report.json").read_text())
     assert proc.returncode == 0, proc.stderr[-2000:]
-    # It ran after the network check and both collectives, and saw all their rows.
+    # It ran after the network and consistency checks and both collectives, and saw all their rows.
     assert report["echo"] == {
-        "seen": ["all_reduce", "broadcast", "network"],
+        "seen": ["all_reduce", "broadcast", "consistency", "network"],
         "world_size": 1,
         "rows_so_far": len(report["results"]),
     }
