@@ -190,7 +190,7 @@ _SPECS = [
         "Export the same value on every node (or unset it everywhere) before torchrun.",
     ),
     CodeSpec(
-        "gpu_duplicate",
+        "duplicate_gpu",
         Severity.FAIL,
         "Two or more ranks of one node would use the same GPU (the same UUID): NCCL refuses that "
         'in init ("Duplicate GPU detected"), so the run stops before the process group.',

@@ -246,7 +246,7 @@ class Bench:
 
     def check_gpus(self) -> bool:
         """Store only: False when ranks of one node share a GPU (NCCL would fail in init with
-        "Duplicate GPU detected"); rank 0 then records a gpu_duplicate finding naming them."""
+        "Duplicate GPU detected"); rank 0 then records a duplicate_gpu finding naming them."""
         self.supervisor.enter("gpu check")
         if self.launch.rank == 0:
             findings = duplicate_gpus(self.job.ranks)

@@ -356,7 +356,7 @@ def backend_disagreement(infos: list[RankInfo]) -> str | None:
 
 
 def duplicate_gpus(infos: list[RankInfo]) -> list[Finding]:
-    """gpu_duplicate for each GPU that two or more ranks of one node would use. NCCL refuses
+    """duplicate_gpu for each GPU that two or more ranks of one node would use. NCCL refuses
     that in init ("Duplicate GPU detected"), so the ranks must be named before it: the usual
     cause is the same CUDA_VISIBLE_DEVICES on every rank, each then taking the one GPU it sees."""
     sharing: dict[tuple[int, str], list[RankInfo]] = {}
@@ -372,7 +372,7 @@ def _duplicate_gpu(node: int, uuid: str, infos: list[RankInfo]) -> Finding:
     ranks = sorted(info.rank for info in infos)
     visible = {info.rank: info.env.get("CUDA_VISIBLE_DEVICES") for info in infos}
     return make_finding(
-        "gpu_duplicate",
+        "duplicate_gpu",
         f"node {node} ({infos[0].hostname}): {_ranks(ranks)} would all use GPU {uuid}; NCCL refuses "
         'two ranks on one GPU ("Duplicate GPU detected"), so nothing was measured',
         ranks=ranks,

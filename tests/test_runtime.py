@@ -165,7 +165,7 @@ def test_ranks_of_one_node_on_one_gpu_are_named_once_per_gpu():
     ]
     (finding,) = duplicate_gpus(infos)
     assert (finding.code, finding.severity, finding.ranks, finding.nodes) == (
-        "gpu_duplicate",
+        "duplicate_gpu",
         Severity.FAIL,
         [0, 1],
         [0],
@@ -191,7 +191,7 @@ def test_two_ranks_on_one_gpu_stop_before_the_process_group_with_a_report(monkey
     bench.supervisor.finish = lambda code: code
     assert bench.run() == EXIT_FAIL
     assert recorder.inits == []  # NCCL never asked
-    (finding,) = [f for f in reports[0].findings if f.code == "gpu_duplicate"]
+    (finding,) = [f for f in reports[0].findings if f.code == "duplicate_gpu"]
     assert finding.ranks == [0, 1] and reports[0].complete
     peer = make_bench(launch=dataclasses.replace(launch, rank=1), store=store)
     assert peer.check_gpus() is False  # rank 1 stops on rank 0's verdict
