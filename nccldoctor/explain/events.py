@@ -1,0 +1,189 @@
+"""Candidate lines -> events: which signature a line matches, who wrote it, when."""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from nccldoctor.explain import blocks
+from nccldoctor.explain.attribution import Who, attribute
+from nccldoctor.explain.reader import Line, Source, candidate_lines
+from nccldoctor.explain.signatures import CRASH, FAILURE_HINTS, IB_STATUS, KEYWORDS, SIGNATURES, Signature
+
+KILL_SIGNALS = {"SIGKILL", "SIGTERM"}
+KEEP_ERROR_LINES = 8  # the last unexplained error lines shown when nothing matched
+ALL_KEYWORDS = tuple(sorted(set(KEYWORDS) | {k.encode() for k in blocks.KEYWORDS}))
+
+
+@dataclass
+class Event:
+    code: str
+    role: str
+    name: str  # the signature's (or "torchrun_block")
+    message: str
+    source: str
+    fix: str | None
+    line: Line
+    order: int  # global reading order: the tie-breaker and the clock of untimed logs
+    who: Who
+    fields: dict[str, str] = field(default_factory=dict)
+    root: bool = False  # torchrun named it the root cause (first observed failure)
+
+    @property
+    def where(self) -> str:
+        return f"{self.line.file}:{self.line.number}"
+
+
+@dataclass
+class Scan:
+    events: list[Event] = field(default_factory=list)
+    error_lines: deque[str] = field(default_factory=lambda: deque(maxlen=KEEP_ERROR_LINES))
+    failure_hinted: bool = False
+    ranks: set[int] = field(default_factory=set)
+    hosts: set[str] = field(default_factory=set)
+    first_time: tuple[float, str] | None = None  # (sortable seconds, the stamp as written)
+    last_time: tuple[float, str] | None = None
+    order: int = 0
+
+
+class _Fields(dict):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def _render(signature: Signature, fields: dict[str, str]) -> str:
+    values = _Fields({k: v for k, v in fields.items() if v is not None})
+    values["status_meaning"] = IB_STATUS.get(values.get("status", ""), "see ibv_wc_status")
+    values["op_text"] = f" (rank {values['rank']} ran {values['op']})" if "op" in values else ""
+    values["signal_text"] = f", {values['signal']}" if "signal" in values else ""
+    return signature.message.format_map(values)
+
+
+def match_line(text: str) -> tuple[Signature, dict[str, str]] | None:
+    """The first signature whose keyword and regex match the line (specific ones come first)."""
+    for signature in SIGNATURES:
+        if any(k in text for k in signature.keywords) and (m := signature.pattern.search(text)):
+            fields = {k: v for k, v in m.groupdict().items() if v is not None}
+            for alias in ("port", "exception"):  # alternatives in one regex: port2, exception2
+                if f"{alias}2" in fields:
+                    fields.setdefault(alias, fields.pop(f"{alias}2"))
+            return signature, fields
+    return None
+
+
+def scan(sources: Iterable[Source]) -> Scan:
+    state = Scan()
+    for source in sources:
+        _scan_source(state, source)
+    return state
+
+
+def _scan_source(state: Scan, source: Source) -> None:
+    reader = blocks.BlockReader()
+    file_time: float | None = None  # the last timestamp seen in this file: untimed lines inherit it
+    for line in candidate_lines(source, ALL_KEYWORDS):
+        state.order += 1
+        who = attribute(line.text)
+        if who.time is not None:
+            file_time = who.time
+            _span(state, line.text, who.time)
+        else:
+            who.time = file_time
+        _note_who(state, who)
+        entry = reader.feed(line.number, line.text)
+        if entry is not None:
+            state.events.append(_block_event(entry, source, state.order))
+        if reader.section is not None and blocks._FIELD.search(line.text):
+            continue  # a field of torchrun's block, not a message of its own
+        _match(state, line, who)
+    entry = reader.close()
+    if entry is not None:
+        state.events.append(_block_event(entry, source, state.order))
+
+
+def _match(state: Scan, line: Line, who: Who) -> None:
+    found = match_line(who.rest)
+    if found is None:
+        if any(h in line.text for h in FAILURE_HINTS):
+            state.failure_hinted = True
+            state.error_lines.append(f"{line.file}:{line.number}: {line.text.strip()[:300]}")
+        return
+    signature, fields = found
+    _fill_who(who, fields)
+    if signature.role != "fact" and any(h in line.text for h in FAILURE_HINTS):
+        state.failure_hinted = True
+    state.events.append(
+        Event(
+            signature.code,
+            signature.role,
+            signature.name,
+            _render(signature, fields),
+            signature.source,
+            signature.fix,
+            line,
+            state.order,
+            who,
+            fields,
+        )
+    )
+
+
+def _fill_who(who: Who, fields: dict[str, str]) -> None:
+    """A rank or host the message itself names, when no prefix said it."""
+    if who.rank is None and fields.get("rank", "").isdigit():
+        who.rank = int(fields["rank"])
+    if who.local_rank is None and fields.get("local_rank", "").isdigit():
+        who.local_rank = int(fields["local_rank"])
+    if who.host is None and fields.get("host"):
+        who.host = fields["host"]
+
+
+def _note_who(state: Scan, who: Who) -> None:
+    if who.rank is not None:
+        state.ranks.add(who.rank)
+    if who.host is not None:
+        state.hosts.add(who.host)
+
+
+_STAMP = re.compile(r"\d{4}-\d\d-\d\d[ T_]\d\d:\d\d:\d\d(?:[.,]\d+)?|\b[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+")
+
+
+def _span(state: Scan, text: str, when: float) -> None:
+    m = _STAMP.search(text)
+    if m is None:
+        return
+    if state.first_time is None or when < state.first_time[0]:
+        state.first_time = (when, m[0])
+    if state.last_time is None or when > state.last_time[0]:
+        state.last_time = (when, m[0])
+
+
+def _block_event(entry: blocks.Entry, source: Source, order: int) -> Event:
+    # Killed from outside (SIGKILL: OOM killer, scheduler; SIGTERM) vs died of itself (SIGSEGV,
+    # SIGABRT - also torch's own abort after a watchdog timeout - or an exit code).
+    code = "rank_killed" if entry.signal in KILL_SIGNALS or entry.exitcode in (-9, -15) else "rank_crashed"
+    what = entry.signal or f"exit code {entry.exitcode}"
+    host = entry.fields.get("host")
+    message = f"rank {entry.rank} on {host} failed: {what}"
+    if entry.root:
+        message += " (torchrun: first observed failure)"
+    who = Who(rank=entry.rank, local_rank=entry.local_rank, host=host, rest="")
+    when = entry.fields.get("time", "")
+    if when:
+        who.time = attribute(when).time
+    line = Line(source.name, entry.line_numbers[0], " | ".join(s.strip() for s in entry.lines))
+    fields: dict[str, Any] = {"exitcode": str(entry.exitcode), "signal": entry.signal or ""}
+    return Event(
+        code, CRASH, "torchrun_block", message, blocks.SOURCE, None, line, order, who, fields, entry.root
+    )
+
+
+def iter_matches(lines: Iterable[str]) -> Iterator[tuple[str, dict[str, str]]]:
+    """(code, fields) for each line a signature matches: for tests and the bench's partial report."""
+    for text in lines:
+        found = match_line(attribute(text).rest)
+        if found:
+            yield found[0].code, found[1]

@@ -1,0 +1,460 @@
+"""The catalogue of known failure messages: one declarative entry per message family.
+
+Each Signature names its finding code (nccldoctor.findings.CATALOG), the keywords a line must
+hold before its regex is tried (the reader's prefilter: plain substrings), the regex (its
+named groups are what is extracted: rank, local_rank, host, peer, port, iface, device, version,
+op, seq, last_completed, timeout_ms, status, exitcode, signal, exception, size), a message
+template over those groups, an optional fix for this case, its role in root-cause ordering
+and the public source of the message text.
+
+Roles: `cause` (a specific reason: wrong interface, GPU error, ...), `crash` (a rank died; the
+reason may be named by a cause), `symptom` (what the other ranks see after something broke:
+watchdog timeouts, peers gone) and `fact` (no failure by itself: versions and transports that
+judges compare across hosts). A line is claimed by the first signature that matches it, so
+specific entries come before general ones.
+
+Multi-line messages (torchrun's ChildFailedError block) are in blocks.py.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+CAUSE, CRASH, SYMPTOM, FACT = "cause", "crash", "symptom", "fact"
+
+
+@dataclass(frozen=True)
+class Signature:
+    name: str
+    code: str
+    keywords: tuple[str, ...]
+    pattern: re.Pattern[str]
+    message: str  # str.format over the named groups (missing ones read "?")
+    source: str
+    role: str = CAUSE
+    fix: str | None = None  # None: the catalogue's fix for the code
+
+
+def sig(
+    name: str,
+    code: str,
+    keywords: tuple[str, ...],
+    regex: str,
+    message: str,
+    source: str,
+    role: str = CAUSE,
+    fix: str | None = None,
+) -> Signature:
+    return Signature(name, code, keywords, re.compile(regex), message, source, role, fix)
+
+
+_P2P_FIX = (
+    "P2P between the GPUs fails or hangs: check that PCIe ACS is disabled and the IOMMU is off or "
+    "in passthrough (NCCL's troubleshooting page); to confirm, run with NCCL_P2P_DISABLE=1."
+)
+_IB_FIX = (
+    "Check the HCA ports (ibstat: Active, the expected rate), cables and switch; on RoCE set "
+    "NCCL_IB_GID_INDEX to the RoCE v2 GID (show_gids) and NCCL_IB_HCA to the ports that are up."
+)
+
+# IBV_WC_* status codes NCCL prints as "with error N" / "status=N" (infiniband/verbs.h).
+IB_STATUS = {
+    "1": "local length error",
+    "2": "local QP operation error",
+    "4": "local protection error",
+    "5": "work request flushed (the QP was already in error: look for the first error)",
+    "9": "remote invalid request",
+    "10": "remote access error",
+    "11": "remote operation error",
+    "12": "transport retry counter exceeded (the peer or the path stopped answering: link, "
+    "switch, GID index or a dead peer)",
+    "13": "RNR retry counter exceeded (the receiver had no buffer posted)",
+}
+
+SIGNATURES: list[Signature] = [
+    # --- interfaces ----------------------------------------------------------------------
+    sig(
+        "nccl_no_iface",
+        "iface_missing",
+        ("no socket interface found", "no interface found", "No usable listening interface"),
+        r"(?:Bootstrap|NET/Socket|Net)\s*:\s*(?:[Nn]o socket interface found|[Nn]o interface found"
+        r"|No usable listening interface found)",
+        "NCCL found no usable socket interface (NCCL_SOCKET_IFNAME matches none?) on {host}",
+        "NCCL bootstrap.cc / transport/net_socket.cc WARN; NCCL docs, NCCL_SOCKET_IFNAME",
+    ),
+    sig(
+        "gloo_no_iface",
+        "iface_missing",
+        ("Unable to find address for",),
+        r"Unable to find address for:? (?P<iface>\S+)",
+        "Gloo could not find interface {iface} (GLOO_SOCKET_IFNAME) on this node",
+        "gloo/transport/tcp/device.cc enforce; pytorch/pytorch#37377",
+    ),
+    sig(
+        "nccl_iface_virtual",
+        "iface_virtual",
+        ("Socket : Using", "Bootstrap : Using", "Bootstrap: Using"),
+        r"(?:NET/Socket|Bootstrap)\s*: Using (?:\[\d+\])?(?P<iface>lo|docker\d*|virbr\d*|veth\w*|br-\w+)"
+        r":(?P<peer>[^<\s]*)",
+        "NCCL uses {iface} ({peer}), an interface that does not leave the host",
+        "NCCL docs, NCCL_SOCKET_IFNAME (default excludes lo and docker*); NVIDIA/nccl#234",
+        fix="Export NCCL_SOCKET_IFNAME=<the node's real NIC> on every node (ip -br addr shows them).",
+    ),
+    sig(
+        "gloo_loopback",
+        "iface_virtual",
+        ("127.0.",),
+        r"(?:connect|Connection).{0,40}\[(?P<peer>127\.\d+\.\d+\.\d+)\]:(?P<port>\d+)",
+        "Gloo connects to {peer}:{port}: the hostname resolves to a loopback address",
+        "pytorch/pytorch#37377 (Gloo and /etc/hosts 127.0.1.1)",
+        fix="Fix /etc/hosts so the hostname resolves to the node's real address, or export "
+        "GLOO_SOCKET_IFNAME=<real NIC> on every node.",
+    ),
+    # --- rendezvous / master ----------------------------------------------------------------
+    sig(
+        "store_port_in_use",
+        "master_port_in_use",
+        ("Address already in use", "EADDRINUSE", "address already in use"),
+        r"(?:failed to bind to (?P<peer>\S+?):(?P<port>\d+)|port: (?P<port2>\d+).{0,40}EADDRINUSE"
+        r"|EADDRINUSE|[Aa]ddress already in use)",
+        "the master port {port} is already in use (another job or a stale process holds it)",
+        "torch/csrc/distributed/c10d/socket.cpp (DistNetworkError); pytorch/pytorch#73320",
+        fix="Pick a free --master-port (or rdzv endpoint port) or stop the process holding it "
+        "(ss -ltnp 'sport = :PORT' on the master).",
+    ),
+    sig(
+        "store_connect",
+        "master_unreachable",
+        ("client socket has", "RendezvousConnectionError", "RendezvousTimeoutError", "clients joined"),
+        r"(?:client socket has (?:timed out after \S+|failed to connect to) .{0,20}?"
+        r"\(?\[?(?P<peer>[\w.:-]+?)\]?(?:, |:)(?P<port>\d+)\)?|RendezvousConnectionError"
+        r"|RendezvousTimeoutError"
+        r"|Timed out after \d+ seconds waiting for clients\. (?P<size>\d+/\d+) clients)",
+        "the rendezvous store at {peer}:{port} could not be reached or not every node joined",
+        "torch/csrc/distributed/c10d/socket.cpp, TCPStore.cpp; torch.distributed.elastic.rendezvous",
+    ),
+    # --- GPU / CUDA ---------------------------------------------------------------------------
+    sig(
+        "duplicate_gpu",
+        "duplicate_gpu",
+        ("Duplicate GPU",),
+        r"Duplicate GPU detected\s*:\s*rank (?P<rank>\d+) and rank (?P<peer>\d+) both on CUDA device "
+        r"(?P<device>\w+)",
+        "ranks {rank} and {peer} are on the same GPU (CUDA device {device})",
+        "NCCL init.cc WARN 'Duplicate GPU detected'",
+    ),
+    sig(
+        "shm_nccl",
+        "shm_too_small",
+        ("shared memory segment", "posix_fallocate", "insufficient shared memory", "/dev/shm"),
+        r"(?:Error while creating shared memory segment (?P<device>\S+)(?: \(size (?P<size>\d+)\))?"
+        r"|posix_fallocate failed : No space left|insufficient shared memory"
+        r"|/dev/shm.{0,80}No space left)",
+        "shared memory (/dev/shm) is too small for NCCL or the DataLoader",
+        "NCCL docs, Troubleshooting: Docker --shm-size; shmutils.cc WARN; pytorch/pytorch#2244",
+        fix="Give the container more shared memory: docker run --shm-size=16g (or --ipc=host); "
+        "Kubernetes: an emptyDir with medium Memory mounted at /dev/shm.",
+    ),
+    sig(
+        "shm_torch",
+        "shm_too_small",
+        ("unable to write to file </torch_", "unable to allocate shared memory"),
+        r"unable to (?:write to file </torch_|allocate shared memory)",
+        "torch could not allocate shared memory for tensors (/dev/shm too small)",
+        "torch/lib/libshm; pytorch/pytorch#2244",
+    ),
+    sig(
+        "cuda_oom",
+        "gpu_error",
+        ("out of memory",),
+        r"(?:CUDA out of memory|CUDA error: out of memory|Cuda failure '?out of memory|OutOfMemoryError)",
+        "the GPU ran out of memory",
+        "torch.OutOfMemoryError; NCCL 'Cuda failure out of memory'",
+        fix="Lower the batch size or model memory (activation checkpointing, sharding); check "
+        "that no other process holds the GPU (nvidia-smi).",
+    ),
+    sig(
+        "cuda_ordinal",
+        "gpu_error",
+        ("invalid device ordinal",),
+        r"invalid device ordinal",
+        "a rank asked for a GPU that does not exist (more ranks than visible GPUs?)",
+        "CUDA cudaErrorInvalidDevice; pytorch/pytorch#67775",
+        fix="Set --nproc-per-node to the number of visible GPUs, check CUDA_VISIBLE_DEVICES, and "
+        "use LOCAL_RANK (not RANK) for torch.cuda.set_device.",
+    ),
+    sig(
+        "cuda_no_image",
+        "gpu_error",
+        ("no kernel image",),
+        r"no kernel image is available for execution on the device",
+        "the installed torch/NCCL was not built for this GPU's architecture",
+        "CUDA cudaErrorNoKernelImageForDevice; pytorch/pytorch#31285",
+        fix="Install a torch build whose CUDA arch list includes this GPU (torch.cuda.get_arch_list()).",
+    ),
+    sig(
+        "xid",
+        "gpu_error",
+        ("Xid",),
+        r"NVRM: Xid \((?P<device>[^)]*)\): (?P<status>\d+)",
+        "the NVIDIA driver reported Xid {status} on GPU {device}",
+        "NVIDIA Xid errors documentation (docs.nvidia.com/deploy/xid-errors)",
+        fix="Drain the node; Xid 48/63/64/79/92/94/95 are hardware/ECC or fallen-off-the-bus "
+        "errors: reset the GPU and run dcgmi diag -r 3.",
+    ),
+    sig(
+        "ecc",
+        "gpu_error",
+        ("ECC error",),
+        r"uncorrectable ECC error",
+        "the GPU hit an uncorrectable ECC error",
+        "CUDA cudaErrorECCUncorrectable",
+        fix="Drain the node, reset the GPU and run dcgmi diag -r 3; replace it if it repeats.",
+    ),
+    sig(
+        "p2p",
+        "gpu_error",
+        ("peer access", "peer mapping"),
+        r"(?:peer access is not supported|peer mapping resources exhausted|P2P.{0,40}(?:fail|error|hang))",
+        "GPU peer-to-peer (P2P) access failed",
+        "NCCL docs, Troubleshooting: PCI Access Control Services (ACS), IOMMU; NVIDIA/nccl#631",
+        fix=_P2P_FIX,
+    ),
+    sig(
+        "cuda_fatal",
+        "gpu_error",
+        ("illegal memory access", "unspecified launch failure", "Cuda failure"),
+        r"(?:an illegal memory access was encountered|unspecified launch failure"
+        r"|Cuda failure (?:\d+ )?'(?P<exception>[^']+)')",
+        "a CUDA error ({exception}) broke the rank's GPU context",
+        "CUDA runtime errors; NCCL checks.h 'Cuda failure'",
+        fix="Run with CUDA_LAUNCH_BLOCKING=1 to find the failing kernel; check dmesg for Xid errors.",
+    ),
+    # --- InfiniBand / RoCE -------------------------------------------------------------------
+    sig(
+        "ib_completion",
+        "ib_error",
+        ("Got completion from peer",),
+        r"Got completion from peer (?P<peer>\S+) with (?:error |status=)(?P<status>\d+)",
+        "InfiniBand completion error {status} ({status_meaning}) with peer {peer}",
+        "NCCL transport/net_ib.cc WARN; NVIDIA/nccl#426; infiniband/verbs.h ibv_wc_status",
+        fix=_IB_FIX,
+    ),
+    sig(
+        "ib_verbs",
+        "ib_error",
+        ("ibv_", "NET/IB", "GID"),
+        r"(?:ibv_\w+ failed|Call to ibv_\w+ failed|NET/IB\s*:.{0,60}(?:[Ee]rror|failed|Unable)"
+        r"|GID.{0,40}(?:invalid|not found|failed))",
+        "an InfiniBand/RoCE verbs call failed (QP setup, GID or device)",
+        "NCCL transport/net_ib.cc; NCCL docs NCCL_IB_GID_INDEX, NCCL_IB_HCA",
+        fix=_IB_FIX,
+    ),
+    # --- collectives ------------------------------------------------------------------------
+    sig(
+        "mismatch",
+        "collective_mismatch",
+        ("mismatch between collectives", "inconsistent collective", "Desync", "desync"),
+        r"(?:Detected mismatch between collectives on ranks|inconsistent collective|[Dd]esync)"
+        r"(?:.{0,200}?Rank (?P<rank>\d+) is running.{0,200}?OpType=(?P<op>\w+))?",
+        "ranks called different collectives (or in a different order){op_text}",
+        "torch ProcessGroupWrapper (TORCH_DISTRIBUTED_DEBUG=DETAIL); TORCH_NCCL_DESYNC_DEBUG",
+        fix="Make every rank call the same collectives in the same order with the same shapes "
+        "(look for rank-dependent branches); TORCH_DISTRIBUTED_DEBUG=DETAIL names the call.",
+    ),
+    sig(
+        "watchdog",
+        "collective_timeout",
+        ("Watchdog caught collective operation timeout",),
+        r"(?:Rank (?P<rank>\d+)\] )?Watchdog caught collective operation timeout: \w+\(SeqNum=(?P<seq>\d+),"
+        r" OpType=(?P<op>\w+).*?Timeout\(ms\)=(?P<timeout_ms>\d+)",
+        "collective {op} #{seq} timed out after {timeout_ms} ms",
+        "torch ProcessGroupNCCL.cpp watchdog; pytorch/pytorch#97734",
+        SYMPTOM,
+    ),
+    sig(
+        "watchdog_work",
+        "collective_timeout",
+        ("Timeout at NCCL work",),
+        r"Timeout at NCCL work: (?P<seq>\d+), last enqueued NCCL work: \d+, last completed NCCL work: "
+        r"(?P<last_completed>-?\d+)",
+        "collective #{seq} timed out (last completed #{last_completed})",
+        "torch ProcessGroupNCCL.cpp watchdog (torch >= 2.2)",
+        SYMPTOM,
+    ),
+    sig(
+        "gloo_timeout",
+        "collective_timeout",
+        ("Timed out waiting",),
+        r"Timed out waiting (?P<timeout_ms>\d+)ms for (?P<op>\w+) operation",
+        "a Gloo {op} timed out after {timeout_ms} ms",
+        "gloo/transport/tcp/unbound_buffer.cc",
+        SYMPTOM,
+    ),
+    sig(
+        "comm_aborted",
+        "collective_timeout",
+        ("communicator was aborted",),
+        r"NCCL communicator was aborted on rank (?P<rank>\d+)",
+        "the NCCL communicator was aborted (after a timeout or an error elsewhere)",
+        "torch ProcessGroupNCCL.cpp (DistBackendError)",
+        SYMPTOM,
+    ),
+    # --- peers --------------------------------------------------------------------------------
+    sig(
+        "peer_refused",
+        "peer_unreachable",
+        (
+            "Connection refused",
+            "Connection reset",
+            "Connection timed out",
+            "Connection closed",
+            "No route to host",
+            "remote process exited",
+            "network error",
+            "Broken pipe",
+        ),
+        r"(?:(?:[Cc]onnect(?:ion)?|[Rr]ead|recv|send|[Ww]rite).{0,60}?\[?(?P<peer>\d+\.\d+\.\d+\.\d+|[\w.-]+)\]?"
+        r"[<:](?P<port>\d+)>?.{0,40}?(?P<exception>Connection refused|Connection reset by peer"
+        r"|Connection timed out|No route to host|Broken pipe|Connection closed by (?:remote )?peer)"
+        r"|(?P<exception2>Connection closed by (?:remote )?peer|Connection reset by peer|Connection refused"
+        r"|remote process exited or there was a network error|No route to host))",
+        "connection to peer {peer}:{port} failed: {exception}",
+        "NCCL misc/socket.cc WARN; gloo/transport/tcp/pair.cc; NCCL ncclRemoteError",
+        SYMPTOM,
+        fix="If a rank crashed first, that is the cause; otherwise open the ephemeral ports between "
+        "the nodes' addresses (firewall) and check NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME.",
+    ),
+    # --- rank layout --------------------------------------------------------------------------
+    sig(
+        "rank_layout",
+        "rank_mismatch",
+        ("mismatch in rank count", "already checked in", "Invalid rank", "invalid rank", "world_size"),
+        r"(?:mismatch in rank count from procs (?P<size>\d+ : \d+)|rank (?P<rank>\d+) of \d+ ranks has"
+        r" already checked in|[Ii]nvalid rank (?P<peer>-?\d+)|world_size.{0,40}(?:mismatch|does not match))",
+        "the ranks disagree on the world size or a rank number is used twice / out of range",
+        "NCCL bootstrap.cc 'Bootstrap Root : mismatch in rank count'; torch init_process_group",
+        fix="Start every node with the same --nnodes and --nproc-per-node and a distinct --node-rank; "
+        "do not reuse a rendezvous id across jobs.",
+    ),
+    # --- ranks dying --------------------------------------------------------------------------
+    sig(
+        "dataloader",
+        "dataloader_worker_died",
+        ("DataLoader worker",),
+        r"DataLoader worker \(pid(?:\(s\))? (?P<exception>[\d, ]+)\) "
+        r"(?:is killed by signal: (?P<signal>[^.]+)|exited unexpectedly)",
+        "a DataLoader worker died (pid {exception}{signal_text})",
+        "torch/utils/data/_utils/signal_handling.py; pytorch/pytorch#8976",
+        fix="Killed: the host ran out of memory (fewer num_workers, smaller prefetch); Bus error: "
+        "/dev/shm is too small (--shm-size); otherwise run with num_workers=0 to see the error.",
+    ),
+    sig(
+        "oom_killer",
+        "rank_killed",
+        ("Killed process", "oom-kill", "oom_kill", "OOM killer"),
+        r"(?:Out of memory: Killed process (?P<exception>\d+)|oom[-_]kill|OOM killer)",
+        "the kernel's OOM killer killed a process (host memory exhausted)",
+        "Linux mm/oom_kill.c; Slurm slurmstepd 'Detected N oom-kill event(s)'",
+        CRASH,
+        fix="The host ran out of RAM: fewer DataLoader workers, smaller CPU-side buffers, or more "
+        "memory per job (Slurm --mem).",
+    ),
+    sig(
+        "elastic_failed",
+        "rank_killed",
+        ("failed (exitcode: -",),
+        r"failed \(exitcode: (?P<exitcode>-\d+)\) local_rank: (?P<local_rank>\d+)",
+        "local rank {local_rank} was killed (exit code {exitcode})",
+        "torch/distributed/elastic/multiprocessing/api.py",
+        CRASH,
+    ),
+    sig(
+        "elastic_exit",
+        "rank_crashed",
+        ("failed (exitcode: ",),
+        r"failed \(exitcode: (?P<exitcode>\d+)\) local_rank: (?P<local_rank>\d+)",
+        "local rank {local_rank} exited with code {exitcode}",
+        "torch/distributed/elastic/multiprocessing/api.py",
+        CRASH,
+    ),
+    sig(
+        "srun_killed",
+        "rank_killed",
+        ("srun: error",),
+        r"srun: error: (?P<host>[\w.-]+): tasks? (?P<rank>\d+)(?:[-,]\d+)*: (?P<signal>Killed|Terminated)",
+        "Slurm task {rank} on {host}: {signal}",
+        "Slurm srun error lines",
+        CRASH,
+    ),
+    sig(
+        "segfault",
+        "rank_crashed",
+        ("Segmentation fault", "SIGSEGV", "SIGABRT", "core dumped"),
+        r"(?:Segmentation fault|SIGSEGV|SIGABRT|core dumped)",
+        "a rank crashed in native code (segfault/abort)",
+        "POSIX signals; torch elastic 'Signal 11 (SIGSEGV)'",
+        CRASH,
+    ),
+    sig(
+        "exception",
+        "rank_crashed",
+        ("Error: ", "Exception: ", "Error(", "Exception("),
+        r"(?:^|\s)(?:[\w.]*\.)?(?!ChildFailedError|SignalException)(?P<exception>[A-Z]\w*(?:Error|Exception))"
+        r"(?::|\() ?(?P<detail>.{0,200})",
+        "a rank raised {exception}: {detail}",
+        "Python traceback (the exception line ends it)",
+        CRASH,
+    ),
+    # --- facts for the judges ------------------------------------------------------------------
+    sig(
+        "nccl_version",
+        "version_mismatch",
+        ("NCCL version",),
+        r"NCCL version (?P<version>\d+\.\d+\.\d+)",
+        "NCCL {version}",
+        "NCCL init.cc showVersion",
+        FACT,
+    ),
+    sig(
+        "nccl_network",
+        "nccl_transport_fallback",
+        ("Using network", "NET/IB", "mlx5_", "libibverbs", "NCCL_IB_HCA set"),
+        r"(?:Using network (?P<iface>\w+)|(?P<device>NET/IB : No device found|NET/IB : Using \[\d+\]|mlx5_\d"
+        r"|Failed to open libibverbs|NCCL_IB_HCA set))",
+        "NCCL network {iface}{device}",
+        "NCCL init.cc 'Using network'; transport/net_ib.cc",
+        FACT,
+    ),
+    sig(
+        "nccl_ib_disabled",
+        "nccl_transport_fallback",
+        ("NCCL_IB_DISABLE",),
+        r"NCCL_IB_DISABLE set by environment to (?P<status>\d)",
+        "NCCL_IB_DISABLE={status}",
+        "NCCL param.cc",
+        FACT,
+    ),
+    sig(
+        "torch_version",
+        "version_mismatch",
+        ("torch version", "torch=="),
+        r"torch(?: version:? |==)(?P<version>\d+\.\d+\.\d+\S*)",
+        "torch {version}",
+        "pip / torch.__version__ printouts",
+        FACT,
+    ),
+]
+
+# What the reader looks for before any regex runs; FAILURE_HINTS are kept too, so that a failure
+# no signature names is still noticed (unexplained_failure shows its last lines).
+# "NCCL WARN" is read but not a failure by itself: healthy runs warn about a missing net plugin.
+FAILURE_HINTS = ("Traceback", "ERROR", "FAILED", "Killed", "fatal", "Fatal", "Error: ", "Exception: ")
+READ_ALSO = ("NCCL WARN",)
+KEYWORDS: tuple[bytes, ...] = tuple(
+    sorted(
+        {kw.encode() for s in SIGNATURES for kw in s.keywords}
+        | {h.encode() for h in FAILURE_HINTS + READ_ALSO}
+    )
+)
