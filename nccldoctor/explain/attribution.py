@@ -15,10 +15,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_TORCHRUN_RANK = re.compile(r"^\[rank(\d+)\]:")
+# Launchers and terminals may put a pid or colour code first ("[80746] [rank0]:", "\x1b[0m ").
+_TORCHRUN_RANK = re.compile(r"^.{0,24}?\[rank(\d+)\]:")
 _TORCHRUN_LOCAL = re.compile(r"^\[[A-Za-z_]*?(\d+)\]:")  # [default3]: role + local rank
 _SLURM = re.compile(r"^\s{0,4}(\d{1,6}): ")
-_NCCL = re.compile(r"(?:^|[\s:\]])([A-Za-z0-9][\w.-]*):(\d+):(\d+) \[(\d+)\] NCCL (?:INFO|WARN)")
+# "host:pid:tid [dev] NCCL WARN", newer releases with the source file: "[dev] misc/socket.cc:71 NCCL WARN"
+_NCCL = re.compile(
+    r"(?:^|[\s:\]])([A-Za-z0-9][\w.-]*):(\d+):(\d+) \[(\d+)\] (?:[\w/.-]+:\d+ )?NCCL (?:INFO|WARN)"
+)
 _TORCH_RANK = re.compile(r"\[(?:PG [^\]]*?)?Rank (\d+)\]")
 _ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)[ T_](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,6}))?")
 _GLOG = re.compile(r"\b[IWEF](\d\d)(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{1,6})\b")

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -20,7 +21,8 @@ from nccldoctor.explain.signatures import CAUSE, CRASH, FACT, SYMPTOM
 from nccldoctor.findings import CATALOG, Finding, Severity, make_finding
 
 EVIDENCE_LINES = 6
-_TIER = {CAUSE: 0, CRASH: 1, SYMPTOM: 2}
+# FACT groups are the judged ones (versions that differ): a cause, known from the start.
+_TIER = {CAUSE: 0, FACT: 0, CRASH: 1, SYMPTOM: 2}
 
 
 @dataclass
@@ -79,13 +81,17 @@ def explain(scan: Scan) -> list[Finding]:
     findings = {code: _finding(group) for code, group in groups.items()}
     if "collective_timeout" in findings:
         _silent_ranks(findings["collective_timeout"], scan.ranks)
+    warnings = []
+    for finding, events in _judge_facts([e for e in scan.events if e.role == FACT]):
+        if finding.severity is Severity.FAIL:  # a cause like any other: it takes part in the order
+            groups[finding.code] = Group(finding.code, events)
+            findings[finding.code] = finding
+        else:
+            warnings.append(finding)
     ordered = _order(list(groups.values()), findings)
-    judged = _judge_facts([e for e in scan.events if e.role == FACT], scan)
-    if not any(f.severity is Severity.FAIL for f in ordered + judged) and scan.failure_hinted:
+    if not ordered and scan.failure_hinted:
         ordered.append(_unexplained(scan))
-    fails = [f for f in ordered + judged if f.severity is Severity.FAIL]
-    rest = [f for f in ordered + judged if f.severity is not Severity.FAIL]
-    return fails + rest
+    return ordered + warnings
 
 
 def _order(groups: list[Group], findings: dict[str, Finding]) -> list[Finding]:
@@ -151,26 +157,43 @@ def _finding(group: Group) -> Finding:
     return make_finding(group.code, message, ranks=ranks, evidence=evidence, fix=first.fix)
 
 
+_PG = re.compile(r"\[PG (?:ID )?(\d+)")
+
+
 def _timeouts(group: Group, evidence: dict) -> str | None:
-    """Which ranks timed out on which collective, and which ones are behind (the suspects)."""
-    seq: dict[int, int] = {}
-    done: dict[int, int] = {}
+    """Which ranks timed out on which collective, and which ones are behind (the suspects).
+
+    Sequence numbers count per process group, so they are compared within one group only
+    (`[PG 1 Rank 3]`; lines that name none are taken as one group)."""
+    seq: dict[tuple[str, int], int] = {}
+    done: dict[tuple[str, int], int] = {}
     ops: set[str] = set()
     for e in group.events:
         if e.who.rank is None:
             continue
+        m = _PG.search(e.line.text)
+        key = (m[1] if m else "", e.who.rank)
         if "seq" in e.fields:
-            seq[e.who.rank] = int(e.fields["seq"])
+            seq[key] = min(seq.get(key, 1 << 62), int(e.fields["seq"]))
         if "last_completed" in e.fields:
-            done[e.who.rank] = int(e.fields["last_completed"])
+            done[key] = min(done.get(key, 1 << 62), int(e.fields["last_completed"]))
         if "op" in e.fields:
             ops.add(e.fields["op"])
     if not seq:
         return None
     behind = _behind(done) or _behind(seq)
-    evidence.update({"sequence": seq, "last_completed": done, "ops": sorted(ops), "suspects": behind})
-    text = f"{ranks_text(sorted(seq))} timed out in {'/'.join(sorted(ops)) or 'a collective'}"
-    text += f" #{max(seq.values())}"
+    timed_out = sorted({rank for _, rank in seq})
+    evidence.update(
+        {
+            "sequence": {f"{pg}:{rank}" if pg else str(rank): n for (pg, rank), n in seq.items()},
+            "last_completed": {f"{pg}:{rank}" if pg else str(rank): n for (pg, rank), n in done.items()},
+            "ops": sorted(ops),
+            "suspects": behind,
+        }
+    )
+    numbers = sorted(set(seq.values()))
+    at = f"#{numbers[0]}" if len(numbers) == 1 else f"#{numbers[0]}..#{numbers[-1]}"
+    text = f"{ranks_text(timed_out)} timed out in {'/'.join(sorted(ops)) or 'a collective'} {at}"
     if behind:
         text += f"; {ranks_text(behind)} behind (lower sequence number): the suspects"
     return text
@@ -186,48 +209,48 @@ def _silent_ranks(finding: Finding, seen: set[int]) -> None:
         finding.message += f"; {ranks_text(silent)} reported no timeout (not waiting: suspects)"
 
 
-def _behind(numbers: dict[int, int]) -> list[int]:
-    if len(set(numbers.values())) < 2:
-        return []
-    low = min(numbers.values())
-    return sorted(r for r, n in numbers.items() if n == low)
+def _behind(numbers: dict[tuple[str, int], int]) -> list[int]:
+    """The ranks at the lowest number of their process group, where the group's ranks differ."""
+    behind: set[int] = set()
+    for pg in {pg for pg, _ in numbers}:
+        mine = {rank: n for (g, rank), n in numbers.items() if g == pg}
+        if len(set(mine.values())) > 1:
+            low = min(mine.values())
+            behind |= {rank for rank, n in mine.items() if n == low}
+    return sorted(behind)
 
 
-def _judge_facts(facts: list[Event], scan: Scan) -> list[Finding]:
+Judged = list[tuple[Finding, list[Event]]]
+
+
+def _judge_facts(facts: list[Event]) -> Judged:
     return _versions(facts) + _fallback(facts)
 
 
-def _versions(facts: list[Event]) -> list[Finding]:
-    found = []
+def _versions(facts: list[Event]) -> Judged:
+    found: Judged = []
     for name, label in (("nccl_version", "NCCL"), ("torch_version", "torch")):
+        mine = [e for e in facts if e.name == name]
         by_version: dict[str, set[str]] = defaultdict(set)
-        events: dict[str, Event] = {}
-        for e in facts:
-            if e.name == name:
-                who = e.who.host or (f"rank {e.who.rank}" if e.who.rank is not None else e.line.file)
-                by_version[e.fields["version"]].add(who)
-                events.setdefault(e.fields["version"], e)
+        for e in mine:
+            who = e.who.host or (f"rank {e.who.rank}" if e.who.rank is not None else e.line.file)
+            by_version[e.fields["version"]].add(who)
         if len(by_version) < 2:
             continue
         where = "; ".join(f"{v} on {', '.join(sorted(w))}" for v, w in sorted(by_version.items()))
-        hosts = sorted({e.who.host for e in facts if e.name == name and e.who.host})
-        ranks = [e.who.rank for e in facts if e.name == name and e.who.rank is not None]
-        found.append(
-            make_finding(
-                "version_mismatch",
-                f"{label} versions differ between ranks: {where}",
-                ranks=ranks,
-                evidence={
-                    "versions": {v: sorted(w) for v, w in by_version.items()},
-                    "hosts": hosts,
-                    "lines": [f"{e.where}: {e.line.text.strip()[:300]}" for e in events.values()],
-                },
-            )
-        )
+        first_per_version = {e.fields["version"]: e for e in reversed(mine)}
+        evidence = {
+            "versions": {v: sorted(w) for v, w in by_version.items()},
+            "hosts": sorted({e.who.host for e in mine if e.who.host}),
+            "lines": [f"{e.where}: {e.line.text.strip()[:300]}" for e in first_per_version.values()],
+        }
+        ranks = [e.who.rank for e in mine if e.who.rank is not None]
+        message = f"{label} versions differ between ranks: {where}"
+        found.append((make_finding("version_mismatch", message, ranks=ranks, evidence=evidence), mine))
     return found
 
 
-def _fallback(facts: list[Event]) -> list[Finding]:
+def _fallback(facts: list[Event]) -> Judged:
     """Sockets on a host (or file) whose log shows IB hardware and IB not disabled on purpose."""
     socket, ib_seen, disabled = set(), set(), set()
     lines: dict[str, str] = {}
@@ -243,13 +266,9 @@ def _fallback(facts: list[Event]) -> list[Finding]:
     fell = sorted((socket & ib_seen) - disabled)
     if not fell:
         return []
-    return [
-        make_finding(
-            "nccl_transport_fallback",
-            f"NCCL used sockets on {', '.join(fell)} although the log shows InfiniBand/RoCE devices there",
-            evidence={"hosts": fell, "lines": [lines[w] for w in fell]},
-        )
-    ]
+    message = f"NCCL used sockets on {', '.join(fell)} although the log shows InfiniBand/RoCE devices there"
+    evidence = {"hosts": fell, "lines": [lines[w] for w in fell]}
+    return [(make_finding("nccl_transport_fallback", message, evidence=evidence), [])]
 
 
 def _unexplained(scan: Scan) -> Finding:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nccldoctor.explain import blocks
-from nccldoctor.explain.attribution import Who, attribute
+from nccldoctor.explain.attribution import Who, attribute, timestamp
 from nccldoctor.explain.reader import Line, Source, candidate_lines
 from nccldoctor.explain.signatures import CRASH, FAILURE_HINTS, IB_STATUS, KEYWORDS, SIGNATURES, Signature
 
@@ -87,9 +87,15 @@ def _scan_source(state: Scan, source: Source) -> None:
     for line in candidate_lines(source, ALL_KEYWORDS):
         state.order += 1
         who = attribute(line.text)
+        stamp_text = line.text
+        if who.time is None and line.before:  # the nearest earlier stamp in the chunk
+            stamps = list(_STAMP.finditer(line.before))
+            if stamps:
+                stamp_text = stamps[-1][0]
+                who.time = timestamp(stamp_text)
         if who.time is not None:
             file_time = who.time
-            _span(state, line.text, who.time)
+            _span(state, stamp_text, who.time)
         else:
             who.time = file_time
         _note_who(state, who)

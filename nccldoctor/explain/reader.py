@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 CHUNK = 4 << 20
 MAX_LINE = 8192
+CONTEXT = 512
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -35,6 +36,8 @@ class Line:
     file: str
     number: int  # 1-based
     text: str
+    before: str = ""  # up to CONTEXT bytes before it: a traceback's last line has no timestamp,
+    # the line that logged before it usually has
 
 
 @dataclass
@@ -89,11 +92,7 @@ def _scan(stream: BinaryIO, name: str, keywords: tuple[bytes, ...], stats: FileS
     carry = b""
     lineno = 1  # the number of the first line in `chunk`
     while True:
-        try:
-            block = stream.read(CHUNK)
-        except (OSError, EOFError) as exc:  # a truncated or corrupt gzip: keep what was read
-            stats.error = f"read stopped: {exc}"
-            block = b""
+        block = _read_chunk(stream, stats)
         stats.bytes += len(block)
         chunk = carry + block
         if not block:
@@ -109,6 +108,24 @@ def _scan(stream: BinaryIO, name: str, keywords: tuple[bytes, ...], stats: FileS
         whole, carry = chunk[:cut], chunk[cut:]
         yield from _lines_in(whole, name, lineno, keywords)
         lineno += whole.count(b"\n")
+
+
+def _read_chunk(stream: BinaryIO, stats: FileStats) -> bytes:
+    """Up to CHUNK bytes; a truncated or corrupt gzip keeps what it decompressed before the fault."""
+    if stats.error:
+        return b""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        while size < CHUNK:
+            part = stream.read1(CHUNK - size)
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+    except (OSError, EOFError, ValueError) as exc:
+        stats.error = f"read stopped: {exc}"
+    return b"".join(parts)
 
 
 def _lines_in(chunk: bytes, name: str, first: int, keywords: tuple[bytes, ...]) -> Iterator[Line]:
@@ -127,4 +144,5 @@ def _lines_in(chunk: bytes, name: str, first: int, keywords: tuple[bytes, ...]) 
         end = chunk.find(b"\n", start)
         end = len(chunk) if end == -1 else end
         raw = chunk[start : min(end, start + MAX_LINE)]
-        yield Line(name, number, raw.decode("utf-8", "replace").rstrip("\r"))
+        before = chunk[max(0, start - CONTEXT) : start].decode("utf-8", "replace")
+        yield Line(name, number, raw.decode("utf-8", "replace").rstrip("\r"), before)

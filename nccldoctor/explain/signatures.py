@@ -53,6 +53,10 @@ _P2P_FIX = (
     "P2P between the GPUs fails or hangs: check that PCIe ACS is disabled and the IOMMU is off or "
     "in passthrough (NCCL's troubleshooting page); to confirm, run with NCCL_P2P_DISABLE=1."
 )
+_PEER_FIX = (
+    "If a rank crashed first, that is the cause; otherwise open the ephemeral ports between the "
+    "nodes' addresses (firewall) and check NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME."
+)
 _IB_FIX = (
     "Check the HCA ports (ibstat: Active, the expected rate), cables and switch; on RoCE set "
     "NCCL_IB_GID_INDEX to the RoCE v2 GID (show_gids) and NCCL_IB_HCA to the ports that are up."
@@ -104,8 +108,9 @@ SIGNATURES: list[Signature] = [
     sig(
         "gloo_loopback",
         "iface_virtual",
-        ("127.0.",),
-        r"(?:connect|Connection).{0,40}\[(?P<peer>127\.\d+\.\d+\.\d+)\]:(?P<port>\d+)",
+        ("connect [127.",),
+        r"connect \[(?P<peer>127\.\d+\.\d+\.\d+)\]:(?P<port>\d+): "
+        r"(?:Connection refused|Connection timed out)",
         "Gloo connects to {peer}:{port}: the hostname resolves to a loopback address",
         "pytorch/pytorch#37377 (Gloo and /etc/hosts 127.0.1.1)",
         fix="Fix /etc/hosts so the hostname resolves to the node's real address, or export "
@@ -255,8 +260,9 @@ SIGNATURES: list[Signature] = [
     sig(
         "mismatch",
         "collective_mismatch",
-        ("mismatch between collectives", "inconsistent collective", "Desync", "desync"),
-        r"(?:Detected mismatch between collectives on ranks|inconsistent collective|[Dd]esync)"
+        ("mismatch between collectives", "inconsistent collective", "Mismatched collective", "Desync"),
+        r"(?:Detected mismatch between collectives on ranks|inconsistent collective|Desync"
+        r"|Mismatched collective detected.{0,80}?around rank (?P<peer>\d+))"
         r"(?:.{0,200}?Rank (?P<rank>\d+) is running.{0,200}?OpType=(?P<op>\w+))?",
         "ranks called different collectives (or in a different order){op_text}",
         "torch ProcessGroupWrapper (TORCH_DISTRIBUTED_DEBUG=DETAIL); TORCH_NCCL_DESYNC_DEBUG",
@@ -276,9 +282,9 @@ SIGNATURES: list[Signature] = [
     sig(
         "watchdog_work",
         "collective_timeout",
-        ("Timeout at NCCL work",),
-        r"Timeout at NCCL work: (?P<seq>\d+), last enqueued NCCL work: \d+, last completed NCCL work: "
-        r"(?P<last_completed>-?\d+)",
+        ("Timeout at NCCL work", "detected by watchdog at work"),
+        r"(?:Timeout at NCCL work|detected by watchdog at work): (?P<seq>\d+), last enqueued NCCL work: "
+        r"-?\d+, last completed NCCL work: (?P<last_completed>-?\d+)",
         "collective #{seq} timed out (last completed #{last_completed})",
         "torch ProcessGroupNCCL.cpp watchdog (torch >= 2.2)",
         SYMPTOM,
@@ -303,28 +309,53 @@ SIGNATURES: list[Signature] = [
     ),
     # --- peers --------------------------------------------------------------------------------
     sig(
-        "peer_refused",
+        "nccl_connect",
+        "peer_unreachable",
+        ("Connect to",),
+        r"Connect to (?P<peer>\S+?)<(?P<port>\d+)> failed\s*:\s*(?P<exception>[^,]{1,80})",
+        "connecting to peer {peer}:{port} failed: {exception}",
+        "NCCL misc/socket.cc socketStartConnect WARN; NVIDIA/nccl#1515",
+        SYMPTOM,
+        fix=_PEER_FIX,
+    ),
+    sig(
+        "peer_closed",
+        "peer_unreachable",
+        ("closed by remote peer", "Connection closed by peer"),
+        r"Connection closed by (?:remote )?peer \[?(?P<peer>[^\]<\s]+?)\]?[<:](?P<port>\d+)",
+        "peer {peer}:{port} closed the connection",
+        "NCCL misc/socket.cc socketProgress WARN; gloo/transport/tcp/pair.cc",
+        SYMPTOM,
+        fix=_PEER_FIX,
+    ),
+    sig(
+        "gloo_pair",
+        "peer_unreachable",
+        ("Read error [", "Write error [", "connect ["),
+        r"(?:Read error|Write error|connect) \[(?P<peer>[^\]]+)\]:(?P<port>\d+): "
+        r"(?P<exception>[A-Z][^\n]{0,60})",
+        "Gloo lost or could not reach peer {peer}:{port}: {exception}",
+        "gloo/transport/tcp/pair.cc; pytorch/pytorch#37377",
+        SYMPTOM,
+        fix=_PEER_FIX,
+    ),
+    sig(
+        "peer_generic",
         "peer_unreachable",
         (
             "Connection refused",
             "Connection reset",
-            "Connection timed out",
-            "Connection closed",
             "No route to host",
             "remote process exited",
-            "network error",
+            "connection abort",
             "Broken pipe",
         ),
-        r"(?:(?:[Cc]onnect(?:ion)?|[Rr]ead|recv|send|[Ww]rite).{0,60}?\[?(?P<peer>\d+\.\d+\.\d+\.\d+|[\w.-]+)\]?"
-        r"[<:](?P<port>\d+)>?.{0,40}?(?P<exception>Connection refused|Connection reset by peer"
-        r"|Connection timed out|No route to host|Broken pipe|Connection closed by (?:remote )?peer)"
-        r"|(?P<exception2>Connection closed by (?:remote )?peer|Connection reset by peer|Connection refused"
-        r"|remote process exited or there was a network error|No route to host))",
-        "connection to peer {peer}:{port} failed: {exception}",
-        "NCCL misc/socket.cc WARN; gloo/transport/tcp/pair.cc; NCCL ncclRemoteError",
+        r"(?P<exception>remote process exited or there was a network error|Connection reset by peer"
+        r"|Connection refused|No route to host|Software caused connection abort|Broken pipe)",
+        "a peer connection failed: {exception}",
+        "NCCL ncclRemoteError ('remote process exited or there was a network error'); socket errors",
         SYMPTOM,
-        fix="If a rank crashed first, that is the cause; otherwise open the ephemeral ports between "
-        "the nodes' addresses (firewall) and check NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME.",
+        fix=_PEER_FIX,
     ),
     # --- rank layout --------------------------------------------------------------------------
     sig(
@@ -450,7 +481,17 @@ SIGNATURES: list[Signature] = [
 # What the reader looks for before any regex runs; FAILURE_HINTS are kept too, so that a failure
 # no signature names is still noticed (unexplained_failure shows its last lines).
 # "NCCL WARN" is read but not a failure by itself: healthy runs warn about a missing net plugin.
-FAILURE_HINTS = ("Traceback", "ERROR", "FAILED", "Killed", "fatal", "Fatal", "Error: ", "Exception: ")
+FAILURE_HINTS = (
+    "Traceback",
+    "ERROR",
+    "FAILED",
+    "Killed",
+    "fatal",
+    "Fatal",
+    "FATAL",
+    "Error: ",
+    "Exception: ",
+)
 READ_ALSO = ("NCCL WARN",)
 KEYWORDS: tuple[bytes, ...] = tuple(
     sorted(
