@@ -71,11 +71,74 @@ def test_watchdog_names_the_rank_behind_as_suspect(tmp_path):
         ),
         ("[E ProcessGroupNCCL.cpp:475] [Rank 9] Watchdog caught", 9, None, None),
         ("[PG ID 0 PG GUID 0(default_pg) Rank 4] Exception", 4, None, None),
+        ("[1,6]<stderr>:RuntimeError: x", 6, None, None),
+        ("node07: RuntimeError: x", None, None, "node07"),
+        ("[trainer0|0]:ncclInternalError: Internal check failed.", None, 0, None),
+        (
+            "[2026-03-13 22:26:02] host-01.example.com:XXXXXX [5] ibvwrap.c:262 NCCL WARN x",
+            None,
+            None,
+            "host-01.example.com",
+        ),
     ],
 )
 def test_attribution_reads_launcher_and_library_prefixes(line, rank, local_rank, host):
     who = attribute(line)
     assert (who.rank, who.local_rank, who.host) == (rank, local_rank, host)
+
+
+def test_an_nccl_process_whose_rank_one_line_names_gives_that_rank_to_its_other_lines(tmp_path):
+    text = (
+        "node:2134736:2285781 [0] include/alloc.h:178 NCCL WARN Cuda failure 'out of memory'\n"
+        "node:2134736:2285781 [0] proxy.cc:1518 NCCL WARN [Proxy Service 93] Failed to execute operation "
+        "Setup from rank 93, retcode 1\n"
+    )
+    root = findings_of(tmp_path, text)[0]
+    assert (root.code, root.ranks, root.evidence["hosts"]) == ("gpu_error", [93], ["node"])
+
+
+def test_a_cause_without_a_rank_takes_the_rank_torchrun_reports(tmp_path):
+    text = (
+        "RuntimeError: CUDA error: invalid device ordinal\n"
+        "ERROR:torch.distributed.elastic.multiprocessing.api:failed (exitcode: 1) local_rank: 1 (pid: 10622) "
+        "of binary: /usr/bin/python3\n"
+    )
+    root = findings_of(tmp_path, text)[0]
+    assert (root.code, root.ranks) == ("gpu_error", [1])
+    assert "local rank 1, as torchrun reports the first failure" in root.message
+
+
+def test_gloo_on_loopback_across_nodes_and_the_rank_outside_the_world(tmp_path):
+    gloo = (
+        "RuntimeError: Gloo connectFullMesh failed with [/pytorch/gloo/transport/tcp/pair.cc:152]\n"
+        "  timed out connecting: SO_ERROR: Connection refused, remote=[127.0.0.1]:<port>\n"
+        "  (rank=8, size=16, local=[127.0.0.1])\n"
+    )
+    root = findings_of(tmp_path, gloo)[0]
+    assert (root.code, root.ranks) == ("iface_virtual", [8])
+    barrier = "".join(
+        f"INFO | Waiting in store based barrier to initialize process group for rank: {r}, key: "
+        f"store_based_barrier_key:1 (world_size=2, worker_count=3, timeout=0:30:00)\n"
+        for r in (0, 2)
+    )
+    root = findings_of(tmp_path, barrier, name="barrier.log")[0]
+    assert (root.code, root.ranks) == ("rank_mismatch", [2])
+
+
+def test_a_net_plugin_on_some_nodes_only_is_a_version_mismatch_naming_the_plainer_node(tmp_path):
+    text = (
+        "HGX-11:18226:18274 [5] NCCL INFO NET/Plugin: Could not find: libnccl-net.so. Using internal "
+        "network plugin.\n"
+        "HGX-04:589474:589541 [0] NCCL INFO Plugin Path : /opt/hpcx/sharp_plugin/lib/libnccl-net.so\n"
+    )
+    root = findings_of(tmp_path, text)[0]
+    assert (root.code, root.evidence["hosts"]) == ("version_mismatch", ["HGX-11"])
+
+
+def test_sockets_after_ib_found_nothing_is_only_info(tmp_path):
+    text = "node1:2201:2201 [0] NCCL INFO NET/IB : No device found.\n" + HEALTHY
+    (finding,) = findings_of(tmp_path, text)
+    assert finding.code == "nccl_transport_fallback" and finding.severity.value == "info"
 
 
 def test_timestamps_order_glog_and_iso_alike():

@@ -39,7 +39,8 @@ KEYWORDS = (
     "exitcode  :",
     "traceback :",
 )
-_FIELD = re.compile(r"\b(time|host|rank|exitcode|traceback)\s*: (.*)$")
+# torch pads the names, so a space always precedes the colon ("rank      : 3"), unlike "rank: 3"
+_FIELD = re.compile(r"(?:^|\s)(time|host|rank|exitcode|traceback)\s+: (.*)$")
 _RANK = re.compile(r"(\d+)(?: \(local_rank: (\d+)\))?")
 _EXIT = re.compile(r"(-?\d+)")
 _SIGNAL = re.compile(r"Signal \d+ \((\w+)\)")
@@ -74,6 +75,10 @@ class Entry:
         return m[1] if m else None
 
 
+def is_field(text: str) -> bool:
+    return _FIELD.search(text) is not None
+
+
 class BlockReader:
     """Feed it the candidate lines of one file; it returns each finished entry once."""
 
@@ -86,11 +91,13 @@ class BlockReader:
             done = self.close()
             self.section = HEADER_ROOT in text
             return done
-        if self.section is None:
-            return None
         m = _FIELD.search(text)
         if not m:
             return None
+        if self.section is None:  # an excerpt that starts inside the block: its root is unknown
+            if m[1] != "time":
+                return None
+            self.section = False
         done = self.close() if m[1] == "time" else None
         if self.entry is None:
             self.entry = Entry(root=self.section)

@@ -40,7 +40,9 @@ class Group:
 
     @property
     def ranks(self) -> list[int]:
-        return sorted({e.who.rank for e in self.events if e.who.rank is not None})
+        """Global ranks; where the log gives only local ranks (torchrun's "local_rank: 7"), those."""
+        ranks = {r for e in self.events for r in e.ranks}
+        return sorted(ranks) if ranks else self.local_ranks
 
     @property
     def local_ranks(self) -> list[int]:
@@ -74,11 +76,15 @@ def time_key(event: Event) -> tuple[float, int]:
 
 def explain(scan: Scan) -> list[Finding]:
     """The findings for one scan, root cause first."""
+    _attribute_processes(scan)
     groups: dict[str, Group] = {}
     for event in scan.events:
         if event.role != FACT:
             groups.setdefault(event.code, Group(event.code)).events.append(event)
-    findings = {code: _finding(group) for code, group in groups.items()}
+    host_of = _rank_hosts(scan.events)
+    findings = {code: _finding(group, host_of) for code, group in groups.items()}
+    if "iface_missing" in findings:
+        _ifname_hosts(findings["iface_missing"], [e for e in scan.events if e.name == "nccl_ifname"])
     if "collective_timeout" in findings:
         _silent_ranks(findings["collective_timeout"], scan.ranks)
     warnings = []
@@ -94,6 +100,28 @@ def explain(scan: Scan) -> list[Finding]:
     return ordered + warnings
 
 
+def _attribute_processes(scan: Scan) -> None:
+    """An NCCL line of a process whose rank another of its lines named is that rank's."""
+    for e in scan.events:
+        if e.who.rank is None and e.who.host and e.who.pid:
+            e.who.rank = scan.proc_rank.get((e.who.host, e.who.pid))
+
+
+def _rank_hosts(events: list[Event]) -> dict[int, str]:
+    """rank -> host from lines that say both (torchrun's block, NCCL lines of a known rank)."""
+    return {e.who.rank: e.who.host for e in events if e.who.rank is not None and e.who.host}
+
+
+def _ifname_hosts(finding: Finding, settings: list[Event]) -> None:
+    """The interface setting NCCL read, and where, when the failure line itself names no host."""
+    values = sorted({e.fields["iface"] for e in settings if "iface" in e.fields})
+    if values:
+        finding.message += f"; the log sets the socket interface to {', '.join(values)}"
+        finding.evidence["socket_ifname"] = values
+    if not finding.evidence["hosts"]:
+        finding.evidence["hosts"] = sorted({e.who.host for e in settings if e.who.host})
+
+
 def _order(groups: list[Group], findings: dict[str, Finding]) -> list[Finding]:
     if not groups:
         return []
@@ -106,10 +134,33 @@ def _order(groups: list[Group], findings: dict[str, Finding]) -> list[Finding]:
     ranked = sorted(groups, key=key)
     root = ranked[0]
     findings[root.code].evidence["root_cause"] = True
+    if not findings[root.code].ranks:
+        _rank_from_torchrun(findings[root.code], groups)
     for g in ranked[1:]:
         if (g.tier >= 1 and time_key(g.first) >= time_key(root.first)) or g.tier == 2:
             _mark_consequence(findings[g.code], findings[root.code], root)
     return [findings[g.code] for g in ranked]
+
+
+_TORCHRUN_REPORTS = {"torchrun_block", "elastic_failed", "elastic_exit"}
+
+
+def _rank_from_torchrun(root: Finding, groups: list[Group]) -> None:
+    """A cause whose lines name no rank (a bare traceback) belongs to the rank torchrun reports as
+    failed first: its root-cause entry, else its earliest failure report."""
+    reports = [e for g in groups for e in g.events if e.name in _TORCHRUN_REPORTS]
+    if not reports:
+        return
+    first = min(reports, key=lambda e: (not e.root, time_key(e)))
+    rank = first.who.rank if first.who.rank is not None else first.who.local_rank
+    if rank is None:
+        return
+    root.ranks = [rank]
+    root.evidence["rank_from"] = f"torchrun's failure report ({first.where})"
+    if first.who.host and not root.evidence.get("hosts"):
+        root.evidence["hosts"] = [first.who.host]
+    kind = "rank" if first.who.rank is not None else "local rank"
+    root.message += f" ({kind} {rank}, as torchrun reports the first failure)"
 
 
 def _mark_consequence(finding: Finding, root: Finding, root_group: Group) -> None:
@@ -127,9 +178,10 @@ def _where(ranks: list[int], hosts: list[str]) -> str:
     return (" (" + " ".join(parts) + ")") if parts else ""
 
 
-def _finding(group: Group) -> Finding:
+def _finding(group: Group, host_of: dict[int, str]) -> Finding:
     first = group.first
-    ranks, hosts = group.ranks, group.hosts
+    ranks = group.ranks
+    hosts = sorted(set(group.hosts) | {host_of[r] for r in ranks if r in host_of})
     message = first.message
     evidence: dict = {
         "lines": [f"{e.where}: {e.line.text.strip()[:400]}" for e in sorted(group.events, key=time_key)][
@@ -227,48 +279,83 @@ def _judge_facts(facts: list[Event]) -> Judged:
     return _versions(facts) + _fallback(facts)
 
 
+_COMPONENTS = (("nccl_version", "NCCL"), ("torch_version", "torch"), ("nccl_net_plugin", "NCCL net plugin"))
+_INTERNAL = "internal"  # the net plugin state of a host that loads none
+
+
 def _versions(facts: list[Event]) -> Judged:
-    found: Judged = []
-    for name, label in (("nccl_version", "NCCL"), ("torch_version", "torch")):
+    """One version_mismatch for every component whose version differs between hosts; the odd
+    hosts are those of the rarer version (on a tie, the older one, or the host without a plugin)."""
+    parts, odd, used = [], set(), []
+    for name, label in _COMPONENTS:
         mine = [e for e in facts if e.name == name]
         by_version: dict[str, set[str]] = defaultdict(set)
         for e in mine:
             who = e.who.host or (f"rank {e.who.rank}" if e.who.rank is not None else e.line.file)
-            by_version[e.fields["version"]].add(who)
+            by_version[e.fields.get("version") or _INTERNAL].add(who)
         if len(by_version) < 2:
             continue
-        where = "; ".join(f"{v} on {', '.join(sorted(w))}" for v, w in sorted(by_version.items()))
-        first_per_version = {e.fields["version"]: e for e in reversed(mine)}
-        evidence = {
-            "versions": {v: sorted(w) for v, w in by_version.items()},
-            "hosts": sorted({e.who.host for e in mine if e.who.host}),
-            "lines": [f"{e.where}: {e.line.text.strip()[:300]}" for e in first_per_version.values()],
-        }
-        ranks = [e.who.rank for e in mine if e.who.rank is not None]
-        message = f"{label} versions differ between ranks: {where}"
-        found.append((make_finding("version_mismatch", message, ranks=ranks, evidence=evidence), mine))
-    return found
+        parts.append(
+            f"{label}: " + "; ".join(f"{v} on {', '.join(sorted(w))}" for v, w in sorted(by_version.items()))
+        )
+        odd |= by_version[
+            min(by_version, key=lambda v: (len(by_version[v]), v != _INTERNAL, _version_key(v)))
+        ]
+        used += mine
+    if not parts:
+        return []
+    evidence = {
+        "hosts": sorted(odd),
+        "lines": [f"{e.where}: {e.line.text.strip()[:300]}" for e in used][:EVIDENCE_LINES],
+        "matches": len(used),
+    }
+    ranks = [e.who.rank for e in used if e.who.rank is not None and e.who.host in odd]
+    message = f"versions differ between nodes ({' | '.join(parts)}); the odd ones: {', '.join(sorted(odd))}"
+    return [(make_finding("version_mismatch", message, ranks=ranks, evidence=evidence), used)]
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", version)[:4])
 
 
 def _fallback(facts: list[Event]) -> Judged:
     """Sockets on a host (or file) whose log shows IB hardware and IB not disabled on purpose."""
-    socket, ib_seen, disabled = set(), set(), set()
+    socket, ib_seen, searched, disabled = set(), set(), set(), set()
+    socket_ranks: dict[str, int] = {}
     lines: dict[str, str] = {}
     for e in facts:
         who = e.who.host or e.line.file
         if e.name == "nccl_network" and e.fields.get("iface", "").lower() == "socket":
             socket.add(who)
+            if e.who.rank is not None:
+                socket_ranks.setdefault(who, e.who.rank)
             lines.setdefault(who, f"{e.where}: {e.line.text.strip()[:300]}")
-        elif e.name == "nccl_network" and e.fields.get("device") and "No device" not in e.fields["device"]:
+        elif e.name == "nccl_network" and "No device" in e.fields.get("device", ""):
+            searched.add(who)
+        elif e.name == "nccl_network" and e.fields.get("device"):
             ib_seen.add(who)
         elif e.name == "nccl_ib_disabled" and e.fields.get("status") == "1":
             disabled.add(who)
     fell = sorted((socket & ib_seen) - disabled)
-    if not fell:
+    if fell:
+        message = (
+            f"NCCL used sockets on {', '.join(fell)} although the log shows InfiniBand/RoCE devices there"
+        )
+        evidence = {"hosts": fell, "lines": [lines[w] for w in fell]}
+        ranks = sorted(socket_ranks[w] for w in fell if w in socket_ranks)
+        return [(make_finding("nccl_transport_fallback", message, ranks=ranks, evidence=evidence), [])]
+    # NET/IB looked and found nothing: a fallback if these nodes have IB, nothing on Ethernet-only
+    # ones, which the log cannot tell apart: say it, as info.
+    blind = sorted((socket & searched) - disabled)
+    if not blind:
         return []
-    message = f"NCCL used sockets on {', '.join(fell)} although the log shows InfiniBand/RoCE devices there"
-    evidence = {"hosts": fell, "lines": [lines[w] for w in fell]}
-    return [(make_finding("nccl_transport_fallback", message, evidence=evidence), [])]
+    message = (
+        f"NCCL used sockets on {', '.join(blind)}: NET/IB found no device there. If these nodes have "
+        "InfiniBand/RoCE, NCCL fell back to TCP (a large slowdown); on Ethernet-only nodes this is normal"
+    )
+    evidence = {"hosts": blind, "lines": [lines[w] for w in blind]}
+    finding = make_finding("nccl_transport_fallback", message, evidence=evidence, severity=Severity.INFO)
+    return [(finding, [])]
 
 
 def _unexplained(scan: Scan) -> Finding:

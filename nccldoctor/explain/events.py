@@ -14,8 +14,9 @@ from nccldoctor.explain.reader import Line, Source, candidate_lines
 from nccldoctor.explain.signatures import CRASH, FAILURE_HINTS, IB_STATUS, KEYWORDS, SIGNATURES, Signature
 
 KILL_SIGNALS = {"SIGKILL", "SIGTERM"}
+KEEP_PROC_KEYWORDS = (b"Proxy Service", b" nranks ")
 KEEP_ERROR_LINES = 8  # the last unexplained error lines shown when nothing matched
-ALL_KEYWORDS = tuple(sorted(set(KEYWORDS) | {k.encode() for k in blocks.KEYWORDS}))
+ALL_KEYWORDS = tuple(sorted(set(KEYWORDS) | {k.encode() for k in blocks.KEYWORDS} | set(KEEP_PROC_KEYWORDS)))
 
 
 @dataclass
@@ -31,6 +32,11 @@ class Event:
     who: Who
     fields: dict[str, str] = field(default_factory=dict)
     root: bool = False  # torchrun named it the root cause (first observed failure)
+    named: set[int] = field(default_factory=set)  # more ranks the message names
+
+    @property
+    def ranks(self) -> set[int]:
+        return self.named | ({self.who.rank} if self.who.rank is not None else set())
 
     @property
     def where(self) -> str:
@@ -44,6 +50,7 @@ class Scan:
     failure_hinted: bool = False
     ranks: set[int] = field(default_factory=set)
     hosts: set[str] = field(default_factory=set)
+    proc_rank: dict[tuple[str, str], int] = field(default_factory=dict)  # NCCL (host, pid) -> rank
     first_time: tuple[float, str] | None = None  # (sortable seconds, the stamp as written)
     last_time: tuple[float, str] | None = None
     order: int = 0
@@ -62,16 +69,25 @@ def _render(signature: Signature, fields: dict[str, str]) -> str:
     return signature.message.format_map(values)
 
 
+_ALIAS = re.compile(r"^(\w+?)\d$")  # one field in several alternatives of a regex: peer2 -> peer
+
+
 def match_line(text: str) -> tuple[Signature, dict[str, str]] | None:
     """The first signature whose keyword and regex match the line (specific ones come first)."""
     for signature in SIGNATURES:
         if any(k in text for k in signature.keywords) and (m := signature.pattern.search(text)):
-            fields = {k: v for k, v in m.groupdict().items() if v is not None}
-            for alias in ("port", "exception"):  # alternatives in one regex: port2, exception2
-                if f"{alias}2" in fields:
-                    fields.setdefault(alias, fields.pop(f"{alias}2"))
-            return signature, fields
+            fields: dict[str, str] = {}
+            for name, value in m.groupdict().items():
+                if value is not None:
+                    alias = _ALIAS.match(name)
+                    fields.setdefault(alias[1] if alias else name, value)
+            if signature.when is None or signature.when(fields):
+                return signature, fields
     return None
+
+
+# NCCL lines that say which rank a process is: its other lines are that rank's too.
+_PROC_RANK = re.compile(r"\[Proxy Service (\d+)\]|from rank (\d+)|\bcomm 0x[0-9a-f]+ rank (\d+) nranks")
 
 
 def scan(sources: Iterable[Source]) -> Scan:
@@ -99,15 +115,23 @@ def _scan_source(state: Scan, source: Source) -> None:
         else:
             who.time = file_time
         _note_who(state, who)
+        _learn_proc_rank(state, who, line.text)
         entry = reader.feed(line.number, line.text)
         if entry is not None:
             state.events.append(_block_event(entry, source, state.order))
-        if reader.section is not None and blocks._FIELD.search(line.text):
+        if reader.section is not None and blocks.is_field(line.text):
             continue  # a field of torchrun's block, not a message of its own
         _match(state, line, who)
     entry = reader.close()
     if entry is not None:
         state.events.append(_block_event(entry, source, state.order))
+
+
+def _learn_proc_rank(state: Scan, who: Who, text: str) -> None:
+    if who.host and who.pid and (m := _PROC_RANK.search(text)):
+        rank = int(next(g for g in m.groups() if g is not None))
+        state.proc_rank.setdefault((who.host, who.pid), rank)
+        state.ranks.add(rank)
 
 
 def _match(state: Scan, line: Line, who: Who) -> None:
@@ -119,6 +143,9 @@ def _match(state: Scan, line: Line, who: Who) -> None:
         return
     signature, fields = found
     _fill_who(who, fields)
+    if signature.role == "fact" and who.host is None:  # a bare "NCCL version" printf: the process
+        who.host = _last_nccl_host(line.before)  # printed its NCCL lines just before it
+    named = {int(r) for r in signature.names_ranks.findall(who.rest)} if signature.names_ranks else set()
     if signature.role != "fact" and any(h in line.text for h in FAILURE_HINTS):
         state.failure_hinted = True
     state.events.append(
@@ -133,8 +160,14 @@ def _match(state: Scan, line: Line, who: Who) -> None:
             state.order,
             who,
             fields,
+            named=named,
         )
     )
+
+
+def _last_nccl_host(before: str) -> str | None:
+    hosts = [attribute(text).host for text in before.splitlines()[-3:]]
+    return next((h for h in reversed(hosts) if h), None)
 
 
 def _fill_who(who: Who, fields: dict[str, str]) -> None:

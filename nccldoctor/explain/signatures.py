@@ -19,6 +19,7 @@ Multi-line messages (torchrun's ChildFailedError block) are in blocks.py.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 CAUSE, CRASH, SYMPTOM, FACT = "cause", "crash", "symptom", "fact"
@@ -34,6 +35,8 @@ class Signature:
     source: str
     role: str = CAUSE
     fix: str | None = None  # None: the catalogue's fix for the code
+    names_ranks: re.Pattern[str] | None = None  # every rank the message names ("rank 2 and rank 0")
+    when: Callable[[dict[str, str]], bool] | None = None  # a test the extracted fields must pass
 
 
 def sig(
@@ -45,8 +48,11 @@ def sig(
     source: str,
     role: str = CAUSE,
     fix: str | None = None,
+    names_ranks: str | None = None,
+    when: Callable[[dict[str, str]], bool] | None = None,
 ) -> Signature:
-    return Signature(name, code, keywords, re.compile(regex), message, source, role, fix)
+    ranks = re.compile(names_ranks) if names_ranks else None
+    return Signature(name, code, keywords, re.compile(regex), message, source, role, fix, ranks, when)
 
 
 _P2P_FIX = (
@@ -88,6 +94,14 @@ SIGNATURES: list[Signature] = [
         "NCCL bootstrap.cc / transport/net_socket.cc WARN; NCCL docs, NCCL_SOCKET_IFNAME",
     ),
     sig(
+        "nccl_no_address",
+        "iface_missing",
+        ("connecting to address",),
+        r"connecting to address\s+with family (?P<status>\d+) is neither AF_INET",
+        "NCCL has no address to connect with (family {status}): NCCL_SOCKET_IFNAME matched no interface",
+        "NCCL misc/socket.cc ncclSocketInit; NVIDIA/nccl#1837",
+    ),
+    sig(
         "gloo_no_iface",
         "iface_missing",
         ("Unable to find address for",),
@@ -98,9 +112,9 @@ SIGNATURES: list[Signature] = [
     sig(
         "nccl_iface_virtual",
         "iface_virtual",
-        ("Socket : Using", "Bootstrap : Using", "Bootstrap: Using"),
-        r"(?:NET/Socket|Bootstrap)\s*: Using (?:\[\d+\])?(?P<iface>lo|docker\d*|virbr\d*|veth\w*|br-\w+)"
-        r":(?P<peer>[^<\s]*)",
+        ("Socket : Using", "Bootstrap : Using", "Bootstrap: Using", "NET : Using interface"),
+        r"(?:NET/Socket|Bootstrap|NET)\s*: Using (?:interface )?(?:\[\d+\])?"
+        r"(?P<iface>lo|docker\d*|virbr\d*|veth\w*|br-\w+):(?P<peer>[^<\s]*)",
         "NCCL uses {iface} ({peer}), an interface that does not leave the host",
         "NCCL docs, NCCL_SOCKET_IFNAME (default excludes lo and docker*); NVIDIA/nccl#234",
         fix="Export NCCL_SOCKET_IFNAME=<the node's real NIC> on every node (ip -br addr shows them).",
@@ -115,6 +129,17 @@ SIGNATURES: list[Signature] = [
         "pytorch/pytorch#37377 (Gloo and /etc/hosts 127.0.1.1)",
         fix="Fix /etc/hosts so the hostname resolves to the node's real address, or export "
         "GLOO_SOCKET_IFNAME=<real NIC> on every node.",
+    ),
+    sig(
+        "gloo_loopback_mesh",
+        "iface_virtual",
+        ("remote=[127.", "local=[127."),
+        r"(?:\(rank=(?P<rank>\d+), size=(?P<size>\d+), local=\[(?P<peer>127\.[\d.]+)\]\)"
+        r"|remote=\[(?P<peer2>127\.[\d.]+)\])",
+        "Gloo uses loopback ({peer}) for a job across nodes: the hostname resolves to 127.x",
+        "gloo/transport/tcp/pair.cc connectFullMesh; aws-samples/aws-do-eks#69",
+        fix="Export GLOO_SOCKET_IFNAME=<the node's real NIC> on every node, or fix /etc/hosts so the "
+        "hostname resolves to the node's address.",
     ),
     # --- rendezvous / master ----------------------------------------------------------------
     sig(
@@ -132,7 +157,7 @@ SIGNATURES: list[Signature] = [
         "store_connect",
         "master_unreachable",
         ("client socket has", "RendezvousConnectionError", "RendezvousTimeoutError", "clients joined"),
-        r"(?:client socket has (?:timed out after \S+|failed to connect to) .{0,20}?"
+        r"(?:client socket has (?:timed out after \S+ while trying to connect to|failed to connect to) "
         r"\(?\[?(?P<peer>[\w.:-]+?)\]?(?:, |:)(?P<port>\d+)\)?|RendezvousConnectionError"
         r"|RendezvousTimeoutError"
         r"|Timed out after \d+ seconds waiting for clients\. (?P<size>\d+/\d+) clients)",
@@ -148,14 +173,14 @@ SIGNATURES: list[Signature] = [
         r"(?P<device>\w+)",
         "ranks {rank} and {peer} are on the same GPU (CUDA device {device})",
         "NCCL init.cc WARN 'Duplicate GPU detected'",
+        names_ranks=r"\brank (\d+)",
     ),
     sig(
         "shm_nccl",
         "shm_too_small",
-        ("shared memory segment", "posix_fallocate", "insufficient shared memory", "/dev/shm"),
+        ("shared memory segment", "posix_fallocate", "/dev/shm"),
         r"(?:Error while creating shared memory segment (?P<device>\S+)(?: \(size (?P<size>\d+)\))?"
-        r"|posix_fallocate failed : No space left|insufficient shared memory"
-        r"|/dev/shm.{0,80}No space left)",
+        r"|posix_fallocate failed : No space left|/dev/shm.{0,80}No space left)",
         "shared memory (/dev/shm) is too small for NCCL or the DataLoader",
         "NCCL docs, Troubleshooting: Docker --shm-size; shmutils.cc WARN; pytorch/pytorch#2244",
         fix="Give the container more shared memory: docker run --shm-size=16g (or --ipc=host); "
@@ -266,6 +291,7 @@ SIGNATURES: list[Signature] = [
         r"(?:.{0,200}?Rank (?P<rank>\d+) is running.{0,200}?OpType=(?P<op>\w+))?",
         "ranks called different collectives (or in a different order){op_text}",
         "torch ProcessGroupWrapper (TORCH_DISTRIBUTED_DEBUG=DETAIL); TORCH_NCCL_DESYNC_DEBUG",
+        names_ranks=r"\bRank (\d+) is running",
         fix="Make every rank call the same collectives in the same order with the same shapes "
         "(look for rank-dependent branches); TORCH_DISTRIBUTED_DEBUG=DETAIL names the call.",
     ),
@@ -361,15 +387,36 @@ SIGNATURES: list[Signature] = [
     sig(
         "rank_layout",
         "rank_mismatch",
-        ("mismatch in rank count", "already checked in", "Invalid rank", "invalid rank", "world_size"),
+        ("mismatch in rank count", "already checked in", "Invalid rank", "invalid rank"),
         r"(?:mismatch in rank count from procs (?P<size>\d+ : \d+)|rank (?P<rank>\d+) of \d+ ranks has"
-        r" already checked in|[Ii]nvalid rank (?P<peer>-?\d+)|world_size.{0,40}(?:mismatch|does not match))",
+        r" already checked in|Invalid rank requested\s*:\s*(?P<rank2>\d+)/(?P<size2>\d+)"
+        r"|[Ii]nvalid rank (?P<peer>-?\d+))",
         "the ranks disagree on the world size or a rank number is used twice / out of range",
         "NCCL bootstrap.cc 'Bootstrap Root : mismatch in rank count'; torch init_process_group",
         fix="Start every node with the same --nnodes and --nproc-per-node and a distinct --node-rank; "
         "do not reuse a rendezvous id across jobs.",
     ),
+    sig(
+        "store_barrier_count",
+        "rank_mismatch",
+        ("store based barrier",),
+        r"store based barrier .{0,80}?rank: (?P<rank>\d+), key: \S+ \(world_size=(?P<size>\d+), "
+        r"worker_count=(?P<count>\d+)",
+        "rank {rank} joined a process group of world_size {size} ({count} workers arrived)",
+        "torch distributed_c10d._store_based_barrier; facebookresearch/metaseq#52",
+        when=lambda f: int(f["rank"]) >= int(f["size"]),  # the rank that should not be there
+    ),
     # --- ranks dying --------------------------------------------------------------------------
+    sig(
+        "dataloader_bus_error",
+        "dataloader_worker_died",
+        ("bus error encountered in worker",),
+        r"Unexpected bus error encountered in worker",
+        "a DataLoader worker died of a bus error (PyTorch: probably too little shared memory, /dev/shm)",
+        "torch/utils/data/_utils/signal_handling.py; horovod/horovod#2255",
+        fix="Give the container more shared memory (docker --shm-size=16g or --ipc=host; Kubernetes: "
+        "an emptyDir with medium Memory at /dev/shm), or fewer DataLoader workers.",
+    ),
     sig(
         "dataloader",
         "dataloader_worker_died",
@@ -451,11 +498,23 @@ SIGNATURES: list[Signature] = [
     sig(
         "nccl_network",
         "nccl_transport_fallback",
-        ("Using network", "NET/IB", "mlx5_", "libibverbs", "NCCL_IB_HCA set"),
+        ("Using network", "NET/IB", "mlx5_", "libibverbs", "NCCL_IB_HCA set", "NET/OFI", "NET plugin"),
         r"(?:Using network (?P<iface>\w+)|(?P<device>NET/IB : No device found|NET/IB : Using \[\d+\]|mlx5_\d"
-        r"|Failed to open libibverbs|NCCL_IB_HCA set))",
+        r"|Failed to open libibverbs|NCCL_IB_HCA set|NET/OFI .{0,40}(?:initialization )?[Ff]ailed"
+        r"|Failed to initialize NET plugin))",
         "NCCL network {iface}{device}",
         "NCCL init.cc 'Using network'; transport/net_ib.cc",
+        FACT,
+    ),
+    sig(
+        "nccl_net_plugin",
+        "version_mismatch",
+        ("Plugin Path", "Loaded net plugin", "loaded external", "libnccl-net.so", "No plugin found"),
+        r"(?:Plugin Path : (?P<version>\S+)|Loaded net plugin (?P<version2>\w+)"
+        r"|Successfully loaded external (?:network )?plugin (?P<version3>\S+)"
+        r"|(?P<none>Could not find:? libnccl-net\.so|No plugin found))",
+        "NCCL net plugin {version}",
+        "NCCL plugin/net.cc; NVIDIA/nccl#1634",
         FACT,
     ),
     sig(
@@ -465,6 +524,15 @@ SIGNATURES: list[Signature] = [
         r"NCCL_IB_DISABLE set by environment to (?P<status>\d)",
         "NCCL_IB_DISABLE={status}",
         "NCCL param.cc",
+        FACT,
+    ),
+    sig(
+        "nccl_ifname",
+        "iface_missing",
+        ("NCCL_SOCKET_IFNAME set", "GLOO_SOCKET_IFNAME"),
+        r"(?:NCCL|GLOO)_SOCKET_IFNAME(?: set by environment to| set to|=) ?(?P<iface>[^\s,]+)",
+        "{iface}",
+        "NCCL param.cc / env lines",
         FACT,
     ),
     sig(

@@ -69,7 +69,7 @@ EXCERPTS: dict[str, tuple[str, str, list[int] | None, list[str] | None]] = {
         "collective: CollectiveFingerPrint(SequenceNumber=21, OpType=BROADCAST, TensorShape=[1]), but "
         "Rank 0 is running collective: CollectiveFingerPrint(SequenceNumber=21, OpType=ALLREDUCE).\n",
         "collective_mismatch",
-        [1],
+        [0, 1],  # both ranks the report names
         None,
     ),
     "ib_completion": (
@@ -98,7 +98,7 @@ EXCERPTS: dict[str, tuple[str, str, list[int] | None, list[str] | None]] = {
         "node3:55:55 [1] init.cc:700 NCCL WARN Duplicate GPU detected : rank 1 and rank 0 both on CUDA "
         "device 1000\n",
         "duplicate_gpu",
-        [1],
+        [0, 1],  # every rank the line names
         ["node3"],
     ),
     "shm": (
@@ -117,7 +117,7 @@ EXCERPTS: dict[str, tuple[str, str, list[int] | None, list[str] | None]] = {
         "network error, NCCL version 2.19.3\n",
         "version_mismatch",
         None,
-        ["node1", "node2"],
+        ["node1"],  # a tie between two nodes: the older version is the odd one
     ),
     "rank_layout": (
         "node0:9:9 [0] bootstrap.cc:200 NCCL WARN Bootstrap Root : "
