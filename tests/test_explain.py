@@ -8,12 +8,13 @@ import random
 import pytest
 from helpers.explain_excerpts import EXCERPTS, HEALTHY
 
+from nccldoctor.explain import blocks
 from nccldoctor.explain.attribution import attribute
 from nccldoctor.explain.engine import explain
-from nccldoctor.explain.events import scan
+from nccldoctor.explain.events import PROC_KEYWORDS, scan
 from nccldoctor.explain.reader import CHUNK, Source, expand
 from nccldoctor.explain.report import explain_sources
-from nccldoctor.explain.signatures import SIGNATURES
+from nccldoctor.explain.signatures import ANCHORS, KEYWORDS, SIGNATURES
 from nccldoctor.findings import CATALOG
 
 
@@ -43,6 +44,12 @@ def test_every_signature_code_is_catalogued_and_cites_a_source():
     for signature in SIGNATURES:
         assert signature.code in CATALOG, signature.name
         assert signature.source and signature.keywords, signature.name
+
+
+def test_every_keyword_holds_a_prefilter_anchor():
+    # A keyword with no anchor in it would never reach its signature.
+    keywords = set(KEYWORDS) | set(blocks.KEYWORDS) | set(PROC_KEYWORDS)
+    assert [k for k in keywords if not any(a in k for a in ANCHORS)] == []
 
 
 def test_ib_completion_error_explains_its_status_code(tmp_path):

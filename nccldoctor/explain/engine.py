@@ -29,10 +29,15 @@ _TIER = {CAUSE: 0, FACT: 0, CRASH: 1, SYMPTOM: 2}
 class Group:
     code: str
     events: list[Event] = field(default_factory=list)
+    dropped: int = 0  # matches beyond the events kept
 
     @property
     def first(self) -> Event:
         return min(self.events, key=time_key)
+
+    @property
+    def matches(self) -> int:
+        return sum(e.count for e in self.events) + self.dropped
 
     @property
     def tier(self) -> int:
@@ -80,7 +85,9 @@ def explain(scan: Scan) -> list[Finding]:
     groups: dict[str, Group] = {}
     for event in scan.events:
         if event.role != FACT:
-            groups.setdefault(event.code, Group(event.code)).events.append(event)
+            groups.setdefault(event.code, Group(event.code, dropped=scan.dropped[event.code])).events.append(
+                event
+            )
     host_of = _rank_hosts(scan.events)
     findings = {code: _finding(group, host_of) for code, group in groups.items()}
     if "iface_missing" in findings:
@@ -187,7 +194,7 @@ def _finding(group: Group, host_of: dict[int, str]) -> Finding:
         "lines": [f"{e.where}: {e.line.text.strip()[:400]}" for e in sorted(group.events, key=time_key)][
             :EVIDENCE_LINES
         ],
-        "matches": len(group.events),
+        "matches": group.matches,
         "hosts": hosts,
         "sources": sorted({e.source for e in group.events}),
     }
@@ -204,8 +211,8 @@ def _finding(group: Group, host_of: dict[int, str]) -> Finding:
     if group.code == "ib_error":
         evidence["status"] = sorted({e.fields["status"] for e in group.events if "status" in e.fields})
     message = f"{message}{_where([] if ranks_said else ranks, hosts)}"
-    if len(group.events) > 1:
-        message += f"; {len(group.events)} lines"
+    if group.matches > 1:
+        message += f"; {group.matches} lines"
     return make_finding(group.code, message, ranks=ranks, evidence=evidence, fix=first.fix)
 
 

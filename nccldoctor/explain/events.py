@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,12 +11,15 @@ from typing import Any
 from nccldoctor.explain import blocks
 from nccldoctor.explain.attribution import Who, attribute, timestamp
 from nccldoctor.explain.reader import Line, Source, candidate_lines
-from nccldoctor.explain.signatures import CRASH, FAILURE_HINTS, IB_STATUS, KEYWORDS, SIGNATURES, Signature
+from nccldoctor.explain.signatures import ANCHORS, CRASH, FAILURE_HINTS, IB_STATUS, SIGNATURES, Signature
 
 KILL_SIGNALS = {"SIGKILL", "SIGTERM"}
-KEEP_PROC_KEYWORDS = (b"Proxy Service", b" nranks ")
+PROC_KEYWORDS = ("Proxy Service", " nranks ")  # lines that tell an NCCL process's rank
 KEEP_ERROR_LINES = 8  # the last unexplained error lines shown when nothing matched
-ALL_KEYWORDS = tuple(sorted(set(KEYWORDS) | {k.encode() for k in blocks.KEYWORDS} | set(KEEP_PROC_KEYWORDS)))
+PREFILTER = tuple(a.encode() for a in ANCHORS)
+# (keyword, index of its signature): one flat pass per line finds the signatures worth a regex
+_PAIRS = tuple((kw, i) for i, s in enumerate(SIGNATURES) for kw in s.keywords)
+MAX_EVENTS_PER_CODE = 2000  # distinct events kept per code; beyond, only counted
 
 
 @dataclass
@@ -33,6 +36,7 @@ class Event:
     fields: dict[str, str] = field(default_factory=dict)
     root: bool = False  # torchrun named it the root cause (first observed failure)
     named: set[int] = field(default_factory=set)  # more ranks the message names
+    count: int = 1  # lines with the same message from the same writer
 
     @property
     def ranks(self) -> set[int]:
@@ -51,6 +55,9 @@ class Scan:
     ranks: set[int] = field(default_factory=set)
     hosts: set[str] = field(default_factory=set)
     proc_rank: dict[tuple[str, str], int] = field(default_factory=dict)  # NCCL (host, pid) -> rank
+    seen: dict[tuple, Event] = field(default_factory=dict)
+    per_code: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)  # matches past MAX_EVENTS_PER_CODE
     first_time: tuple[float, str] | None = None  # (sortable seconds, the stamp as written)
     last_time: tuple[float, str] | None = None
     order: int = 0
@@ -74,8 +81,10 @@ _ALIAS = re.compile(r"^(\w+?)\d$")  # one field in several alternatives of a reg
 
 def match_line(text: str) -> tuple[Signature, dict[str, str]] | None:
     """The first signature whose keyword and regex match the line (specific ones come first)."""
-    for signature in SIGNATURES:
-        if any(k in text for k in signature.keywords) and (m := signature.pattern.search(text)):
+    hits = {i for kw, i in _PAIRS if kw in text}
+    for i in sorted(hits):
+        signature = SIGNATURES[i]
+        if m := signature.pattern.search(text):
             fields: dict[str, str] = {}
             for name, value in m.groupdict().items():
                 if value is not None:
@@ -100,20 +109,14 @@ def scan(sources: Iterable[Source]) -> Scan:
 def _scan_source(state: Scan, source: Source) -> None:
     reader = blocks.BlockReader()
     file_time: float | None = None  # the last timestamp seen in this file: untimed lines inherit it
-    for line in candidate_lines(source, ALL_KEYWORDS):
+    for line in candidate_lines(source, PREFILTER):
         state.order += 1
         who = attribute(line.text)
-        stamp_text = line.text
-        if who.time is None and line.before:  # the nearest earlier stamp in the chunk
-            stamps = list(_STAMP.finditer(line.before))
-            if stamps:
-                stamp_text = stamps[-1][0]
-                who.time = timestamp(stamp_text)
         if who.time is not None:
             file_time = who.time
-            _span(state, stamp_text, who.time)
+            _span(state, line.text, who.time)
         else:
-            who.time = file_time
+            who.time = file_time  # refined from the lines just before it if a signature matches
         _note_who(state, who)
         _learn_proc_rank(state, who, line.text)
         entry = reader.feed(line.number, line.text)
@@ -148,21 +151,49 @@ def _match(state: Scan, line: Line, who: Who) -> None:
     named = {int(r) for r in signature.names_ranks.findall(who.rest)} if signature.names_ranks else set()
     if signature.role != "fact" and any(h in line.text for h in FAILURE_HINTS):
         state.failure_hinted = True
-    state.events.append(
-        Event(
-            signature.code,
-            signature.role,
-            signature.name,
-            _render(signature, fields),
-            signature.source,
-            signature.fix,
-            line,
-            state.order,
-            who,
-            fields,
-            named=named,
-        )
+    key = _key(signature, who, fields, named)
+    if key in state.seen:  # the same message again from the same rank: counted, not kept
+        state.seen[key].count += 1
+        return
+    if state.per_code[signature.code] >= MAX_EVENTS_PER_CODE:  # memory stays flat on huge logs
+        state.dropped[signature.code] += 1
+        return
+    state.per_code[signature.code] += 1
+    if signature.role != "fact":  # only new events need their time to the line
+        _context_time(state, line, who)
+    state.seen[key] = event = Event(
+        signature.code,
+        signature.role,
+        signature.name,
+        _render(signature, fields),
+        signature.source,
+        signature.fix,
+        line,
+        state.order,
+        who,
+        fields,
+        named=named,
     )
+    state.events.append(event)
+
+
+_VOLATILE = frozenset({"port", "timeout_ms", "size"})  # differ line to line for one cause
+
+
+def _key(signature: Signature, who: Who, fields: dict[str, str], named: set[int]) -> tuple:
+    kept = tuple(sorted((k, v) for k, v in fields.items() if k not in _VOLATILE))
+    return (signature.name, who.rank, who.local_rank, who.host, who.pid, kept, tuple(sorted(named)))
+
+
+def _context_time(state: Scan, line: Line, who: Who) -> None:
+    """A line without its own stamp (a traceback's last line) takes the nearest one before it."""
+    if timestamp(line.text) is not None or not line.before:
+        return
+    stamps = list(_STAMP.finditer(line.before))
+    if stamps:
+        who.time = timestamp(stamps[-1][0])
+        if who.time is not None:
+            _span(state, stamps[-1][0], who.time)
 
 
 def _last_nccl_host(before: str) -> str | None:

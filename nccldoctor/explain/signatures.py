@@ -561,9 +561,71 @@ FAILURE_HINTS = (
     "Exception: ",
 )
 READ_ALSO = ("NCCL WARN",)
-KEYWORDS: tuple[bytes, ...] = tuple(
-    sorted(
-        {kw.encode() for s in SIGNATURES for kw in s.keywords}
-        | {h.encode() for h in FAILURE_HINTS + READ_ALSO}
-    )
+KEYWORDS: tuple[str, ...] = tuple(
+    sorted({kw for s in SIGNATURES for kw in s.keywords} | set(FAILURE_HINTS + READ_ALSO))
+)
+
+# The reader's prefilter: one bytes.find pass over each chunk per anchor, so there are few of
+# them, and every keyword holds one (a test checks it): a line with no anchor holds no keyword.
+ANCHORS: tuple[str, ...] = (
+    "WARN",
+    "rror",
+    "ERROR",
+    "xception",
+    "FAIL",
+    "ailed",
+    "ailure",
+    "atal",
+    "FATAL",
+    "raceback",
+    "Kill",
+    "kill",
+    "SIG",
+    "dumped",
+    "Segmentation",
+    "imeout",
+    "imed out",
+    "atchdog",
+    "onnect",
+    "No route",
+    "Broken pipe",
+    "remote process",
+    "peer",
+    "ddress",
+    "ADDRINUSE",
+    "emory",
+    "shm",
+    "Duplicate",
+    "Desync",
+    "ismatch",
+    "inconsistent",
+    "nvalid",
+    "GID",
+    "ibv",
+    "mlx5_",
+    "NET/",
+    "Using",
+    "version",
+    "torch==",
+    "_IB_",
+    "SOCKET_IFNAME",
+    "lugin",
+    "libnccl-net",
+    "loaded external",
+    "Xid",
+    "DataLoader",
+    "no kernel image",
+    "interface",
+    "exitcode",
+    "      :",
+    "Proxy Service",
+    " nranks ",
+    "already checked in",
+    "clients joined",
+    "client socket",
+    "store based barrier",
+    "communicator was aborted",
+    "posix_fallocate",
+    "</torch_",
+    "=[127.",
 )

@@ -179,8 +179,9 @@ EXCERPTS: dict[str, tuple[str, str, list[int] | None, list[str] | None]] = {
     ),
 }
 
-# A healthy run's lines: what fills most of a real log (and the benchmark's big one).
-HEALTHY = (
+# A healthy run's lines: what fills most of a real log (and the benchmark's big one): NCCL's
+# init lines once per process, then training steps.
+NCCL_INIT = (
     "node1:2201:2201 [0] NCCL INFO Bootstrap : Using eth0:10.0.0.1<0>\n"
     "node1:2201:2201 [0] NCCL INFO NET/Plugin : No plugin found (libnccl-net.so), "
     "using internal implementation\n"
@@ -189,7 +190,10 @@ HEALTHY = (
     "node1:2201:2201 [0] NCCL INFO NCCL version 2.18.1+cuda12.1\n"
     "node1:2201:2290 [0] NCCL INFO Channel 00/02 :    0   1\n"
     "node1:2201:2290 [0] NCCL INFO Channel 00 : 0[0] -> 1[1] via P2P/IPC\n"
+)
+STEPS = (
     "[rank0]:2024-11-01 10:00:01,000 INFO train: epoch 0 step 10 loss 2.3141 lr 3.0e-04 tokens/s 51234\n"
     "[rank1]:2024-11-01 10:00:01,002 INFO train: epoch 0 step 10 loss 2.3152 lr 3.0e-04 tokens/s 51190\n"
     "[rank0]:2024-11-01 10:00:02,000 INFO train: epoch 0 step 11 loss 2.2987 lr 3.0e-04 tokens/s 51301\n"
 )
+HEALTHY = NCCL_INIT + STEPS
