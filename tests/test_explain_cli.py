@@ -6,6 +6,7 @@ import gzip
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from helpers.explain_excerpts import EXCERPTS, HEALTHY
 
@@ -83,3 +84,16 @@ def test_json_on_stdout_reads_stdin_and_loads_no_torch(tmp_path):
     assert report["logs"]["files"] == [
         {"file": "-", "lines": 17, "bytes": len(EXCERPTS["killed"][0]), "error": None}
     ]
+
+
+def test_the_readme_example_log(tmp_path):
+    # README's example output is this command's.
+    log = Path(__file__).parent / "fixtures" / "explain_synthetic" / "oom_then_watchdog.log"
+    done = explain(str(log), "--quiet", "--out", str(tmp_path / "out"))
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[0] == (
+        "nccldoctor explain: root cause: gpu_error: the GPU ran out of memory (rank 7 on gpu-node-0)"
+    )
+    findings = json.loads((tmp_path / "out" / "report.json").read_text())["findings"]
+    assert [f["code"] for f in findings] == ["gpu_error", "rank_crashed", "collective_timeout"]
+    assert all(f["evidence"]["consequence_of"] == "gpu_error" for f in findings[1:])

@@ -144,9 +144,25 @@ def _order(groups: list[Group], findings: dict[str, Finding]) -> list[Finding]:
     if not findings[root.code].ranks:
         _rank_from_torchrun(findings[root.code], groups)
     for g in ranked[1:]:
-        if (g.tier >= 1 and time_key(g.first) >= time_key(root.first)) or g.tier == 2:
+        if _is_consequence(g, root):
             _mark_consequence(findings[g.code], findings[root.code], root)
     return [findings[g.code] for g in ranked]
+
+
+CLOCK_SLACK_S = 1.0  # torchrun's block stamps whole seconds: its crash may read as before its cause
+
+
+def _is_consequence(group: Group, root: Group) -> bool:
+    """Symptoms always follow the root cause; a crash does when it is the root cause's own rank
+    (it died of it) or came after it."""
+    if group.tier == 2:
+        return True
+    if group.tier == 0:
+        return False  # another cause: reported beside the root cause, not under it
+    if set(group.ranks) & set(root.ranks):
+        return True
+    when, cause_when = time_key(group.first), time_key(root.first)
+    return (when[0] + CLOCK_SLACK_S, when[1]) >= cause_when
 
 
 _TORCHRUN_REPORTS = {"torchrun_block", "elastic_failed", "elastic_exit"}
