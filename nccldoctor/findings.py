@@ -445,8 +445,8 @@ _SPECS = [
     CodeSpec(
         "shm_too_small",
         Severity.FAIL,
-        "explain: shared memory (/dev/shm) ran out: NCCL could not create its segment or a "
-        "DataLoader worker hit a bus error (containers default to 64 MB).",
+        "explain: shared memory (/dev/shm) ran out: NCCL could not create its segment, or torch "
+        "could not put a tensor there (containers default to 64 MB).",
         "Run the container with --shm-size=16g (or --ipc=host); on Kubernetes mount an emptyDir "
         "with medium Memory at /dev/shm.",
     ),
@@ -469,7 +469,8 @@ _SPECS = [
     CodeSpec(
         "dataloader_worker_died",
         Severity.FAIL,
-        "explain: a DataLoader worker process died (killed by a signal or exited unexpectedly).",
+        "explain: a DataLoader worker process died (killed by a signal, a bus error - which "
+        "PyTorch blames on too little shared memory - or exited unexpectedly).",
         "Killed: host memory ran out (fewer num_workers); Bus error: /dev/shm is too small; "
         "otherwise run with num_workers=0 to see the worker's own error.",
     ),

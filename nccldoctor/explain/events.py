@@ -121,13 +121,18 @@ def _scan_source(state: Scan, source: Source) -> None:
         _learn_proc_rank(state, who, line.text)
         entry = reader.feed(line.number, line.text)
         if entry is not None:
-            state.events.append(_block_event(entry, source, state.order))
+            _add_block_event(state, _block_event(entry, source, state.order))
         if reader.section is not None and blocks.is_field(line.text):
             continue  # a field of torchrun's block, not a message of its own
         _match(state, line, who)
     entry = reader.close()
     if entry is not None:
-        state.events.append(_block_event(entry, source, state.order))
+        _add_block_event(state, _block_event(entry, source, state.order))
+
+
+def _add_block_event(state: Scan, event: Event) -> None:
+    _note_who(state, event.who)
+    state.events.append(event)
 
 
 def _learn_proc_rank(state: Scan, who: Who, text: str) -> None:

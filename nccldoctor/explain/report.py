@@ -51,7 +51,7 @@ def logs_section(state: Scan, sources: list[Source], findings: list[Finding]) ->
         else None,
         "ranks_seen": sorted(state.ranks),
         "hosts_seen": sorted(state.hosts),
-        "matched_lines": len(state.events),
+        "matched_lines": sum(e.count for e in state.events) + sum(state.dropped.values()),
         "root_cause": root_cause_line(findings),
     }
 
