@@ -43,7 +43,8 @@ class Line:
 @dataclass
 class Source:
     name: str  # as the user gave it ("-" for stdin), or the file inside a folder
-    path: Path | None = None  # None: stdin
+    path: Path | None = None  # None: stdin (or `data`)
+    data: bytes | None = None  # text already in memory: a rank's last error in a partial report
     stats: FileStats = field(init=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +70,8 @@ def expand(paths: Iterable[str]) -> list[Source]:
 
 
 def _open(source: Source) -> BinaryIO:
+    if source.data is not None:
+        return io.BufferedReader(io.BytesIO(source.data))  # type: ignore[arg-type]
     raw: BinaryIO = sys.stdin.buffer if source.path is None else open(source.path, "rb")  # noqa: SIM115
     buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
     if buffered.peek(2)[:2] == GZIP_MAGIC:
