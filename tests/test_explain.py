@@ -289,3 +289,14 @@ def test_a_missing_path_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         expand([str(tmp_path / "nope.log")])
     assert isinstance(Source("-"), Source)
+
+
+def test_the_prefilter_finds_every_anchor_anywhere_in_a_line():
+    from nccldoctor.explain.prefilter import candidate_spans
+
+    anchors = tuple(a.encode() for a in ANCHORS)
+    filler = b"[rank0]:2024-11-01 10:00:01,000 INFO train: step 10 loss 2.31\n" * 3
+    for anchor in anchors:
+        chunk = filler + b"x " + anchor + b" y\n" + filler
+        assert [index for index, _, _ in candidate_spans(chunk, anchors)] == [3], anchor
+    assert list(candidate_spans(filler, anchors)) == []

@@ -1,8 +1,8 @@
 """Logs in, candidate lines out: streaming, in big binary chunks, never a whole file in memory.
 
-A GB of logs is mostly lines no signature could match (step losses, NCCL INFO chatter), so the
-chunk is searched for the catalogue's keywords with bytes.find (C speed) and only the lines
-holding one are decoded and handed on. Gzip is recognised by its magic bytes, not the name;
+A GB of logs is mostly lines no signature could match (step losses, NCCL INFO chatter), so
+prefilter.py picks the lines of a chunk that hold one of the catalogue's anchors, and only
+those are decoded and handed on. Gzip is recognised by its magic bytes, not the name;
 bytes that are not UTF-8 become U+FFFD; a line longer than MAX_LINE is cut (a binary blob with
 no newline cannot make one line of a gigabyte).
 """
@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
+
+from nccldoctor.explain.prefilter import candidate_spans
 
 CHUNK = 4 << 20
 MAX_LINE = 8192
@@ -131,21 +133,8 @@ def _read_chunk(stream: BinaryIO, stats: FileStats) -> bytes:
     return b"".join(parts)
 
 
-def _lines_in(chunk: bytes, name: str, first: int, keywords: tuple[bytes, ...]) -> Iterator[Line]:
-    starts = set()
-    for keyword in keywords:
-        pos = chunk.find(keyword)
-        while pos != -1:
-            start = chunk.rfind(b"\n", 0, pos) + 1
-            starts.add(start)
-            end = chunk.find(b"\n", pos)
-            pos = -1 if end == -1 else chunk.find(keyword, end)
-    counted, number = 0, first
-    for start in sorted(starts):
-        number += chunk.count(b"\n", counted, start)
-        counted = start
-        end = chunk.find(b"\n", start)
-        end = len(chunk) if end == -1 else end
+def _lines_in(chunk: bytes, name: str, first: int, anchors: tuple[bytes, ...]) -> Iterator[Line]:
+    for index, start, end in candidate_spans(chunk, anchors):
         raw = chunk[start : min(end, start + MAX_LINE)]
         before = chunk[max(0, start - CONTEXT) : start].decode("utf-8", "replace")
-        yield Line(name, number, raw.decode("utf-8", "replace").rstrip("\r"), before)
+        yield Line(name, first + index, raw.decode("utf-8", "replace").rstrip("\r"), before)
