@@ -300,3 +300,21 @@ def test_the_prefilter_finds_every_anchor_anywhere_in_a_line():
         chunk = filler + b"x " + anchor + b" y\n" + filler
         assert [index for index, _, _ in candidate_spans(chunk, anchors)] == [3], anchor
     assert list(candidate_spans(filler, anchors)) == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "/var/spool/slurm/job1/slurm_script: line 12: 40123 Killed                  python train.py",
+        "3: train.py exited with code 137",
+    ],
+)
+def test_a_process_killed_outside_torchrun_is_rank_killed(tmp_path, line):
+    assert findings_of(tmp_path, line + "\n")[0].code == "rank_killed"
+
+
+def test_a_watchdog_timeout_where_nccl_used_p2p_gets_the_acs_hint(tmp_path):
+    text = "node1:2201:2290 [0] NCCL INFO Channel 00 : 0[0] -> 1[1] via P2P/IPC\n" + EXCERPTS["watchdog"][0]
+    root = findings_of(tmp_path, text)[0]
+    assert root.code == "collective_timeout" and "NCCL_P2P_DISABLE=1" in root.fix
+    assert root.evidence["p2p_hosts"] == ["node1"]

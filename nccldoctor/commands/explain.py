@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from nccldoctor.explain.report import explain_sources
     from nccldoctor.outdir import prepare_out_dir
     from nccldoctor.reports import emit_all, make_sinks
+    from nccldoctor.reports.terminal import TerminalSink
 
     try:
         sources = expand(args.logs)
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     report = explain_sources(sources)
     sinks = make_sinks(args)
     if args.json:  # stdout is the JSON document alone: the files still go to the folder
-        sinks = [s for s in sinks if type(s).__name__ != "TerminalSink"]
+        sinks = [s for s in sinks if not isinstance(s, TerminalSink)]
     emit_all(report, out, sinks)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2, default=str)

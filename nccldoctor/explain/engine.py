@@ -90,6 +90,8 @@ def explain(scan: Scan) -> list[Finding]:
             )
     host_of = _rank_hosts(scan.events)
     findings = {code: _finding(group, host_of) for code, group in groups.items()}
+    if "collective_timeout" in findings:
+        _p2p_hint(findings["collective_timeout"], [e for e in scan.events if e.name == "nccl_p2p"])
     if "iface_missing" in findings:
         _ifname_hosts(findings["iface_missing"], [e for e in scan.events if e.name == "nccl_ifname"])
     if "collective_timeout" in findings:
@@ -117,6 +119,19 @@ def _attribute_processes(scan: Scan) -> None:
 def _rank_hosts(events: list[Event]) -> dict[int, str]:
     """rank -> host from lines that say both (torchrun's block, NCCL lines of a known rank)."""
     return {e.who.rank: e.who.host for e in events if e.who.rank is not None and e.who.host}
+
+
+def _p2p_hint(finding: Finding, p2p: list[Event]) -> None:
+    """A hang where NCCL moves data GPU to GPU over PCIe P2P: ACS or the IOMMU can stall it."""
+    hosts = sorted({e.who.host for e in p2p if e.who.host})
+    if not p2p:
+        return
+    finding.evidence["p2p_hosts"] = hosts
+    finding.fix += (
+        " NCCL used PCIe P2P between GPUs here: if the hang is inside one node, check that PCI ACS "
+        "is disabled and the IOMMU is off or in passthrough; NCCL_P2P_DISABLE=1 confirms it "
+        "(NCCL docs, Troubleshooting)."
+    )
 
 
 def _ifname_hosts(finding: Finding, settings: list[Event]) -> None:

@@ -467,6 +467,16 @@ SIGNATURES: list[Signature] = [
         CRASH,
     ),
     sig(
+        "shell_killed",
+        "rank_killed",
+        ("Killed", "exit code", "exit status", "exited with"),
+        r"(?:\b(?P<exception>\d+) Killed\s+(?P<detail>\S.{0,120})"
+        r"|exit(?:ed with)? (?:code|status)[:=]? ?(?P<exitcode>-9|137)\b)",
+        "a process was killed (SIGKILL: the OOM killer, the scheduler or kill -9)",
+        "bash job control ('PID Killed  command'); exit status 137 = 128 + SIGKILL",
+        CRASH,
+    ),
+    sig(
         "segfault",
         "rank_crashed",
         ("Segmentation fault", "SIGSEGV", "SIGABRT", "core dumped"),
@@ -515,6 +525,15 @@ SIGNATURES: list[Signature] = [
         r"|(?P<none>Could not find:? libnccl-net\.so|No plugin found))",
         "NCCL net plugin {version}",
         "NCCL plugin/net.cc; NVIDIA/nccl#1634",
+        FACT,
+    ),
+    sig(
+        "nccl_p2p",
+        "gpu_error",
+        ("via P2P",),
+        r"via P2P/(?P<device>\w+)",
+        "NCCL uses P2P/{device} between GPUs",
+        "NCCL transport/p2p.cc channel lines; NCCL docs, Troubleshooting: PCI ACS",
         FACT,
     ),
     sig(
@@ -628,4 +647,8 @@ ANCHORS: tuple[str, ...] = (
     "posix_fallocate",
     "</torch_",
     "=[127.",
+    "P2P",
+    "exit code",
+    "exit status",
+    "exited with",
 )
