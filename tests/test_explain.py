@@ -318,3 +318,11 @@ def test_a_watchdog_timeout_where_nccl_used_p2p_gets_the_acs_hint(tmp_path):
     root = findings_of(tmp_path, text)[0]
     assert root.code == "collective_timeout" and "NCCL_P2P_DISABLE=1" in root.fix
     assert root.evidence["p2p_hosts"] == ["node1"]
+
+
+def test_a_torchrun_log_dir_file_names_its_local_rank(tmp_path):
+    folder = tmp_path / "run1" / "attempt_0" / "3"
+    folder.mkdir(parents=True)
+    (folder / "stderr.log").write_text("RuntimeError: CUDA error: invalid device ordinal\n")
+    root = explain(scan(expand([str(tmp_path)])))[0]
+    assert (root.code, root.ranks, root.evidence["local_ranks"]) == ("gpu_error", [3], [3])

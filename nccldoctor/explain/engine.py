@@ -229,9 +229,11 @@ def _finding(group: Group, host_of: dict[int, str]) -> Finding:
         "hosts": hosts,
         "sources": sorted({e.source for e in group.events}),
     }
-    if group.local_ranks and not ranks:
+    local_only = bool(group.local_ranks) and not any(e.ranks for e in group.events)
+    if local_only:  # `ranks` are local ones
         evidence["local_ranks"] = group.local_ranks
-        message += f" (local ranks {','.join(map(str, group.local_ranks))})"
+        message += f" (local rank{'s' if len(group.local_ranks) > 1 else ''} "
+        message += f"{','.join(map(str, group.local_ranks))}: the log names no global rank)"
     if group.root_rank is not None:
         evidence["torchrun_root_rank"] = group.root_rank
     timeouts = _timeouts(group, evidence) if group.code == "collective_timeout" else None
@@ -241,7 +243,7 @@ def _finding(group: Group, host_of: dict[int, str]) -> Finding:
         ranks_said = False
     if group.code == "ib_error":
         evidence["status"] = sorted({e.fields["status"] for e in group.events if "status" in e.fields})
-    message = f"{message}{_where([] if ranks_said else ranks, hosts)}"
+    message = f"{message}{_where([] if ranks_said or local_only else ranks, hosts)}"
     if group.matches > 1:
         message += f"; {group.matches} lines"
     return make_finding(group.code, message, ranks=ranks, evidence=evidence, fix=first.fix)

@@ -106,12 +106,20 @@ def scan(sources: Iterable[Source]) -> Scan:
     return state
 
 
+# torchrun --log-dir: <dir>/<run_id>/attempt_<n>/<local_rank>/{stdout,stderr}.log
+_LOG_DIR_FILE = re.compile(r"attempt_\d+[/\\](\d+)[/\\](?:stdout|stderr|error)\.(?:log|json)")
+
+
 def _scan_source(state: Scan, source: Source) -> None:
     reader = blocks.BlockReader()
+    m = _LOG_DIR_FILE.search(source.name)
+    file_local_rank = int(m[1]) if m else None  # what its unprefixed lines are
     file_time: float | None = None  # the last timestamp seen in this file: untimed lines inherit it
     for line in candidate_lines(source, PREFILTER):
         state.order += 1
         who = attribute(line.text)
+        if who.rank is None and who.local_rank is None:
+            who.local_rank = file_local_rank
         if who.time is not None:
             file_time = who.time
             _span(state, line.text, who.time)
