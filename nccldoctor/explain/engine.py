@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from nccldoctor.explain.events import Event, Scan
 from nccldoctor.explain.signatures import CAUSE, CRASH, FACT, SYMPTOM
-from nccldoctor.findings import CATALOG, Finding, Severity, make_finding
+from nccldoctor.findings import Finding, Severity, make_finding
 
 EVIDENCE_LINES = 6
 # FACT groups are the judged ones (versions that differ): a cause, known from the start.
@@ -80,22 +80,12 @@ def time_key(event: Event) -> tuple[float, int]:
 
 
 def explain(scan: Scan) -> list[Finding]:
-    """The findings for one scan, root cause first."""
+    """The findings for one scan, root cause first, then warnings and info."""
     _attribute_processes(scan)
-    groups: dict[str, Group] = {}
-    for event in scan.events:
-        if event.role != FACT:
-            groups.setdefault(event.code, Group(event.code, dropped=scan.dropped[event.code])).events.append(
-                event
-            )
+    groups = _groups(scan)
     host_of = _rank_hosts(scan.events)
     findings = {code: _finding(group, host_of) for code, group in groups.items()}
-    if "collective_timeout" in findings:
-        _p2p_hint(findings["collective_timeout"], [e for e in scan.events if e.name == "nccl_p2p"])
-    if "iface_missing" in findings:
-        _ifname_hosts(findings["iface_missing"], [e for e in scan.events if e.name == "nccl_ifname"])
-    if "collective_timeout" in findings:
-        _silent_ranks(findings["collective_timeout"], scan.ranks)
+    _add_context(findings, scan)
     warnings = []
     for finding, events in _judge_facts([e for e in scan.events if e.role == FACT]):
         if finding.severity is Severity.FAIL:  # a cause like any other: it takes part in the order
@@ -107,6 +97,30 @@ def explain(scan: Scan) -> list[Finding]:
     if not ordered and scan.failure_hinted:
         ordered.append(_unexplained(scan))
     return ordered + warnings
+
+
+def _groups(scan: Scan) -> dict[str, Group]:
+    """One group per code: the same error from many ranks is one finding."""
+    groups: dict[str, Group] = {}
+    for event in scan.events:
+        if event.role != FACT:
+            group = groups.setdefault(event.code, Group(event.code, dropped=scan.dropped[event.code]))
+            group.events.append(event)
+    return groups
+
+
+def _add_context(findings: dict[str, Finding], scan: Scan) -> None:
+    """What other lines of the log add to a finding: the P2P hint, the interface setting, the
+    ranks that never reported a timeout."""
+    if "collective_timeout" in findings:
+        _p2p_hint(findings["collective_timeout"], _named(scan, "nccl_p2p"))
+        _silent_ranks(findings["collective_timeout"], scan.ranks)
+    if "iface_missing" in findings:
+        _ifname_hosts(findings["iface_missing"], _named(scan, "nccl_ifname"))
+
+
+def _named(scan: Scan, signature: str) -> list[Event]:
+    return [e for e in scan.events if e.name == signature]
 
 
 def _attribute_processes(scan: Scan) -> None:
@@ -410,6 +424,3 @@ def _unexplained(scan: Scan) -> Finding:
 
 def is_unexplained(findings: list[Finding]) -> bool:
     return bool(findings) and findings[0].code == "unexplained_failure"
-
-
-__all__ = ["CATALOG", "explain", "is_unexplained"]
