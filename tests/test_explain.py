@@ -326,3 +326,9 @@ def test_a_torchrun_log_dir_file_names_its_local_rank(tmp_path):
     (folder / "stderr.log").write_text("RuntimeError: CUDA error: invalid device ordinal\n")
     root = explain(scan(expand([str(tmp_path)])))[0]
     assert (root.code, root.ranks, root.evidence["local_ranks"]) == ("gpu_error", [3], [3])
+
+
+def test_nccl_on_loopback_in_a_healthy_single_host_log_is_only_a_warning(tmp_path):
+    text = "box:1:1 [0] NCCL INFO NET/Socket : Using [0]lo:127.0.0.1<0>\n" + "[rank0]: step 1 loss 2.0\n"
+    (finding,) = findings_of(tmp_path, text)
+    assert (finding.code, finding.severity.value) == ("iface_virtual", "warn")

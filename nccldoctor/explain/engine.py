@@ -86,7 +86,7 @@ def explain(scan: Scan) -> list[Finding]:
     host_of = _rank_hosts(scan.events)
     findings = {code: _finding(group, host_of) for code, group in groups.items()}
     _add_context(findings, scan)
-    warnings = []
+    warnings = _harmless_loopback(groups, findings, scan)
     for finding, events in _judge_facts([e for e in scan.events if e.role == FACT]):
         if finding.severity is Severity.FAIL:  # a cause like any other: it takes part in the order
             groups[finding.code] = Group(finding.code, events)
@@ -97,6 +97,20 @@ def explain(scan: Scan) -> list[Finding]:
     if not ordered and scan.failure_hinted:
         ordered.append(_unexplained(scan))
     return ordered + warnings
+
+
+def _harmless_loopback(groups: dict[str, Group], findings: dict[str, Finding], scan: Scan) -> list[Finding]:
+    """NCCL on lo or a bridge in a log of one host and no failure is a single-node job that
+    works (NCCL_SOCKET_IFNAME=lo in a container): a warning, not the cause of anything."""
+    group = groups.get("iface_virtual")
+    alone = group is not None and len(groups) == 1 and len(scan.hosts) <= 1
+    if not alone or any(e.name != "nccl_iface_virtual" for e in group.events):
+        return []
+    del groups["iface_virtual"]
+    finding = findings.pop("iface_virtual")
+    finding.severity = Severity.WARN
+    finding.message += "; the log shows one host and no failure: harmless unless the job spans nodes"
+    return [finding]
 
 
 def _groups(scan: Scan) -> dict[str, Group]:
