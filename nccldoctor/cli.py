@@ -6,6 +6,7 @@
                                       check this node before torchrun (seconds, no rendezvous)
     nccldoctor show DIR|report.json   render a saved report; exit with its exit code
     nccldoctor codes                  the finding codes, their meaning and fix
+    nccldoctor explain LOG [LOG ...]  a failed job's logs: the root cause first, then its consequences
 
 Each subcommand is a module of nccldoctor.commands; this only dispatches to it.
 """

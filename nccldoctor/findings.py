@@ -78,7 +78,8 @@ _SPECS = [
         "iface_missing",
         Severity.FAIL,
         "The configured socket interface (NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME) matches no "
-        "interface on the named node; the message lists what exists there.",
+        "interface on the named node; the message lists what exists there (explain: NCCL's or "
+        "Gloo's log says it found no usable interface).",
         "Set the variable to an interface that exists on every node (the fix names one).",
     ),
     CodeSpec(
@@ -146,7 +147,8 @@ _SPECS = [
         "master_unreachable",
         Severity.FAIL,
         "preflight: a TCP connection to the master's port timed out (filtered by a firewall, "
-        "or the host is down) or there is no route to it.",
+        "or the host is down) or there is no route to it; explain: the log shows the rendezvous "
+        "store could not be reached, or the rendezvous timed out before every node joined.",
         "Open the master port (and the ephemeral range) on the master's firewall for this "
         "node, or check the route and the interface shown.",
     ),
@@ -390,6 +392,95 @@ _SPECS = [
         "A GPU is in a bad state NVML reports directly: a pending row remap or page retirement, "
         "an inactive NVLink, or NVML itself failing for that GPU.",
         "Drain the node; reset the GPU (nvidia-smi -r) or reboot, and replace it if it repeats.",
+    ),
+    CodeSpec(
+        "peer_unreachable",
+        Severity.FAIL,
+        "explain: ranks could not connect to a peer or lost it (refused, timed out, reset, closed) "
+        "during NCCL/Gloo init or mid-run; usually a consequence when another rank died first.",
+        "If a rank crashed first, fix that; otherwise open the ephemeral ports between the nodes "
+        "(firewall) and check NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME on every node.",
+    ),
+    CodeSpec(
+        "master_port_in_use",
+        Severity.FAIL,
+        "explain: the rendezvous store could not listen on the master port: another process "
+        "(often a previous job that did not exit) holds it.",
+        "Use another --master-port, or stop the process holding it (ss -ltnp 'sport = :PORT').",
+    ),
+    CodeSpec(
+        "collective_timeout",
+        Severity.FAIL,
+        "explain: the collective watchdog (ProcessGroupNCCL) or Gloo timed out: the message says "
+        "which ranks timed out on which collective and sequence number; the ranks whose sequence "
+        "number is behind are the suspects.",
+        "Look at the suspect ranks (py-spy dump, their own errors): a rank that crashed, hung or "
+        "took another code path; raise the timeout only if the step is legitimately slow.",
+    ),
+    CodeSpec(
+        "collective_mismatch",
+        Severity.FAIL,
+        "explain: ranks called different collectives, in a different order or with different "
+        "shapes (torch's collective fingerprint check or desync report).",
+        "Make every rank call the same collectives in the same order with the same shapes; "
+        "TORCH_DISTRIBUTED_DEBUG=DETAIL names the call.",
+    ),
+    CodeSpec(
+        "ib_error",
+        Severity.FAIL,
+        "explain: InfiniBand/RoCE failed: a work completion error (its ibv_wc_status code is "
+        "explained), a QP or GID problem, or a verbs call that failed.",
+        "Check the HCA ports (ibstat), cables and switch; on RoCE set NCCL_IB_GID_INDEX to the "
+        "RoCE v2 GID and NCCL_IB_HCA to the ports that are up.",
+    ),
+    CodeSpec(
+        "gpu_error",
+        Severity.FAIL,
+        "explain: a GPU or CUDA failure surfaced in the job: out of memory, invalid device "
+        "ordinal, no kernel image for the GPU, an Xid/ECC error, an illegal access, or failing "
+        "P2P between GPUs (ACS/IOMMU).",
+        "The message's fix is specific to the error; for P2P hangs disable ACS / set the IOMMU "
+        "to passthrough, or confirm with NCCL_P2P_DISABLE=1.",
+    ),
+    CodeSpec(
+        "shm_too_small",
+        Severity.FAIL,
+        "explain: shared memory (/dev/shm) ran out: NCCL could not create its segment, or torch "
+        "could not put a tensor there (containers default to 64 MB).",
+        "Run the container with --shm-size=16g (or --ipc=host); on Kubernetes mount an emptyDir "
+        "with medium Memory at /dev/shm.",
+    ),
+    CodeSpec(
+        "rank_mismatch",
+        Severity.FAIL,
+        "explain: the ranks disagree on the world size, or a rank number is used twice or is out "
+        "of range (NCCL's bootstrap or torch's init says so).",
+        "Start every node with the same --nnodes and --nproc-per-node and its own --node-rank; "
+        "do not reuse a rendezvous id across jobs.",
+    ),
+    CodeSpec(
+        "rank_killed",
+        Severity.FAIL,
+        "explain: a rank was killed by a signal (SIGKILL / exit -9, the OOM killer, the "
+        "scheduler): it left no Python traceback.",
+        "Check dmesg / the scheduler's log on the named host for the OOM killer or a time or "
+        "memory limit; reduce host memory use or ask for more.",
+    ),
+    CodeSpec(
+        "dataloader_worker_died",
+        Severity.FAIL,
+        "explain: a DataLoader worker process died (killed by a signal, a bus error - which "
+        "PyTorch blames on too little shared memory - or exited unexpectedly).",
+        "Killed: host memory ran out (fewer num_workers); Bus error: /dev/shm is too small; "
+        "otherwise run with num_workers=0 to see the worker's own error.",
+    ),
+    CodeSpec(
+        "unexplained_failure",
+        Severity.FAIL,
+        "explain: the logs show a failure (a traceback, an error line) that no signature in the "
+        "catalogue names; the evidence holds the last error lines. The exit code is 3.",
+        "Start from the last error lines shown; if the cause is a known one, a signature for it "
+        "is welcome (nccldoctor/explain/signatures.py).",
     ),
     CodeSpec(
         "probe_skipped",

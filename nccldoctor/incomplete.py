@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from nccldoctor.analysis import NodesOf, ranks_text
+from nccldoctor.explain.partial import explain_rank_errors
 from nccldoctor.findings import Finding, make_finding
 from nccldoctor.supervisor import LIVENESS_WINDOW_S, Cause, RankState
 
@@ -18,8 +19,24 @@ def diagnose_incomplete(
     """The findings that explain an incomplete run, most fundamental first.
 
     A crash explains everything after it (the survivors' collectives fail, the launcher
-    kills them), so late or interrupted ranks are only reported when nobody crashed.
+    kills them), so late or interrupted ranks are only reported when nobody crashed. A cause
+    the explain catalogue finds in a rank's last error (CUDA out of memory, a missing socket
+    interface, ...) comes first of all.
     """
+    causes = _explained_causes(states, nodes_of)
+    return causes + _diagnose(cause, states, label_of, nodes_of)
+
+
+def _explained_causes(states: list[RankState], nodes_of: NodesOf) -> list[Finding]:
+    errors = {s.rank: s.status["message"] for s in states if s.status and s.status.get("message")}
+    findings = explain_rank_errors(errors)
+    for f in findings:
+        f.nodes = nodes_of(f.ranks) if f.ranks else []
+        f.evidence["from"] = "the ranks' last error messages (nccldoctor explain's catalogue)"
+    return findings
+
+
+def _diagnose(cause: Cause, states: list[RankState], label_of: LabelOf, nodes_of: NodesOf) -> list[Finding]:
     findings = _crashes(states, label_of, nodes_of)
     missing = [s.rank for s in states if not s.joined]
     if missing:

@@ -32,7 +32,9 @@ def render(report: Report) -> str:
         f"{headline(report)}, created {report.created}.",
         "",
     ]
-    if job.get("nodes") and "preflight" not in report.sections:  # preflight: one node, no ranks yet
+    if (
+        job.get("nodes") and not {"preflight", "logs"} & report.sections.keys()
+    ):  # preflight: one node, no ranks yet
         nodes = pd.DataFrame(
             [
                 {"node": n["node_rank"], "hostname": n["hostname"], "ranks": " ".join(map(str, n["ranks"]))}

@@ -102,6 +102,8 @@ def speed_note(report: Report) -> str:
 def headline(report: Report) -> str:
     """The first line: the job, or for a preflight report the node and the master it checked."""
     job = report.job
+    if "logs" in report.sections:  # nccldoctor explain: the root cause is the first thing said
+        return f"nccldoctor explain: {report.sections['logs']['root_cause']}"
     preflight = report.sections.get("preflight")
     if preflight:
         master, nproc = preflight["master"], job.get("world_size") or "-"

@@ -93,3 +93,26 @@ def test_only_incomplete_codes_explain_an_incomplete_run(kind):
     states = [state(0, 3, status=status(kind, 3)), state(1, 2, alive=False), state(2, 1, joined=False)]
     findings = diagnose_incomplete(Cause(kind, "x"), states, label, nodes_of)
     assert findings and {f.code for f in findings} <= INCOMPLETE_CODES
+
+
+def test_a_cause_in_a_rank_s_last_error_comes_first_named_by_the_explain_catalogue():
+    oom = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB."
+    states = [
+        state(
+            0, 3, status=status("comm", 3, "NCCL error: remote process exited or there was a network error")
+        ),
+        state(1, 2, status=status("error", 2, oom)),
+        state(2, 3, status=status("comm", 3)),
+    ]
+    findings = diagnose_incomplete(Cause("comm", "x"), states, label, nodes_of)
+    assert [(f.code, f.ranks, f.nodes) for f in findings] == [
+        ("gpu_error", [1], [0]),
+        ("rank_crashed", [1], [0]),
+    ]
+    assert "explain" in findings[0].evidence["from"]
+
+
+def test_a_plain_error_adds_nothing_from_the_catalogue():
+    states = [state(0, 2, status=status("error", 2, "ZeroDivisionError: boom"))]
+    findings = diagnose_incomplete(Cause("error", "x"), states, label, nodes_of)
+    assert [f.code for f in findings] == ["rank_crashed"]

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "preflight": "nccldoctor.commands.preflight",
     "show": "nccldoctor.commands.show",
     "codes": "nccldoctor.commands.codes",
+    "explain": "nccldoctor.commands.explain",
 }
 
 
