@@ -93,14 +93,7 @@ class ConsistencyCheck:
             return [], None
         facts_by_node = self.read_facts(nodes)
         findings = self.judge(facts_by_node, offsets)
-        blocked = any(
-            (f.code, f.evidence.get("component")) in STOPPING and f.severity is Severity.FAIL
-            for f in findings
-        )
-        blocked = blocked or any(
-            f.code == "gpu_count_mismatch" and f.severity is Severity.FAIL for f in findings
-        )
-        self.store.set("consistency/decision", "stop" if blocked else "go")
+        self.store.set("consistency/decision", "stop" if any(map(stops_the_run, findings)) else "go")
         section = consistency_section(facts_by_node, offsets, findings)
         section["seconds"] = round(time.monotonic() - started, 3)
         return findings, section

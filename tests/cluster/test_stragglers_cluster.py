@@ -51,7 +51,8 @@ def test_a_cpu_burner_inside_one_node_is_host_contention_on_that_node(make_clust
     run = cluster.torchrun(1, QUICK, tmp_path, timeout=240, beside={2: [sys.executable, "-c", BURNER]})
     hosts = (run.report.get("health") or {}).get("hosts")
     busy = [f for f in run.findings("host_contention") if "cpu" in f["evidence"]["reasons"]]
-    (finding,) = busy or [hosts]  # on failure, show what was sampled
+    assert len(busy) == 1, hosts  # on failure, show what was sampled
+    (finding,) = busy
     assert finding["nodes"] == [2], finding
     assert finding["evidence"]["reasons"] == ["cpu"]
     # The emulated nodes share the machine's cores, so the burner crowds the others' ranks too:
