@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from nccldoctor.analysis import NodesOf, ranks_text
 from nccldoctor.explain.partial import explain_rank_errors
@@ -14,25 +15,31 @@ _TIMEOUT_KINDS = {"deadline", "timeout"}
 
 
 def diagnose_incomplete(
-    cause: Cause, states: list[RankState], label_of: LabelOf, nodes_of: NodesOf
+    cause: Cause,
+    states: list[RankState],
+    label_of: LabelOf,
+    nodes_of: NodesOf,
+    nccl_logs: Iterable[Path] = (),
 ) -> list[Finding]:
     """The findings that explain an incomplete run, most fundamental first.
 
     A crash explains everything after it (the survivors' collectives fail, the launcher
     kills them), so late or interrupted ranks are only reported when nobody crashed. A cause
     the explain catalogue finds in a rank's last error (CUDA out of memory, a missing socket
-    interface, ...) comes first of all.
+    interface, ...) comes first of all, and so does one in `nccl_logs`, the NCCL log this
+    process captured (an IB completion error, a missing interface).
     """
-    causes = _explained_causes(states, nodes_of)
+    causes = _explained_causes(states, nodes_of, list(nccl_logs))
     return causes + _diagnose(cause, states, label_of, nodes_of)
 
 
-def _explained_causes(states: list[RankState], nodes_of: NodesOf) -> list[Finding]:
+def _explained_causes(states: list[RankState], nodes_of: NodesOf, nccl_logs: list[Path]) -> list[Finding]:
     errors = {s.rank: s.status["message"] for s in states if s.status and s.status.get("message")}
-    findings = explain_rank_errors(errors)
+    findings = explain_rank_errors(errors, nccl_logs)
+    read = "the ranks' last error messages" + (" and the NCCL log this rank captured" if nccl_logs else "")
     for f in findings:
         f.nodes = nodes_of(f.ranks) if f.ranks else []
-        f.evidence["from"] = "the ranks' last error messages (nccldoctor explain's catalogue)"
+        f.evidence["from"] = f"{read} (nccldoctor explain's catalogue)"
     return findings
 
 

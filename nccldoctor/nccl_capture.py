@@ -96,6 +96,15 @@ def this_process_files(pattern: str, pid: int) -> list[str]:
     return sorted(glob.glob(pattern.replace("%h", "*").replace("%p", str(pid))))
 
 
+def debug_files(set_env: Mapping[str, str], environ: Mapping[str, str], pid: int) -> list[Path]:
+    """The files NCCL logs to in process `pid`: the bench's own capture (`set_env`, what init
+    set) or the user's NCCL_DEBUG_FILE while NCCL_DEBUG is set; [] when it logs to none."""
+    pattern = set_env.get("NCCL_DEBUG_FILE")
+    if pattern is None and environ.get("NCCL_DEBUG", "").strip():
+        pattern = environ.get("NCCL_DEBUG_FILE", "").strip() or None
+    return [Path(name) for name in this_process_files(pattern, pid)] if pattern else []
+
+
 def read_capture(capture: NcclCapture, pid: int) -> NcclLogSummary | None:
     """What this process's NCCL logged; None when there is nothing to read."""
     if capture.pattern is None:

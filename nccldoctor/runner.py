@@ -31,7 +31,7 @@ from nccldoctor.environment import relevant_env
 from nccldoctor.errors import UsageError
 from nccldoctor.findings import EXIT_INCOMPLETE, EXIT_USAGE, Finding
 from nccldoctor.incomplete import diagnose_incomplete
-from nccldoctor.nccl_capture import environment
+from nccldoctor.nccl_capture import debug_files, environment
 from nccldoctor.outdir import prepare_out_dir
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.progress import ProgressDisplay
@@ -113,6 +113,7 @@ class Bench:
         self.recorder.sections["config"] = config_section(config)
         self.job: Job | None = None
         self.out_dir: Path | None = None
+        self.init_env: dict[str, str] = {}  # what the phases set around init_process_group
         self.display = ProgressDisplay(enabled=launch.rank == 0 and not config.run.quiet)
         supervisor.on_stop_display = self.display.stop
         supervisor.on_incomplete = self.write_incomplete
@@ -164,6 +165,7 @@ class Bench:
         env: dict[str, str] = {}
         for phase in self.later_phases:
             env.update(phase.init_env(ctx))
+        self.init_env = env
         with environment(env):
             self.job.backend_started_at_init = init_process_group(
                 self.store,
@@ -293,7 +295,9 @@ class Bench:
 
     def write_incomplete(self, cause: Cause, states: list[RankState]) -> None:
         """Called by the supervisor on the one rank chosen to write the partial report."""
-        extra = diagnose_incomplete(cause, states, self.supervisor.label, self.job_for_report().nodes_of)
+        nccl_logs = debug_files(self.init_env, os.environ, os.getpid())  # NCCL's own WARN lines
+        nodes_of = self.job_for_report().nodes_of
+        extra = diagnose_incomplete(cause, states, self.supervisor.label, nodes_of, nccl_logs)
         self.emit(self.build_report(complete=False, extra=extra))
 
     def job_for_report(self) -> Job:

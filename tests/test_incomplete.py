@@ -116,3 +116,31 @@ def test_a_plain_error_adds_nothing_from_the_catalogue():
     states = [state(0, 2, status=status("error", 2, "ZeroDivisionError: boom"))]
     findings = diagnose_incomplete(Cause("error", "x"), states, label, nodes_of)
     assert [f.code for f in findings] == ["rank_crashed"]
+
+
+# A captured NCCL log of rank 5's process: its INIT line says the rank, its proxy thread (another
+# tid of the same pid) later hit an IB error (the WARN line is NVIDIA/nccl#1698's).
+CAPTURED_NCCL_LOG = (
+    "mycl-g2:353236:353236 [6] NCCL INFO comm 0x558ef922a470 rank 5 nranks 8 cudaDev 6 nvmlDev 6 "
+    "busId 30 commId 0x7ef9513a104d9d97 - Init START\n"
+    "mycl-g2:353236:353423 [6] transport/net_ib.cc:2244 NCCL WARN NET/IB: Got completion from peer "
+    "192.168.3.5<53908> with status=12 opcode=129 len=1048576 vendor err 129 (Recv) localGid "
+    "::ffff:192.168.6.3 remoteGids::ffff:192.168.6.5 hca mlx5_10\n"
+)
+
+
+def test_a_cause_in_the_captured_nccl_log_comes_first_with_the_rank_its_process_is(tmp_path):
+    log = tmp_path / "nccl.mycl-g2.353236.log"
+    log.write_text(CAPTURED_NCCL_LOG)
+    states = [state(r, 3, status=status("comm", 3, "NCCL error: remote process exited")) for r in range(8)]
+    findings = diagnose_incomplete(Cause("comm", "x"), states, label, nodes_of, nccl_logs=[log])
+    assert (findings[0].code, findings[0].ranks, findings[0].nodes) == ("ib_error", [5], [2])
+    assert "NCCL log this rank captured" in findings[0].evidence["from"]
+    assert findings[1].code == "collective_error"  # the supervisor's own finding follows
+
+
+def test_no_captured_nccl_log_changes_nothing(tmp_path):
+    states = [state(0, 3, status=status("comm", 3))]
+    gone = tmp_path / "removed-after-reading.log"
+    plain = diagnose_incomplete(Cause("comm", "x"), states, label, nodes_of)
+    assert diagnose_incomplete(Cause("comm", "x"), states, label, nodes_of, nccl_logs=[gone]) == plain

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nccldoctor.nccl_capture import environment, judge_captures, plan_capture, read_capture
+from nccldoctor.nccl_capture import debug_files, environment, judge_captures, plan_capture, read_capture
 from nccldoctor.nccl_log import parse_nccl_log_files
 from nccldoctor.net.infiniband import IbPort
 from nccldoctor.net.interfaces import Iface
@@ -110,3 +110,18 @@ def test_a_users_narrow_subsystems_name_what_is_left_out(tmp_path, subsys, left_
 def test_subsystems_that_cover_the_lines_read_get_no_note(tmp_path, subsys):
     env = {"NCCL_DEBUG": "TRACE", "NCCL_DEBUG_FILE": "f", "NCCL_DEBUG_SUBSYS": subsys}
     assert plan_capture(env, tmp_path).note is None
+
+
+def test_debug_files_are_this_processs_own_capture_else_the_users_file(tmp_path):
+    own = plan_capture({}, tmp_path / "own")
+    (tmp_path / "own").mkdir()
+    mine, other = tmp_path / "own" / "nccl.node1.42.log", tmp_path / "own" / "nccl.node1.43.log"
+    mine.touch()
+    other.touch()
+    assert debug_files(own.set_env, {}, 42) == [mine]
+    user = tmp_path / "user.node1.42.txt"
+    user.touch()
+    users = {"NCCL_DEBUG": "WARN", "NCCL_DEBUG_FILE": str(tmp_path / "user.%h.%p.txt")}
+    assert debug_files({}, users, 42) == [user]  # WARN lines are the ones that name a cause
+    assert debug_files({}, {"NCCL_DEBUG_FILE": users["NCCL_DEBUG_FILE"]}, 42) == []  # NCCL logs nothing
+    assert debug_files({}, {"NCCL_DEBUG": "INFO"}, 42) == []  # to stdout: the job's output
