@@ -44,6 +44,7 @@ _FIELD = re.compile(r"(?:^|\s)(time|host|rank|exitcode|traceback)\s+: (.*)$")
 _RANK = re.compile(r"(\d+)(?: \(local_rank: (\d+)\))?")
 _EXIT = re.compile(r"(-?\d+)")
 _SIGNAL = re.compile(r"Signal \d+ \((\w+)\)")
+_PID = re.compile(r"\(pid: (\d+)\)")
 SOURCE = "torch/distributed/elastic/multiprocessing/errors/__init__.py (ChildFailedError)"
 
 
@@ -68,6 +69,11 @@ class Entry:
     def exitcode(self) -> int | None:
         m = _EXIT.match(self.fields.get("exitcode", ""))
         return int(m[1]) if m else None
+
+    @property
+    def pid(self) -> str | None:
+        m = _PID.search(self.fields.get("exitcode", ""))
+        return m[1] if m else None
 
     @property
     def signal(self) -> str | None:
@@ -104,6 +110,8 @@ class BlockReader:
         self.entry.fields.setdefault(m[1], m[2].strip())
         self.entry.line_numbers.append(number)
         self.entry.lines.append(text)
+        if m[1] == "traceback":  # an entry's last field: it is done before the next line comes
+            return done or self.close()
         return done
 
     def close(self) -> Entry | None:

@@ -82,6 +82,7 @@ def time_key(event: Event) -> tuple[float, int]:
 def explain(scan: Scan) -> list[Finding]:
     """The findings for one scan, root cause first, then warnings and info."""
     _attribute_processes(scan)
+    _died_of_symptoms(scan.events)
     groups = _groups(scan)
     host_of = _rank_hosts(scan.events)
     findings = {code: _finding(group, host_of) for code, group in groups.items()}
@@ -142,6 +143,17 @@ def _attribute_processes(scan: Scan) -> None:
     for e in scan.events:
         if e.who.rank is None and e.who.host and e.who.pid:
             e.who.rank = scan.proc_rank.get((e.who.host, e.who.pid))
+
+
+def _died_of_symptoms(events: list[Event]) -> None:
+    """torchrun's report that a rank exited (exit code 1, SIGABRT) of a rank whose own last
+    error was a symptom (a peer gone, a collective timed out) is that symptom ending the
+    process, not a crash of its own: it ranks as a symptom, so the rank that did fail first
+    (killed, crashed, or a cause) is the root cause."""
+    symptomatic = {r for e in events if e.role == SYMPTOM for r in e.ranks}
+    for e in events:
+        if e.code == "rank_crashed" and e.name in _TORCHRUN_REPORTS and e.who.rank in symptomatic:
+            e.role = SYMPTOM
 
 
 def _rank_hosts(events: list[Event]) -> dict[int, str]:

@@ -110,8 +110,28 @@ def scan(sources: Iterable[Source]) -> Scan:
 _LOG_DIR_FILE = re.compile(r"attempt_\d+[/\\](\d+)[/\\](?:stdout|stderr|error)\.(?:log|json)")
 
 
+# torchrun stopping the other workers of its node after one failed (elastic/multiprocessing/api.py)
+_AGENT_STOPS = re.compile(r"Sending process (\d+) closing signal|Unable to shutdown process (\d+) via")
+_TORCHRUN_LINES = frozenset({"elastic_failed", "elastic_exit"})
+
+
+@dataclass
+class _Agent:
+    """What one file's torchrun agent said about its workers, by pid."""
+
+    stopped: set[str] = field(default_factory=set)  # the workers it signalled itself
+    reports: dict[str, Event] = field(default_factory=dict)  # its "failed (exitcode: ...)" lines
+
+    def read(self, text: str, event: Event | None) -> None:
+        if m := _AGENT_STOPS.search(text):
+            self.stopped.add(m[1] or m[2])
+        if event is not None and event.name in _TORCHRUN_LINES and "pid" in event.fields:
+            self.reports[event.fields["pid"]] = event
+
+
 def _scan_source(state: Scan, source: Source) -> None:
     reader = blocks.BlockReader()
+    agent = _Agent()
     m = _LOG_DIR_FILE.search(source.name)
     file_local_rank = int(m[1]) if m else None  # what its unprefixed lines are
     file_time: float | None = None  # the last timestamp seen in this file: untimed lines inherit it
@@ -129,18 +149,31 @@ def _scan_source(state: Scan, source: Source) -> None:
         _learn_proc_rank(state, who, line.text)
         entry = reader.feed(line.number, line.text)
         if entry is not None:
-            _add_block_event(state, _block_event(entry, source, state.order))
+            _add_block_event(state, agent, entry, _block_event(entry, source, state.order))
         if reader.section is not None and blocks.is_field(line.text):
             continue  # a field of torchrun's block, not a message of its own
-        _match(state, line, who)
+        agent.read(line.text, _match(state, line, who))
     entry = reader.close()
     if entry is not None:
-        _add_block_event(state, _block_event(entry, source, state.order))
+        _add_block_event(state, agent, entry, _block_event(entry, source, state.order))
 
 
-def _add_block_event(state: Scan, event: Event) -> None:
+def _add_block_event(state: Scan, agent: _Agent, entry: blocks.Entry, event: Event) -> None:
     _note_who(state, event.who)
+    if _stopped_by_torchrun(entry, agent):
+        return  # torchrun lists the workers it stopped itself: not a failure of their own
+    report = agent.reports.pop(entry.pid or "", None)
+    if report is not None:  # the agent's one-line report of this failure: the rank is the block's
+        report.who.rank = event.who.rank
+        report.who.host = report.who.host or event.who.host
     state.events.append(event)
+
+
+def _stopped_by_torchrun(entry: blocks.Entry, agent: _Agent) -> bool:
+    """A worker torchrun signalled after another failed ("Sending process N closing signal
+    SIGTERM"): it lists it among the failures with that signal, never as the root cause."""
+    signalled = entry.signal in KILL_SIGNALS or entry.exitcode in (-9, -15)
+    return signalled and not entry.root and entry.pid in agent.stopped
 
 
 def _learn_proc_rank(state: Scan, who: Who, text: str) -> None:
@@ -150,13 +183,14 @@ def _learn_proc_rank(state: Scan, who: Who, text: str) -> None:
         state.ranks.add(rank)
 
 
-def _match(state: Scan, line: Line, who: Who) -> None:
+def _match(state: Scan, line: Line, who: Who) -> Event | None:
+    """The new event this line makes (None: no signature, a repeat, or past the cap)."""
     found = match_line(who.rest)
     if found is None:
         if any(h in line.text for h in FAILURE_HINTS):
             state.failure_hinted = True
             state.error_lines.append(f"{line.file}:{line.number}: {line.text.strip()[:300]}")
-        return
+        return None
     signature, fields = found
     _fill_who(who, fields)
     if signature.role == "fact" and who.host is None:  # a bare "NCCL version" printf: the process
@@ -167,10 +201,10 @@ def _match(state: Scan, line: Line, who: Who) -> None:
     key = _key(signature, who, fields, named)
     if key in state.seen:  # the same message again from the same rank: counted, not kept
         state.seen[key].count += 1
-        return
+        return None
     if state.per_code[signature.code] >= MAX_EVENTS_PER_CODE:  # memory stays flat on huge logs
         state.dropped[signature.code] += 1
-        return
+        return None
     state.per_code[signature.code] += 1
     if signature.role != "fact":  # only new events need their time to the line
         _context_time(state, line, who)
@@ -188,6 +222,7 @@ def _match(state: Scan, line: Line, who: Who) -> None:
         named=named,
     )
     state.events.append(event)
+    return event
 
 
 _VOLATILE = frozenset({"port", "timeout_ms", "size"})  # differ line to line for one cause
