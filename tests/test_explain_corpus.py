@@ -2,8 +2,8 @@
 
 tests/fixtures/explain/corpus.json (built on its own branch) lists
 {"file", "source", "cause", "expect": {"code", "ranks", "hosts"}}; for every entry the ROOT-CAUSE
-finding (the first) must have the expected code, and the expected ranks and hostnames when the
-entry gives them. Skipped while the manifest is absent.
+finding (the first) must have the expected code, and the expected ranks and hostnames (and, for
+a collective timeout, the suspects) when the entry gives them. Skipped while the manifest is absent.
 """
 
 from __future__ import annotations
@@ -38,3 +38,5 @@ def test_the_root_cause_is_the_one_the_issue_found(entry):
         assert root.ranks == sorted(expect["ranks"]), root.message
     if expect.get("hosts") is not None:
         assert root.evidence.get("hosts") == sorted(expect["hosts"]), root.message
+    if expect.get("suspects") is not None:  # a stalled rank the log shows by its silence
+        assert root.evidence.get("suspects") == sorted(expect["suspects"]), root.message

@@ -91,3 +91,29 @@ def test_each_entry_is_done_at_its_traceback_field_so_the_agents_line_gets_its_o
         e.fields["exitcode"]: (e.who.rank, e.who.host) for e in events if e.name.startswith("elastic")
     }
     assert agent_lines == {"1": (0, "node0-x"), "-9": (3, "node1-x")}
+
+
+CONNECT_TIMEOUT = (
+    "Gloo connectFullMesh failed with [/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.h:311] "
+    "Connect timeout [none]"
+)
+
+
+def test_gloo_connect_timeout_is_the_cause_on_the_node_whose_torchrun_reports_after_it():
+    # node 0's ranks timed out in the all-reduce and node 0's torchrun reported first (15:22:06);
+    # node 1's ranks could not connect: their lines name no rank, node 1's report follows them
+    node0 = (
+        "[rank0]: RuntimeError: [/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/"
+        "unbound_buffer.cc:129] Timed out waiting 20000ms for send operation to complete\n"
+        + block("node0-x", (0, 0, "1 (pid: 5) ", EXITED), []).replace("15:20:31", "15:22:06")
+    )
+    node1 = (
+        f"[E1201 15:23:25.094625236 ProcessGroupGloo.cpp:67] {CONNECT_TIMEOUT}\n"
+        f"RuntimeError: {CONNECT_TIMEOUT}\n"
+        f"E1201 15:23:26.007000 1 {AGENT}:1002] failed (exitcode: 1) local_rank: 0 (pid: 4) "
+        "of binary: python\n"
+        + block("node1-x", (2, 0, "1 (pid: 4) ", EXITED), [(3, 1, "1 (pid: 5) ", EXITED)])
+    )
+    root = findings(node0, node1)[0]
+    assert (root.code, root.ranks, root.evidence["hosts"]) == ("peer_unreachable", [2], ["node1-x"])
+    assert "firewall" in root.message and "ip_local_port_range" in root.fix

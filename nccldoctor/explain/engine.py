@@ -197,7 +197,7 @@ def _order(groups: list[Group], findings: dict[str, Finding]) -> list[Finding]:
     root = ranked[0]
     findings[root.code].evidence["root_cause"] = True
     if not findings[root.code].ranks:
-        _rank_from_torchrun(findings[root.code], groups)
+        _rank_from_torchrun(findings[root.code], groups, root.first)
     for g in ranked[1:]:
         if _is_consequence(g, root):
             _mark_consequence(findings[g.code], findings[root.code], root)
@@ -223,13 +223,18 @@ def _is_consequence(group: Group, root: Group) -> bool:
 _TORCHRUN_REPORTS = {"torchrun_block", "elastic_failed", "elastic_exit"}
 
 
-def _rank_from_torchrun(root: Finding, groups: list[Group]) -> None:
+def _rank_from_torchrun(root: Finding, groups: list[Group], cause: Event) -> None:
     """A cause whose lines name no rank (a bare traceback) belongs to the rank torchrun reports as
-    failed first: its root-cause entry, else its earliest failure report."""
+    failed first: the report that follows the cause in its file (a node's torchrun prints its
+    workers' output, then its own report), else its root-cause entry, else its earliest report."""
     reports = [e for g in groups for e in g.events if e.name in _TORCHRUN_REPORTS]
     if not reports:
         return
-    first = min(reports, key=lambda e: (not e.root, time_key(e)))
+    after = [e for e in reports if e.line.file == cause.line.file and e.order > cause.order]
+    if after:
+        first = min(after, key=lambda e: e.order)
+    else:
+        first = min(reports, key=lambda e: (not e.root, time_key(e)))
     rank = first.who.rank if first.who.rank is not None else first.who.local_rank
     if rank is None:
         return

@@ -17,7 +17,10 @@ from nccldoctor.explain.reader import Source
 from nccldoctor.explain.signatures import CAUSE, SIGNATURES
 from nccldoctor.findings import Finding, Severity
 
-CAUSE_CODES = frozenset(s.code for s in SIGNATURES if s.role == CAUSE) | {"version_mismatch"}
+# A code can have cause and symptom signatures (peer_unreachable: a Gloo connect timeout, a peer
+# gone): a finding counts when one of its lines is a cause's.
+CAUSE_SOURCES = frozenset(s.source for s in SIGNATURES if s.role == CAUSE)
+JUDGED_CAUSES = frozenset({"version_mismatch"})  # judged across hosts, no signature of its own
 
 
 def explain_rank_errors(errors: Mapping[int, str], logs: Iterable[Path] = ()) -> list[Finding]:
@@ -28,7 +31,12 @@ def explain_rank_errors(errors: Mapping[int, str], logs: Iterable[Path] = ()) ->
     if not sources:
         return []
     findings = explain(scan(sources))
-    return [f for f in findings if f.code in CAUSE_CODES and f.severity is Severity.FAIL]
+    return [f for f in findings if _is_cause(f) and f.severity is Severity.FAIL]
+
+
+def _is_cause(finding: Finding) -> bool:
+    sources = finding.evidence.get("sources", [])
+    return finding.code in JUDGED_CAUSES or any(source in CAUSE_SOURCES for source in sources)
 
 
 def _prefixed(rank: int, text: str) -> bytes:

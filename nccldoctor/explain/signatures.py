@@ -355,6 +355,18 @@ SIGNATURES: list[Signature] = [
         fix=_PEER_FIX,
     ),
     sig(
+        "gloo_connect_timeout",
+        "peer_unreachable",
+        ("Connect timeout",),
+        r"Connect timeout \[(?P<peer>[^\]]*)\](?::(?P<port>\d+))?",
+        "Gloo could not connect to its peers (connect timed out, peer [{peer}]): new connections to "
+        "the ports Gloo listens on are dropped (a firewall) or the address does not route",
+        "gloo/transport/tcp/pair.cc, pair.h 'Connect timeout'; torch ProcessGroupGloo connectFullMesh",
+        fix="Let TCP between the nodes' addresses through on the ephemeral ports Gloo listens on "
+        "(/proc/sys/net/ipv4/ip_local_port_range) on every node's firewall, and check that "
+        "GLOO_SOCKET_IFNAME names a NIC that reaches the other nodes.",
+    ),
+    sig(
         "gloo_pair",
         "peer_unreachable",
         ("Read error [", "Write error [", "connect ["),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import sys
 import tempfile
@@ -51,6 +52,7 @@ class Outcome:
     code: str
     ranks: list[int] | None
     hosts: list[str] | None
+    suspects: list[int] | None = None  # collective_timeout: the rank the log shows was not waiting
 
 
 Case = Callable[[Cluster, Path], Outcome]
@@ -62,6 +64,14 @@ def launch(cluster: Cluster, out: Path, node_env: dict[int, dict[str, str]] | No
 
 def faulty_host(cluster: Cluster) -> str:
     return cluster.members[FAULTY_NODE].hostname
+
+
+def torchrun_root(run: ClusterRun) -> list[int]:
+    """The rank node 1's torchrun reports as its first observed failure (which of the node's
+    ranks that failed together comes first is timing): where explain attributes rankless lines."""
+    block = run.logs[FAULTY_NODE].partition("Root Cause (first observed failure)")[2]
+    m = re.search(r"rank\s+: (\d+)", block)
+    return [int(m[1])] if m else []
 
 
 def rank_killed(cluster: Cluster, out: Path) -> Outcome:
@@ -84,7 +94,8 @@ def collective_timeout(cluster: Cluster, out: Path) -> Outcome:
         "ranks timed out in the all-reduce after the 20 s process-group timeout (torchrun then killed "
         "the stopped rank while shutting node 1 down)."
     )
-    return Outcome(job.wait(RUN_TIMEOUT_S), cause, "collective_timeout", [0, 1, 2], None)
+    hosts = sorted(node.hostname for node in cluster.members)  # of the ranks that timed out
+    return Outcome(job.wait(RUN_TIMEOUT_S), cause, "collective_timeout", [0, 1, 2], hosts, [FAULTY_RANK])
 
 
 def peer_unreachable(cluster: Cluster, out: Path) -> Outcome:
@@ -93,9 +104,10 @@ def peer_unreachable(cluster: Cluster, out: Path) -> Outcome:
     cause = (
         f"Node {FAULTY_NODE}'s firewall drops new inbound TCP connections to ports "
         f"{EPHEMERAL[0]}-{EPHEMERAL[1]}, where Gloo's ranks listen: the ranks could not connect to "
-        "the ranks of that node in init_process_group."
+        "each other (Gloo's connectFullMesh on node 1 timed out; node 0's ranks timed out in the all-reduce)."
     )
-    return Outcome(job.wait(RUN_TIMEOUT_S), cause, "peer_unreachable", None, None)
+    run = job.wait(RUN_TIMEOUT_S)
+    return Outcome(run, cause, "peer_unreachable", torchrun_root(run), [faulty_host(cluster)])
 
 
 def iface_missing(cluster: Cluster, out: Path) -> Outcome:
@@ -104,7 +116,8 @@ def iface_missing(cluster: Cluster, out: Path) -> Outcome:
         f"GLOO_SOCKET_IFNAME=nosuchnic0 was set on node {FAULTY_NODE}, which has no such interface: its "
         "ranks failed in init_process_group and the other node's ranks timed out waiting for them."
     )
-    return Outcome(job.wait(RUN_TIMEOUT_S), cause, "iface_missing", [2, 3], [faulty_host(cluster)])
+    run = job.wait(RUN_TIMEOUT_S)
+    return Outcome(run, cause, "iface_missing", torchrun_root(run), [faulty_host(cluster)])
 
 
 CASES: dict[str, Case] = {
@@ -125,7 +138,8 @@ def entry(case: str, outcome: Outcome, today: str) -> dict:
         "file": f"own/{case}.log",
         "source": f"own run: tests/cluster/make_explain_logs.py {case} ({today})",
         "cause": outcome.cause,
-        "expect": {"code": outcome.code, "ranks": outcome.ranks, "hosts": outcome.hosts},
+        "expect": {"code": outcome.code, "ranks": outcome.ranks, "hosts": outcome.hosts}
+        | ({"suspects": outcome.suspects} if outcome.suspects is not None else {}),
     }
 
 
