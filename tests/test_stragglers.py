@@ -239,3 +239,25 @@ def test_the_rank_table_marks_copies_shown_but_not_scored():
         row["copy_numa_bound"], row["kernel_scores"]["h2d_s"] = True, 1.0
     title, frame = rank_table(SimpleNamespace(sections={"stragglers": {"ranks": rows}}))
     assert "NUMA" not in title and not any(cell.endswith("*") for cell in frame["H2D GB/s"])
+
+
+def test_a_second_look_on_a_cpu_pins_each_rank_to_another_core_and_restores_it():
+    import os
+
+    import torch
+
+    from nccldoctor.probes.health import rotated_core
+
+    before = os.sched_getaffinity(0)
+    allowed = sorted(before)
+    if len(allowed) < 2:
+        pytest.skip("needs 2 allowed cores")
+    with rotated_core(torch.device("cpu"), local_rank=0, look=2):
+        assert os.sched_getaffinity(0) == {allowed[1]}  # rank 0 moves off the first core
+    with rotated_core(torch.device("cpu"), local_rank=1, look=2):
+        assert os.sched_getaffinity(0) == {allowed[2 % len(allowed)]}
+    assert os.sched_getaffinity(0) == before
+    with rotated_core(torch.device("cpu"), local_rank=0, look=2, skip=True):  # a crowded node
+        assert os.sched_getaffinity(0) == before
+    with rotated_core(torch.device("cuda", 0), local_rank=0, look=2):  # a GPU is the rank's own
+        assert os.sched_getaffinity(0) == before

@@ -19,15 +19,18 @@ rank takes the same decision from the same gathered numbers, so the ranks stay i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psutil
+import torch
 import torch.distributed as dist
 
 from nccldoctor.bandwidth import algbw_gbps
@@ -235,7 +238,9 @@ class HealthCheck:
             if all(v.node in crowded for v in slow):  # nothing, or nothing that will be judged
                 break
             self.step(f"stragglers: look {look} of {COMPUTE_LOOKS}")
-            _, again = measure_compute(self.device, plan)  # the same work, to compare
+            here_crowded = self.job.launch.node_rank in crowded
+            with rotated_core(self.device, self.job.launch.local_rank, look, skip=here_crowded):
+                _, again = measure_compute(self.device, plan)  # the same work, to compare
             computes = [_faster(a, b) for a, b in zip(computes, again, strict=True)]
         return plan, computes
 
@@ -307,6 +312,25 @@ class HealthCheck:
             if raw:
                 job_gpus.setdefault(node, set()).add(raw.decode())
         return job_gpus
+
+
+@contextlib.contextmanager
+def rotated_core(device: torch.device, local_rank: int, look: int, skip: bool = False) -> Iterator[None]:
+    """On a CPU, pin this rank to another of the allowed cores for a second look (rank r on the
+    (r + look - 1)-th): a rank that is slow because its core is (a vCPU sharing a physical core,
+    a core busy with interrupts) is fast on the next one, and each rank keeps its best look, so
+    a slow core is not named as a slow rank; a rank with more work is slow on every core.
+    Nothing on a GPU (the GPU is the rank's own) or on a node with more ranks than cores."""
+    allowed = sorted(os.sched_getaffinity(0)) if device.type == "cpu" and not skip else []
+    if len(allowed) < 2:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {allowed[(local_rank + look - 1) % len(allowed)]})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def _faster(a: RankCompute, b: RankCompute) -> RankCompute:
