@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 
 import torch.distributed as dist
 
+from nccldoctor.consistency.majority import node_text
 from nccldoctor.findings import Finding, Severity, make_finding
 from nccldoctor.runtime import LaunchEnv, wait_for
 from nccldoctor.units import three_digits
@@ -238,26 +239,24 @@ def _skew_finding(
     )
 
 
-def _label(node: int, hostnames: Mapping[int, str]) -> str:
-    return f"node {node} ({hostnames.get(node, '?')})"
-
-
 def _describe(node: int, offset: ClockOffset, hostnames: Mapping[int, str]) -> str:
     """'node 2 (host2) is 5.02 s ± 0.3 ms ahead of rank 0's clock'."""
     way = "ahead of" if offset.offset_s > 0 else "behind"
     amount = f"{_duration(abs(offset.offset_s))} ± {_duration(offset.uncertainty_s)}"
-    return f"{_label(node, hostnames)} is {amount} {way} rank 0's clock"
+    return f"{node_text(node, hostnames)} is {amount} {way} rank 0's clock"
 
 
 def _fix(nodes: list[int], hostnames: Mapping[int, str], reference_suspect: bool) -> str:
-    where = ", ".join(_label(n, hostnames) for n in nodes)
+    where = ", ".join(node_text(n, hostnames) for n in nodes)
     fix = (
         f"on {where}: check the time service with `chronyc tracking` (or `timedatectl status`: "
         "System clock synchronized); enable NTP (chrony, or `timedatectl set-ntp true`) and step "
         "the clock now (`chronyc makestep`)"
     )
     if reference_suspect:  # one wrong clock on rank 0 shows as every other node being off
-        fix += f"; every other node is off the same way, so check {_label(REFERENCE_NODE, hostnames)} first"
+        fix += (
+            f"; every other node is off the same way, so check {node_text(REFERENCE_NODE, hostnames)} first"
+        )
     return fix
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from nccldoctor.consistency.facts import MASKED, NodeFacts
-from nccldoctor.consistency.majority import Majority, odd_ones_out
+from nccldoctor.consistency.majority import Majority, node_text, odd_ones_out
 from nccldoctor.findings import Finding, Severity, make_finding
 
 # A mismatch in these breaks or silently changes the job: fail. The driver only has to be new
@@ -28,7 +28,7 @@ COMPONENT_NAMES = {
 
 
 def where(node: int, facts: Mapping[int, NodeFacts]) -> str:
-    return f"node {node} ({facts[node].hostname})" if node in facts else f"node {node}"
+    return node_text(node, {n: f.hostname for n, f in facts.items()})
 
 
 def nodes_text(nodes: list[int], facts: Mapping[int, NodeFacts]) -> str:

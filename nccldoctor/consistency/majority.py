@@ -52,3 +52,8 @@ def _groups(values: Mapping[int, Hashable]) -> dict[Hashable, list[int]]:
         groups.setdefault(values[node], []).append(node)
     ranked = sorted(groups.items(), key=lambda item: (-len(item[1]), item[1][0]))
     return dict(ranked)
+
+
+def node_text(node: int, hostnames: Mapping[int, str]) -> str:
+    """How every consistency finding names a node: "node 2 (gpu-c)"."""
+    return f"node {node} ({hostnames.get(node, '?')})"

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from nccldoctor.consistency.majority import Majority, odd_ones_out
+from nccldoctor.consistency.majority import Majority, node_text, odd_ones_out
 from nccldoctor.findings import Finding, make_finding
 from nccldoctor.units import format_bytes
 
@@ -673,7 +673,7 @@ def _code_fix(
         source, again, host = "the node whose code you mean to run", "it", "GOOD_HOST"
     else:
         good = majority.groups[majority.majority][0]
-        source = again = _node_text(good, hostnames)
+        source = again = node_text(good, hostnames)
         host = hostnames.get(good, "GOOD_HOST")
     shared = "or keep the code on a filesystem every node mounts."
     if any(record["kind"] == "git" for record in present.values()):
@@ -787,13 +787,9 @@ def _path_evidence(path: str, present: Mapping[int, dict]) -> dict[str, Any]:
 # --- text --------------------------------------------------------------------------------------
 
 
-def _node_text(node: int, hostnames: Mapping[int, str]) -> str:
-    return f"node {node} ({hostnames.get(node, '?')})"
-
-
 def _nodes_text(nodes: list[int], hostnames: Mapping[int, str]) -> str:
     """'node 1 (a)', 'node 1 (a) and node 3 (c)', 'node 1 (a), node 2 (b) and node 3 (c)'."""
-    parts = [_node_text(node, hostnames) for node in nodes]
+    parts = [node_text(node, hostnames) for node in nodes]
     return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
 
 
