@@ -559,6 +559,71 @@ class DdpOptions:
             raise UsageError(f"--ddp-bucket-mb must be a positive number of MiB, not {self.bucket_mb}")
 
 
+def percent(text: str) -> float:
+    """A share in percent: a number in (0, 100)."""
+    try:
+        value = float(text.rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage") from None
+    if not 0 < value < 100:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage in (0, 100)")
+    return value
+
+
+def factor(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
+
+
+@dataclass(kw_only=True)
+class GateOptions:
+    """The run as a gate: a quick preset, the cluster's own bar, and the last known-good run.
+    Only rank 0 reads the files (they are per-rank flags); it checks them before any
+    measurement, so a bad file is exit 2 in seconds."""
+
+    quick: bool = option(
+        "--quick",
+        default=False,
+        action="store_true",
+        help="the gate preset: network and consistency checks, all_reduce and all_gather up to 8M, "
+        "rank scores and node-pair links; no DDP benchmark, no sweeps",
+    )
+    expect: Path | None = option(
+        "--expect",
+        metavar="FILE",
+        default=None,
+        parse=optional_path,
+        help="judge the run against the expectations in FILE (TOML; see examples/expectations/)",
+    )
+    baseline: Path | None = option(
+        "--baseline",
+        metavar="PATH",
+        default=None,
+        parse=optional_path,
+        help="compare with a known-good run: its report.json or its folder",
+    )
+    regression_fail: float = option(
+        "--regression-fail",
+        metavar="PERCENT",
+        default=20.0,
+        parse=percent,
+        help="a regression beyond the noise is a warning; beyond PERCENT worse than the baseline a "
+        "failure (default 20)",
+    )
+    regression_noise: float = option(
+        "--regression-noise",
+        metavar="FACTOR",
+        default=1.0,
+        parse=factor,
+        help="how many times the runs' own spread a change must exceed to count (default 1)",
+    )
+
+
 @dataclass(kw_only=True)
 class RunOptions:
     """The run as a whole: backend, deadline, where the report goes and how it is told."""
@@ -609,6 +674,7 @@ class BenchConfig:
     health: HealthOptions = field(default_factory=HealthOptions)
     sweep: SweepOptions = field(default_factory=SweepOptions)
     ddp: DdpOptions = field(default_factory=DdpOptions)
+    gate: GateOptions = field(default_factory=GateOptions)
     run: RunOptions = field(default_factory=RunOptions)
 
     def __post_init__(self) -> None:
@@ -697,8 +763,8 @@ def config_section(config: BenchConfig) -> dict[str, Any]:
     return section
 
 
-# Flags that may differ between ranks: only rank 0 writes and prints.
-PER_RANK_FLAGS = frozenset({"out", "quiet"})
+# Flags that may differ between ranks: only rank 0 writes, prints and reads the gate's files.
+PER_RANK_FLAGS = frozenset({"out", "quiet", "expect", "baseline", "regression_fail", "regression_noise"})
 
 
 def shared_flags(config: BenchConfig) -> dict:

@@ -30,6 +30,7 @@ from nccldoctor.config import BenchConfig, config_section, flag_disagreement, pa
 from nccldoctor.environment import relevant_env
 from nccldoctor.errors import UsageError
 from nccldoctor.findings import EXIT_INCOMPLETE, EXIT_USAGE, Finding
+from nccldoctor.gate import file_problem, review
 from nccldoctor.incomplete import diagnose_incomplete
 from nccldoctor.nccl_capture import debug_files, environment
 from nccldoctor.outdir import prepare_out_dir
@@ -238,7 +239,11 @@ class Bench:
         infos = []
         if self.launch.rank == 0:
             infos = read_rank_infos(self.store, self.launch.world_size, self.supervisor.remaining_s())
-            problem = flag_disagreement({i.rank: i.flags for i in infos}) or backend_disagreement(infos)
+            problem = (
+                flag_disagreement({i.rank: i.flags for i in infos})
+                or backend_disagreement(infos)
+                or file_problem(self.config.gate)  # only rank 0 reads --expect and --baseline
+            )
             self.store.set("flags_verdict", problem or "")
         wait_for(self.store, ["flags_verdict"], self.supervisor.remaining_s())
         problem = self.store.get("flags_verdict").decode()
@@ -278,7 +283,7 @@ class Bench:
         )
         if speed is not None:
             sections = {"speed": speed, **sections}
-        return Report(
+        report = Report(
             job=describe_job(job),
             environment=describe_environment(job.ranks),
             results=rows,
@@ -287,6 +292,7 @@ class Bench:
             strict=self.config.run.strict,
             sections=sections,
         )
+        return review(report, self.config.gate)
 
     def emit(self, report: Report) -> None:
         out_dir = self.prepare_out_dir()
