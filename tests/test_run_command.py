@@ -83,8 +83,15 @@ def test_torchruns_options_pass_untouched_and_the_bench_flags_follow_the_module(
     ],
 )
 def test_defaults_fill_only_what_the_options_leave_out(options, added):
-    assert run_command.node_defaults(options, gpus=0) == added
-    assert run_command.node_defaults([], gpus=8) == ["--standalone", "--nproc-per-node", "8"]
+    assert run_command.node_defaults(options, gpus=0, env={}) == added
+    assert run_command.node_defaults([], gpus=8, env={}) == ["--standalone", "--nproc-per-node", "8"]
+
+
+def test_torchruns_own_environment_variables_count_as_options():
+    # What Kubeflow's PyTorchJob sets in every pod: --standalone would cut the pod off the job.
+    pytorchjob = {"PET_NNODES": "4", "PET_NODE_RANK": "1", "PET_MASTER_ADDR": "job-master-0"}
+    assert run_command.node_defaults([], gpus=8, env=pytorchjob) == ["--nproc-per-node", "8"]
+    assert run_command.node_defaults([], gpus=8, env={**pytorchjob, "PET_NPROC_PER_NODE": "8"}) == []
 
 
 def test_only_the_last_torchrun_attempt_counts(monkeypatch, tmp_path):

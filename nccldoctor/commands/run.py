@@ -6,7 +6,7 @@ This runs `python -m torch.distributed.run OPTIONS -m nccldoctor.bench FLAGS` on
 exits with the code the ranks agreed on, which each rank leaves in a private folder
 (nccldoctor.exitstatus). torchrun's options pass through untouched; without node options it
 gets `--standalone`, and without `--nproc-per-node` one rank per visible GPU (else 2 on Gloo),
-as `nccldoctor bench` would print.
+as `nccldoctor bench` would print; an option set as torchrun's PET_* variable counts as given.
 
 SIGINT, SIGTERM and SIGHUP are forwarded to torchrun (in a process group of its own, so a
 terminal's Ctrl-C reaches it once), which stops the ranks; they still write the partial report
@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from nccldoctor import exitstatus
@@ -73,10 +73,16 @@ def torchrun_argv(options: list[str], flags: list[str], gpus: int | None = None)
     return [*TORCHRUN, *node_defaults(options, gpus), *options, *BENCH, *flags]
 
 
-def node_defaults(options: Sequence[str], gpus: int | None = None) -> list[str]:
+def node_defaults(
+    options: Sequence[str], gpus: int | None = None, env: Mapping[str, str] | None = None
+) -> list[str]:
     """`--standalone` unless the options place the node in a job; `--nproc-per-node` unless given
-    (torchrun's own default, 1, would leave every GPU but one idle)."""
+    (torchrun's own default, 1, would leave every GPU but one idle). torchrun also takes each
+    option from PET_<OPTION> (Kubeflow's PyTorchJob sets PET_NNODES, PET_MASTER_ADDR, ...):
+    those count as given."""
+    env = os.environ if env is None else env
     names = {option.split("=", 1)[0].replace("_", "-") for option in options if option.startswith("--")}
+    names |= {"--" + key[4:].lower().replace("_", "-") for key in env if key.startswith("PET_")}
     defaults = []
     if not names & set(NODE_OPTIONS) and not any(name.startswith("--rdzv-") for name in names):
         defaults.append("--standalone")
