@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import HELPERS
@@ -116,21 +117,44 @@ def test_a_rank_outside_the_wrapper_writes_nothing(monkeypatch, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def start_wrapper(scenario: dict) -> subprocess.Popen:
+    """`nccldoctor run` as a process of its own (to be signalled), with the fake torchrun."""
+    script = (
+        "from nccldoctor.commands import run; from nccldoctor.cli import main; "
+        f"run.TORCHRUN = {FAKE!r}; main(['run'])"
+    )
+    env = {**os.environ, "FAKE_TORCHRUN": json.dumps(scenario)}
+    return subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE, text=True)
+
+
+def wait_ready(ready: Path) -> None:
+    give_up = time.monotonic() + 60
+    while not ready.exists() and time.monotonic() < give_up:
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_reaches_torchrun_and_the_ranks_code_is_still_the_answer(tmp_path, signum):
     # A Slurm time limit (SIGTERM) or Ctrl-C: the ranks stop, write the partial report and 3.
     ready = tmp_path / "ready"
     scenario = {"codes": [0, 0], "exit": 1, "wait_signal": True, "ready_file": str(ready)}
-    script = (
-        "import sys; from nccldoctor.commands import run; from nccldoctor.cli import main; "
-        f"run.TORCHRUN = {FAKE!r}; main(['run'])"
-    )
-    env = {**os.environ, "FAKE_TORCHRUN": json.dumps(scenario)}
-    wrapper = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE, text=True)
-    give_up = time.monotonic() + 60
-    while not ready.exists() and time.monotonic() < give_up:
-        time.sleep(0.05)
+    wrapper = start_wrapper(scenario)
+    wait_ready(ready)
     wrapper.send_signal(signum)
     _, err = wrapper.communicate(timeout=60)
     assert ready.read_text() == signal.Signals(signum).name  # forwarded once, the same signal
     assert wrapper.returncode == 3, err
+
+
+def test_torchrun_is_stopped_when_the_wrapper_dies_without_a_word(tmp_path):
+    # SIGKILL (the OOM killer, a hard job kill): nothing is forwarded, the kernel sends SIGTERM.
+    ready = tmp_path / "ready"
+    scenario = {"codes": [0], "wait_signal": True, "ready_file": str(ready)}
+    wrapper = start_wrapper(scenario)
+    wait_ready(ready)
+    wrapper.kill()
+    wrapper.wait(timeout=30)
+    give_up = time.monotonic() + 30
+    while ready.read_text() == "" and time.monotonic() < give_up:
+        time.sleep(0.05)
+    assert ready.read_text() == "SIGTERM"

@@ -8,14 +8,17 @@ exits with the code the ranks agreed on, which each rank leaves in a private fol
 gets `--standalone`, and without `--nproc-per-node` one rank per visible GPU (else 2 on Gloo),
 as `nccldoctor bench` would print; an option set as torchrun's PET_* variable counts as given.
 
-SIGINT, SIGTERM and SIGHUP are forwarded to torchrun (in a process group of its own, so a
-terminal's Ctrl-C reaches it once), which stops the ranks; they still write the partial report
+SIGINT, SIGTERM and SIGHUP are forwarded to torchrun (in a session of its own, so a terminal's
+Ctrl-C reaches it once; SIGTERMed by the kernel if this process dies unannounced), which stops
+the ranks; they still write the partial report
 and their code, so Ctrl-C or a scheduler's time limit still ends with the report's 3.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -38,6 +41,7 @@ FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # Options that say how this node meets the others; without any, the job is this node alone.
 NODE_OPTIONS = ("--standalone", "--nnodes", "--node-rank", "--master-addr", "--master-port")
 TORCHRUN_USAGE_EXIT = 2  # argparse's code: torchrun refused its own options
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,9 +100,7 @@ def node_defaults(
 def launch(argv: list[str], status_dir: Path) -> int:
     """Run torchrun until it ends, forwarding the signals this process gets; its exit status."""
     env = {**os.environ, exitstatus.STATUS_DIR_ENV: str(status_dir)}
-    # Its own session: a terminal's Ctrl-C reaches torchrun once, through forward(), not twice
-    # (a second signal while torchrun stops its ranks cuts that short).
-    proc = subprocess.Popen(argv, env=env, start_new_session=True)
+    proc = subprocess.Popen(argv, env=env, preexec_fn=_detach_but_die_with_parent)  # no threads here: safe
 
     def forward(signum: int, frame: object) -> None:
         if proc.poll() is None:
@@ -110,6 +112,17 @@ def launch(argv: list[str], status_dir: Path) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _detach_but_die_with_parent() -> None:
+    """In torchrun's process, before it starts. Its own session: a terminal's Ctrl-C reaches
+    torchrun once, through forward(), not twice (a second signal while torchrun stops its ranks
+    cuts that short). And SIGTERM when this wrapper dies without forwarding anything (SIGKILL,
+    the OOM killer): torchrun then stops the ranks as it would for a scheduler, not run on
+    orphaned."""
+    os.setsid()
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: no such request
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def verdict(returncode: int, statuses: list[exitstatus.RankStatus]) -> tuple[int, str | None]:
