@@ -10,8 +10,8 @@ as `nccldoctor bench` would print; an option set as torchrun's PET_* variable co
 
 SIGINT, SIGTERM and SIGHUP are forwarded to torchrun (in a session of its own, so a terminal's
 Ctrl-C reaches it once; SIGTERMed by the kernel if this process dies unannounced), which stops
-the ranks; they still write the partial report
-and their code, so Ctrl-C or a scheduler's time limit still ends with the report's 3.
+the ranks; they still write the partial report and their code, so Ctrl-C or a scheduler's time
+limit still ends with the report's 3.
 """
 
 from __future__ import annotations
