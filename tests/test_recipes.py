@@ -98,6 +98,9 @@ def test_kubernetes_manifests_have_what_the_api_needs_and_call_nccldoctor_run(pa
             for container in pod["containers"]:
                 assert container["name"] and container["image"] and container["command"]
                 commands.append(" ".join(container["command"]))
+                if container["command"][:2] == ["bash", "-c"]:  # the script must parse too
+                    check = subprocess.run(["bash", "-n", "-c", container["command"][2]], capture_output=True)
+                    assert check.returncode == 0, check.stderr
             assert pod.get("restartPolicy", "Never") in {"Never", "OnFailure"}
     assert commands and all("nccldoctor run" in c for c in commands)
     # the check gates the training: training starts only after it and only if it passed
