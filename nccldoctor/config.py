@@ -660,6 +660,17 @@ class RunOptions:
             raise UsageError(f"--backend: {self.backend!r} is not one of {', '.join(BACKENDS)}")
 
 
+# --quick, a pre-job gate in seconds: the store-only network and consistency checks (always on),
+# all_reduce and all_gather at five sizes from 8 B to 8 MiB (8M saturates a 100 Gb/s link at
+# nccl-tests' busbw on a few nodes; -e raises it), the rank scores and node-pair links (health);
+# no per-NIC sweep and no DDP benchmark. Group -> field -> value.
+QUICK_PRESET: dict[str, dict[str, Any]] = {
+    "collectives": {"probes": ["all_reduce", "all_gather"], "step_factor": 32},
+    "network": {"ifaces": "off"},
+    "ddp": {"enabled": False},
+}
+
+
 @dataclass(kw_only=True)
 class BenchConfig:
     """Everything one bench run was asked to do; each group defaults to its own defaults.
@@ -678,6 +689,8 @@ class BenchConfig:
     run: RunOptions = field(default_factory=RunOptions)
 
     def __post_init__(self) -> None:
+        if self.gate.quick:
+            self._apply_quick()
         if self.ddp.only:
             self._refuse_with_ddp_only()
             # Nothing else that measures (the network check before init still runs).
@@ -686,6 +699,19 @@ class BenchConfig:
             self.network = replace(self.network, ifaces="off")
         if not self.collectives.probes and not self.ddp.only:
             raise UsageError("--probes: name at least one probe")
+
+    def _apply_quick(self) -> None:
+        """--quick: the preset's values, except where a flag set a group's field away from its
+        default (`--quick --probes all_reduce` measures only all_reduce). It runs no sweep and no DDP benchmark, so
+        flags asking for them are refused rather than dropped."""
+        if self.ddp.only:
+            raise UsageError("--quick runs no DDP benchmark: drop --ddp-only (or --quick)")
+        if self.sweep.settings:
+            raise UsageError("--quick runs no settings sweep: drop --sweep (or --quick)")
+        for name, preset in QUICK_PRESET.items():
+            group = getattr(self, name)
+            chosen = {key: value for key, value in preset.items() if is_default(group, key)}
+            setattr(self, name, replace(group, **chosen))
 
     def _refuse_with_ddp_only(self) -> None:
         """Flags about what --ddp-only does not run: one line rather than silence."""
