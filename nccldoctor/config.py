@@ -661,11 +661,11 @@ class RunOptions:
 
 
 # --quick, a pre-job gate in seconds: the store-only network and consistency checks (always on),
-# all_reduce and all_gather at five sizes from 8 B to 8 MiB (8M saturates a 100 Gb/s link at
-# nccl-tests' busbw on a few nodes; -e raises it), the rank scores and node-pair links (health);
-# no per-NIC sweep and no DDP benchmark. Group -> field -> value.
+# all_reduce and all_gather at five sizes from 8 B to 8 MiB (8M reaches a 100 Gb/s link's busbw
+# plateau on a few nodes; -e raises it) with 10 timed iterations after 2 warm-ups, the rank
+# scores and node-pair links (health); no per-NIC sweep and no DDP benchmark. Group -> field -> value.
 QUICK_PRESET: dict[str, dict[str, Any]] = {
-    "collectives": {"probes": ["all_reduce", "all_gather"], "step_factor": 32},
+    "collectives": {"probes": ["all_reduce", "all_gather"], "step_factor": 32, "iters": 10, "warmup": 2},
     "network": {"ifaces": "off"},
     "ddp": {"enabled": False},
 }
