@@ -95,11 +95,13 @@ def test_slow_links_drain_the_node_they_share_or_both_ends_of_one_link():
     assert hosts_of(make_finding("slow_link", "0 -> 1", nodes=[0, 1], ranks=[0, 2]), job=two_nodes) == []
 
 
-def test_the_reference_node_and_interrupted_runs_are_not_suspects():
+def test_the_reference_node_interrupted_runs_and_code_bugs_are_not_suspects():
     mismatch = make_finding("iface_mismatch", "no subnet shared between node 0 and node 2", nodes=[0, 2])
     assert hosts_of(mismatch) == ["gpu018"]
     signal = make_finding("run_interrupted", "stopped by SIGTERM on ranks 2, 3", ranks=[2, 3], nodes=[1])
     assert hosts_of(signal) == []
+    shard = make_finding("sampler_overlap", "ranks 0 and 5 read the same items", ranks=[0, 5], nodes=[0, 2])
+    assert hosts_of(shard) == []  # the training code's sampler, not a node
 
 
 def test_review_adds_the_section_last_and_every_report_has_it(tmp_path):

@@ -20,8 +20,13 @@ SECTION = "exclude"
 # Codes that name a node only as the yardstick the suspects were compared with, not as a suspect.
 REFERENCE_NODE = {"iface_mismatch": 0}  # "share no subnet with node 0's": node 0 is the reference
 # Fail codes that say nothing about a node even when they list ranks: a signal from the user or
-# the scheduler stopped the run; the ranks it reached are not at fault.
-NOT_A_NODE_FAULT = frozenset({"run_interrupted"})
+# the scheduler stopped the run (the ranks it reached are not at fault); the training code or
+# the launch is wrong (ranks sharing a sampler shard, calling different collectives, disagreeing
+# on the world size, a DataLoader worker dying); a failure no signature explains.
+NOT_A_NODE_FAULT = frozenset(
+    {"run_interrupted", "sampler_overlap", "collective_mismatch", "rank_mismatch"}
+    | {"dataloader_worker_died", "unexplained_failure"}
+)
 
 
 def node_maps(job: dict[str, Any]) -> tuple[dict[int, str], dict[int, int]]:
