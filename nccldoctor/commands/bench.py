@@ -54,10 +54,17 @@ def run_bench(argv: list[str] | None = None, early: EarlySignals | None = None) 
     sink in nccldoctor.reports. `early`: the signals received before torch was imported."""
     # These import torch.
     from nccldoctor.probes import plan
-    from nccldoctor.reports import make_sinks
     from nccldoctor.runner import run as run_runner
 
-    return run_runner(argv, plan, make_sinks, early)
+    return run_runner(argv, plan, _sinks, early)
+
+
+def _sinks(options: object) -> list:
+    """The report's sinks, loaded when a report is written: the other ranks never load them
+    (nor pandas, which the tables need), which every rank's start-up would pay for."""
+    from nccldoctor.reports import make_sinks
+
+    return make_sinks(options)
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

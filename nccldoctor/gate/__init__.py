@@ -16,6 +16,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from nccldoctor.gate.exclude import SECTION as EXCLUDE_SECTION
+from nccldoctor.gate.exclude import exclusions
+
 if TYPE_CHECKING:
     from nccldoctor.config import GateOptions
     from nccldoctor.report import Report
@@ -28,4 +31,7 @@ def file_problem(options: GateOptions) -> str | None:
 
 def review(report: Report, options: GateOptions) -> Report:
     """The report with the gate's findings and sections added (it is changed in place too)."""
+    # -- the gate's own findings go here, in this order: --expect, then --baseline. --
+    # -- last: the hosts to exclude, from every fail finding, the gate's own included --
+    report.sections[EXCLUDE_SECTION] = exclusions(report.job, report.findings)
     return report
