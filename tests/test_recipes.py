@@ -130,7 +130,7 @@ FAKES = {
     "srun": 'echo "srun $*" >>"$FAKE_LOG"\n'
     'case "$*" in *nccldoctor-node.sh*) exit "$FAKE_CHECK_CODE";; esac\n',
     "nccldoctor": 'echo "nccldoctor $*" >>"$FAKE_LOG"\n'
-    'case "$*" in "show "*" --exclude") echo "$FAKE_EXCLUDE"; exit 1;; esac\nexit 2\n',
+    'case "$*" in "show "*" --exclude") echo "$FAKE_EXCLUDE"; exit 0;; esac\nexit 2\n',
     "scontrol": 'echo "scontrol $*" >>"$FAKE_LOG"\n[ "$1" = show ] && echo gpu001\nexit 0\n',
     "sbatch": 'echo "sbatch $*" >>"$FAKE_LOG"\necho "Submitted batch job 1235"\n',
 }
