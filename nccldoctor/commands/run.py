@@ -132,7 +132,10 @@ def verdict(returncode: int, statuses: list[exitstatus.RankStatus]) -> tuple[int
         if returncode == EXIT_PASS:  # `-- --help`: the ranks printed help and judged nothing
             return EXIT_PASS, None
         if returncode == TORCHRUN_USAGE_EXIT:
-            return EXIT_USAGE, "torchrun refused its options before starting a rank (its message is above)"
+            return EXIT_USAGE, (
+                "torchrun refused its options before starting a rank (its message is above; "
+                "the bench's flags go after `--`)"
+            )
         return EXIT_INCOMPLETE, (
             f"torchrun exited {returncode} and no rank left an exit code (none started, or all were "
             "killed): nothing was judged; torchrun's output above says why"
