@@ -86,8 +86,7 @@ _SPECS = [
     CodeSpec(
         "node_count_mismatch",
         Severity.FAIL,
-        "The job ran on another number of nodes than the expectations file (--expect) says "
-        "(job.nodes).",
+        "The job ran on another number of nodes than the expectations file (--expect) says (job.nodes).",
         "Check the scheduler's allocation and torchrun's --nnodes; a node that did not join "
         "the rendezvous is named in its own log.",
     ),

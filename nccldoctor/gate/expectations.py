@@ -215,7 +215,9 @@ def parse(text_: str, file: str) -> Expectations:
         _validate(data, SCHEMA, ())
         _check_thresholds(data)
     except _Bad as bad:
-        raise UsageError(f"--expect {file}:{line_of(lines, bad.path)}: {dotted(bad.path)}: {bad.message}") from None
+        raise UsageError(
+            f"--expect {file}:{line_of(lines, bad.path)}: {dotted(bad.path)}: {bad.message}"
+        ) from None
     rules = _rules(file, data, lines)
     if not rules:
         raise UsageError(f"--expect {file}: holds no expectations (examples: examples/expectations/)")

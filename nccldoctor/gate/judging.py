@@ -210,9 +210,7 @@ def _links_finding(rule: Rule, slow: list[dict[str, Any]], hostnames: dict[int, 
     ranks = {r for link in slow for r in (link.get("src_rank"), link.get("dst_rank")) if r is not None}
     listed = "; ".join(f"{_link_label(link, hostnames)} {_gb(link['gbps'])}" for link in slow[:6])
     more = f" and {len(slow) - 6} more" if len(slow) > 6 else ""
-    message = (
-        f"{len(slow)} link(s) below the {rule.bound:g} GB/s this cluster expects: {listed}{more}"
-    )
+    message = f"{len(slow)} link(s) below the {rule.bound:g} GB/s this cluster expects: {listed}{more}"
     slowest = min(link["gbps"] for link in slow)
     return _fail("slow_link", rule, message, slowest, nodes=nodes, ranks=ranks, evidence={"slow_links": slow})
 
@@ -336,7 +334,9 @@ def _straggler_judgement(finding: Finding) -> bool:
     return finding.code in STRAGGLER_CODES or skipped
 
 
-def _straggler_checks(given: dict[str, Rule], findings: list[Finding], section: dict[str, Any]) -> list[Check]:
+def _straggler_checks(
+    given: dict[str, Rule], findings: list[Finding], section: dict[str, Any]
+) -> list[Check]:
     lowest = min((row["score"] for row in section.get("ranks", [])), default=None)
     named = [f for f in findings if f.code in STRAGGLER_CODES]
     checks = []
@@ -359,7 +359,9 @@ def _cite(finding: Finding, given: dict[str, Rule]) -> Finding:
 # -- the report --------------------------------------------------------------------------------
 def check_rules(expectations: Expectations, report: Report) -> list[Check]:
     straggler_rules = [r for r in expectations.rules if r.path[0] == "stragglers"]
-    checks = [JUDGES[(r.path[0], r.path[-1])](r, report) for r in expectations.rules if r.path[0] != "stragglers"]
+    checks = [
+        JUDGES[(r.path[0], r.path[-1])](r, report) for r in expectations.rules if r.path[0] != "stragglers"
+    ]
     if straggler_rules:
         checks += judge_stragglers(straggler_rules, report)
     order = {rule: i for i, rule in enumerate(expectations.rules)}

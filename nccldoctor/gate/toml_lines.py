@@ -9,6 +9,7 @@ key (it never should), `line_of` falls back to the line of the nearest enclosing
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 KeyPath = tuple[str, ...]
@@ -171,10 +172,8 @@ def key_lines(text: str) -> dict[KeyPath, int]:
     """Every key path (tables, dotted keys, inline tables' keys) -> the 1-based line it starts on.
     Array-of-tables entries all map to the first one's line."""
     scanner = _Scanner(text)
-    try:
+    with contextlib.suppress(ValueError, IndexError):  # text tomllib rejected: what was placed so far
         scanner.document()
-    except (ValueError, IndexError):  # text tomllib rejected: whatever was placed so far
-        pass
     return scanner.lines
 
 

@@ -55,10 +55,10 @@ from nccldoctor.probes.health.links import (
 from nccldoctor.probes.health.stragglers import (
     ScoreThresholds,
     contention_excuses,
-    judging_inputs,
     copies_note,
     crowded_nodes,
     judge_stragglers,
+    judging_inputs,
     rank_rows,
     score_ranks,
     scored_kernels,

@@ -28,7 +28,14 @@ def _result(ok: bool | None) -> str:
 def rules_table(section: dict[str, Any]) -> pd.DataFrame:
     name = Path(section["file"]).name
     rows = [
-        [f"{name}:{r['line']}", r["key"], _number(r["bound"]), _number(r["measured"]), _result(r["ok"]), r.get("note", "")]
+        [
+            f"{name}:{r['line']}",
+            r["key"],
+            _number(r["bound"]),
+            _number(r["measured"]),
+            _result(r["ok"]),
+            r.get("note", ""),
+        ]
         for r in section["rules"]
     ]
     return pd.DataFrame(rows, columns=["where", "rule", "bound", "measured", "result", "note"])
