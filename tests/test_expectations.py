@@ -143,9 +143,13 @@ def test_key_lines_walks_strings_arrays_and_tables_like_a_parser():
 
 
 # -- judging on a recorded report ------------------------------------------------------------------
+def fresh() -> Report:
+    return Report.from_dict(json.loads(FIXTURE.read_text()))
+
+
 @pytest.fixture
 def report() -> Report:
-    return Report.from_dict(json.loads(FIXTURE.read_text()))
+    return fresh()
 
 
 def judged(report: Report, toml: str) -> tuple[Report, list[dict]]:
@@ -170,9 +174,7 @@ def test_busbw_at_the_largest_size_passes_and_misses_with_the_rule_cited(report)
         }
     ]
     assert codes(report, "low_bandwidth") == []
-    report, rules = judged(
-        Report.from_dict(json.loads(FIXTURE.read_text())), "\n[probes.all_reduce]\nmin_busbw_gbps = 1\n"
-    )
+    report, rules = judged(fresh(), "\n[probes.all_reduce]\nmin_busbw_gbps = 1\n")
     (finding,) = codes(report, "low_bandwidth")
     assert finding.severity is Severity.FAIL and finding.nodes == [] and finding.ranks == []
     assert finding.evidence["rule"] == {
@@ -190,7 +192,8 @@ def test_busbw_at_the_largest_size_passes_and_misses_with_the_rule_cited(report)
 
 
 def test_busbw_and_latency_at_a_named_size(report):
-    toml = '[probes.all_reduce.at."2M"]\nmin_busbw_gbps = 0.5\n[probes.all_reduce.at."32K"]\nmax_latency_us = 1e6\n'
+    toml = '[probes.all_reduce.at."2M"]\nmin_busbw_gbps = 0.5\n'
+    toml += '[probes.all_reduce.at."32K"]\nmax_latency_us = 1e6\n'
     report, rules = judged(report, toml)
     assert [(r["key"], r["ok"], r["note"]) for r in rules] == [
         ("probes.all_reduce.at.2M.min_busbw_gbps", False, "at 2M"),
@@ -210,14 +213,13 @@ def test_latency_at_the_smallest_size_is_high_latency(report):
     assert finding.evidence["rule"]["key"] == "probes.all_reduce.max_latency_us"
     assert finding.evidence["measured"] == pytest.approx(963.0, abs=1)
     assert finding.severity is Severity.FAIL
-    report, rules = judged(
-        Report.from_dict(json.loads(FIXTURE.read_text())), "[probes.all_reduce]\nmax_latency_us = 2000\n"
-    )
+    report, rules = judged(fresh(), "[probes.all_reduce]\nmax_latency_us = 2000\n")
     assert rules[0]["ok"] is True and codes(report, "high_latency") == []
 
 
 def test_share_of_line_rate(report):
-    toml = "[probes.all_reduce]\nmin_share_of_line_rate = 0.5\n[probes.reduce_scatter]\nmin_share_of_line_rate = 0.5\n"
+    toml = "[probes.all_reduce]\nmin_share_of_line_rate = 0.5\n"
+    toml += "[probes.reduce_scatter]\nmin_share_of_line_rate = 0.5\n"
     report, rules = judged(report, toml)
     assert [r["ok"] for r in rules] == [True, False]  # 54% and 20% of the 10 Gb/s fast0
     (finding,) = codes(report, "low_bandwidth")
@@ -242,9 +244,9 @@ def test_node_pair_and_ring_links_name_their_nodes(report):
 
 
 def test_job_shape_nodes_gpus_and_nics(report):
-    ok, rules = judged(report, "[job]\nnodes = 2\ngpus_per_node = 0\nnics_per_node = 2\n")
+    _, rules = judged(report, "[job]\nnodes = 2\ngpus_per_node = 0\nnics_per_node = 2\n")
     assert [r["ok"] for r in rules] == [True, True, True]
-    odd = Report.from_dict(json.loads(FIXTURE.read_text()))
+    odd = fresh()
     odd.sections["consistency"]["nodes"][1]["gpus_visible"] = 7
     slow0 = odd.sections["network"]["nodes"][1]["interfaces"][3]
     assert slow0["name"] == "slow0"
@@ -277,9 +279,7 @@ def test_ddp_tokens_per_second(report):
     (finding,) = codes(report, "low_ddp_throughput")
     assert finding.nodes == [] and finding.evidence["rule"]["bound"] == 20000
     assert "trained 14003 tokens/s, below the 20000 tokens/s" in finding.message
-    report, rules = judged(
-        Report.from_dict(json.loads(FIXTURE.read_text())), "[ddp]\nmin_tokens_per_s = 10000\n"
-    )
+    report, rules = judged(fresh(), "[ddp]\nmin_tokens_per_s = 10000\n")
     assert rules[0]["ok"] is True and rules[0]["measured"] == pytest.approx(14002.8, abs=0.1)
 
 
