@@ -189,6 +189,7 @@ def test_busbw_at_the_largest_size_passes_and_misses_with_the_rule_cited(report)
         "(expect.toml:3 probes.all_reduce.min_busbw_gbps)"
     )
     assert rules[0]["ok"] is False
+    assert report.sections["speed"]["note"] == "judged against expect.toml for all_reduce"
 
 
 def test_busbw_and_latency_at_a_named_size(report):

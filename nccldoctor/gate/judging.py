@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from nccldoctor.findings import Finding, Severity, make_finding
@@ -375,12 +376,23 @@ def judge_report(expectations: Expectations, report: Report) -> Report:
     unchecked = [c for c in checks if c.ok is None]
     if unchecked:
         report.findings.append(_not_checked_finding(expectations, unchecked))
+    _speed_note(expectations, report)
     report.sections["expectations"] = {
         "file": expectations.file,
         "description": expectations.description,
         "rules": [check.entry() for check in checks],
     }
     return report
+
+
+def _speed_note(expectations: Expectations, report: Report) -> None:
+    """The speed section says what judged it: without this it would say "not judged"."""
+    speed = report.sections.get("speed")
+    probes = sorted({rule.path[1] for rule in expectations.rules if rule.path[0] == "probes"})
+    if not speed or not probes:
+        return
+    note = f"judged against {Path(expectations.file).name} for {', '.join(probes)}"
+    speed["note"] = f"{note}; {speed['note']}" if speed.get("judged") else note
 
 
 def _not_checked_finding(expectations: Expectations, unchecked: list[Check]) -> Finding:
