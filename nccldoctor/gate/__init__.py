@@ -14,24 +14,47 @@ report judged offline reads as it would have in the run.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nccldoctor.errors import UsageError
 from nccldoctor.gate.exclude import SECTION as EXCLUDE_SECTION
 from nccldoctor.gate.exclude import exclusions
+from nccldoctor.gate.expectations import Expectations, load
 
 if TYPE_CHECKING:
     from nccldoctor.config import GateOptions
     from nccldoctor.report import Report
 
+# What file_problem read, for review in the same process: the file is read once per run, so the
+# rules judged are the ones that were checked before measuring, even if the file changes meanwhile.
+_LOADED: dict[Path, Expectations] = {}
+
 
 def file_problem(options: GateOptions) -> str | None:
     """What is wrong with the gate's files, in one line (None: nothing, or no files)."""
+    if options.expect is not None:
+        try:
+            _LOADED[options.expect] = load(options.expect)
+        except UsageError as err:
+            return str(err)
     return None
 
 
 def review(report: Report, options: GateOptions) -> Report:
     """The report with the gate's findings and sections added (it is changed in place too)."""
-    # -- the gate's own findings go here, in this order: --expect, then --baseline. --
-    # -- last: the hosts to exclude, from every fail finding, the gate's own included --
+    if options.expect is not None:
+        judge_expectations(report, options.expect)
+    # last: the hosts to exclude, from every fail finding, the gate's own included
     report.sections[EXCLUDE_SECTION] = exclusions(report.job, report.findings)
     return report
+
+
+def judge_expectations(report: Report, path: Path) -> None:
+    from nccldoctor.gate.judging import judge_report
+
+    try:
+        expectations = _LOADED.get(path) or load(path)
+    except UsageError:  # a run stopped before its files were checked: nothing to judge with
+        return
+    judge_report(expectations, report)
