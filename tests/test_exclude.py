@@ -6,12 +6,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 from rowmaker import make_row
 
 from nccldoctor.analysis import low_bandwidth, wrong_data
 from nccldoctor.commands.show import run as run_show
+from nccldoctor.config import GateOptions
 from nccldoctor.findings import Severity, make_finding
 from nccldoctor.gate import review
 from nccldoctor.gate.exclude import exclusions
@@ -107,10 +107,10 @@ def test_the_reference_node_interrupted_runs_and_code_bugs_are_not_suspects():
 def test_review_adds_the_section_last_and_every_report_has_it(tmp_path):
     report = load(FIXTURE)
     assert "exclude" not in report.sections  # recorded before the gate existed
-    review(report, SimpleNamespace())
+    review(report, GateOptions())
     assert report.sections["exclude"] == {"hosts": [], "slurm": "", "reasons": {}}
     report.findings.append(make_finding("straggler_node", "slow", nodes=[1], ranks=[2, 3], severity=FAIL))
-    review(report, SimpleNamespace())
+    review(report, GateOptions())
     host = report.job["nodes"][1]["hostname"]
     assert report.sections["exclude"]["hosts"] == [host]
     JsonSink().emit(report, tmp_path)
@@ -145,7 +145,7 @@ def show_exclude(path):
 def test_show_exclude_prints_the_slurm_form_alone(tmp_path, capsys):
     report = Report(job=JOB, environment={}, results=[], findings=[])
     report.findings = [make_finding("wrong_data", "bad", nodes=[0], ranks=[1])]
-    review(report, SimpleNamespace())
+    review(report, GateOptions())
     JsonSink().emit(report, tmp_path)
     assert report.exit_code == 1 and show_exclude(tmp_path) == 0  # the report was read: 0
     assert capsys.readouterr().out == "gpu003\n"
