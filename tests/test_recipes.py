@@ -113,9 +113,14 @@ def test_kubernetes_manifests_have_what_the_api_needs_and_call_nccldoctor_run(pa
 @pytest.mark.parametrize("path", SHELL_SCRIPTS, ids=lambda p: p.name)
 def test_shell_scripts_parse(path):
     assert subprocess.run(["bash", "-n", str(path)], capture_output=True).returncode == 0
-    if shutil.which("shellcheck"):  # CI may lack it; here it is installed
-        result = subprocess.run(["shellcheck", str(path)], capture_output=True, text=True)
-        assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("path", SHELL_SCRIPTS, ids=lambda p: p.name)
+def test_shell_scripts_pass_shellcheck(path):
+    if not shutil.which("shellcheck"):  # .ci/run installs it; a skip shows in pytest's summary
+        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+    result = subprocess.run(["shellcheck", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
 
 
 @pytest.mark.parametrize("name", ["healthcheck.sbatch", "train.sbatch"])
