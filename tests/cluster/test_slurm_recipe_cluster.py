@@ -92,6 +92,7 @@ def test_each_node_meets_the_first_host_and_exits_with_the_reports_code(make_clu
     assert report["exit_code"] == 0, [(f["code"], f["message"]) for f in report["findings"]]
     assert run.returncodes == {0: 0, 1: 0}, run.logs
     assert f"rendezvous at {hosts[0]}:30111" in run.logs[1]  # 29400 + job id mod 1000
+    assert_quick_passed_and_measured_what_it_says(report)
 
     # A bar nobody reaches, on one GPU's worth of ranks per node (SLURM_GPUS_ON_NODE=1):
     # the report is a fail, and each node says 1 where torchrun would have said 1 for anything.
@@ -100,3 +101,24 @@ def test_each_node_meets_the_first_host_and_exits_with_the_reports_code(make_clu
     assert report["job"]["world_size"] == 2, run.logs
     assert report["exit_code"] == 1 and "low_bandwidth" in {f["code"] for f in report["findings"]}
     assert run.returncodes == {0: 1, 1: 1}, run.logs
+
+
+STRAGGLER_CODES = ("straggler_rank", "straggler_node")
+
+
+def assert_quick_passed_and_measured_what_it_says(report: dict) -> None:
+    """The gate preset (--quick) on a healthy 2 x 2 cluster: no fail and no straggler, and exactly
+    its collectives, sizes and iterations, the rank scores and node-pair links, and no DDP or sweep."""
+    findings = [(f["code"], f["severity"], f["nodes"]) for f in report["findings"]]
+    assert not [f for f in findings if f[1] == "fail" or f[0] in STRAGGLER_CODES], findings
+    measured = {(row["probe"], row["size_bytes"]) for row in report["results"]}
+    sizes = {8, 256, 8192, 262144, 8388608}
+    # 8 bytes is less than one float per rank for all_gather on 4 ranks: it starts at 256
+    assert measured == {("all_reduce", size) for size in sizes} | {("all_gather", s) for s in sizes - {8}}
+    assert all(row["iters"] == 10 for row in report["results"])
+    stragglers = report["stragglers"]
+    assert sorted(row["rank"] for row in stragglers["ranks"]) == [0, 1, 2, 3]
+    pairs = stragglers["node_pairs"]
+    assert pairs["nodes"] == [0, 1] and pairs["gbps"][0][1] > 0 and pairs["gbps"][1][0] > 0, pairs
+    assert "ddp" not in report and "nic_sweep" not in report and "settings" not in report
+    assert report["config"]["quick"] is True

@@ -4,6 +4,10 @@ which node is named, and that no other node is."""
 import sys
 
 import pytest
+from junitparser import Failure, JUnitXml
+from prometheus_client.parser import text_string_to_metric_families
+
+from nccldoctor.gate.hostlist import expand
 
 pytestmark = pytest.mark.cluster
 QUICK = ["-e", "64K", "-n", "3", "-w", "1", "--probes", "all_reduce", "--ifaces", "off", "--timeout", "120"]
@@ -18,10 +22,17 @@ def nodes_named(run, code):
     return sorted(node for finding in run.findings(code) for node in finding["nodes"])
 
 
-def test_a_node_with_a_fifth_of_a_core_is_the_one_straggler_node(make_cluster, tmp_path):
+def test_a_node_with_a_fifth_of_a_core_is_the_one_straggler_node_and_the_one_host_to_exclude(
+    make_cluster, tmp_path
+):
     cluster = make_cluster(nodes=3, nics=("fast0",))
-    cluster.cpu_quota(node=1, cores=0.2)
+    # A fifth of a core, in 2 ms slices: on a busy machine the straggler probe's steps shrink to
+    # a few ms, and with the default 100 ms period (20 ms of quota) its fastest step ran at full
+    # speed and node 1 scored 1.0.
+    cluster.cpu_quota(node=1, cores=0.2, period_us=10_000)
     run = cluster.torchrun(1, QUICK, tmp_path, timeout=240)
+    said = [(f["code"], f["severity"], f["nodes"], f["message"]) for f in run.report["findings"]]
+    assert len(run.findings("straggler_node")) == 1, (said, run.logs[0][-2000:])
     (finding,) = run.findings("straggler_node")
     assert finding["nodes"] == [1] and finding["ranks"] == [1], finding
     assert finding["severity"] == "fail"  # far below the 0.75 fail score
@@ -29,6 +40,38 @@ def test_a_node_with_a_fifth_of_a_core_is_the_one_straggler_node(make_cluster, t
     scores = {row["rank"]: row["score"] for row in run.report["stragglers"]["ranks"]}
     assert scores[1] < 0.5 and min(scores[0], scores[2]) > 0.9, scores
     assert run.report["stragglers"]["ranks"][0]["rank"] == 1  # the table starts with the slowest
+    # The same run's gate outputs (one launch serves both: a throttled node's run is the slowest)
+    assert_gate_outputs_name_only(run, finding, node=1, others=(0, 2))
+
+
+def assert_gate_outputs_name_only(run, finding, node, others):
+    """exclude.txt and report.json's exclude hold the node's host alone; its health case fails in
+    junit.xml with the finding's message and fix; nccldoctor.prom parses with its low score."""
+    out, report = run.out_dir, run.report
+    hosts = {n["node_rank"]: n["hostname"] for n in report["job"]["nodes"]}
+    assert (out / "exclude.txt").read_text() == f"{hosts[node]}\n"
+    exclude = report["exclude"]
+    assert exclude["hosts"] == [hosts[node]] and expand(exclude["slurm"]) == [hosts[node]]
+    assert [r["code"] for r in exclude["reasons"][hosts[node]]] == [finding["code"]]
+
+    xml = JUnitXml.fromfile(str(out / "junit.xml"))
+    cases = {(case.classname, case.name): case for suite in xml for case in suite}
+    (failure,) = cases["nccldoctor.health", f"node {node} ({hosts[node]})"].result
+    assert isinstance(failure, Failure) and failure.message == finding["message"]
+    assert failure.type == finding["code"] and finding["fix"] in failure.text
+    for other in others:
+        assert cases["nccldoctor.health", f"node {other} ({hosts[other]})"].is_passed
+    assert cases["nccldoctor.collectives", "all_reduce"].is_passed
+
+    prom = (out / "nccldoctor.prom").read_text()
+    metrics = {family.name: family.samples for family in text_string_to_metric_families(prom)}
+    score = {s.labels["host"]: s.value for s in metrics["nccldoctor_node_compute_score"]}
+    assert score[hosts[node]] < 0.5 < min(score[hosts[other]] for other in others), score
+    verdict = {s.labels["verdict"]: s.value for s in metrics["nccldoctor_verdict"]}
+    assert verdict["fail"] == 1 and verdict["pass"] == 0
+    codes = {(s.labels["code"], s.labels["severity"]): s.value for s in metrics["nccldoctor_findings"]}
+    assert codes[(finding["code"], "fail")] == 1
+    assert any(s.labels["probe"] == "all_reduce" for s in metrics["nccldoctor_busbw_bytes_per_second"])
 
 
 def test_a_node_link_shaped_ten_times_slower_is_named_by_slow_link(make_cluster, tmp_path):
