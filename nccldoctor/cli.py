@@ -26,6 +26,7 @@ from nccldoctor.argtypes import Parser
 from nccldoctor.commands import COMMANDS, load
 from nccldoctor.errors import UsageError
 from nccldoctor.findings import EXIT_USAGE
+from nccldoctor.redact import redacting_streams
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,12 +58,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
-        args = parse_args(argv)
-        code = load(args.command).run(args)
-    except UsageError as exc:
-        print(f"nccldoctor: error: {exc}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
+    # Whatever a command prints (an error quoting a flag's value, a traceback) has its
+    # credentials masked, as its reports do (nccldoctor.redact).
+    with redacting_streams():
+        try:
+            args = parse_args(argv)
+            code = load(args.command).run(args)
+        except UsageError as exc:
+            print(f"nccldoctor: error: {exc}", file=sys.stderr)
+            sys.exit(EXIT_USAGE)
     with contextlib.suppress(BrokenPipeError):  # `show DIR | head -1`: the code is still the report's
         sys.stdout.flush()
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit

@@ -1,9 +1,13 @@
-"""The environment variables that shape collective communication, with secrets masked."""
+"""The environment variables that shape collective communication, with secrets masked
+(nccldoctor.redact: a secret's name masks its value whole, a credential inside a value is cut out)."""
 
 from __future__ import annotations
 
 import os
-import re
+
+from nccldoctor.redact import MASK, is_secret, mask_value
+
+__all__ = ["MASK", "PER_RANK", "differences_by_node", "is_secret", "relevant_env"]
 
 _PREFIXES = (
     "NCCL_",
@@ -29,21 +33,14 @@ _NAMES = (
     frozenset({"WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_WORLD_SIZE", "ROLE_WORLD_SIZE", "LD_LIBRARY_PATH"})
     | PER_RANK
 )
-# Whole name components only: API_KEY and HF_TOKEN are secrets, NCCL_IB_PKEY (a partition key)
-# is not, and hiding it would hide a classic InfiniBand misconfiguration.
-_SECRET = re.compile(r"(^|_)(TOKEN|SECRET|PASSW(OR)?D|KEY|KEYS|CREDENTIALS?|APIKEY)(_|$)", re.IGNORECASE)
-MASK = "***"
-
-
-def is_secret(name: str) -> bool:
-    return bool(_SECRET.search(name))
 
 
 def relevant_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """NCCL_*, GLOO_*, TORCH_*, CUDA_*, ... from `environ`, values of secret-looking names masked."""
+    """NCCL_*, GLOO_*, TORCH_*, CUDA_*, ... from `environ`: values of secret-looking names
+    masked whole, credentials inside the others masked (TORCH_HOME=https://user:token@host)."""
     environ = dict(os.environ if environ is None else environ)
     return {
-        name: MASK if is_secret(name) else value
+        name: mask_value(name, value)
         for name, value in sorted(environ.items())
         if name in _NAMES or name.startswith(_PREFIXES)
     }

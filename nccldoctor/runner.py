@@ -36,6 +36,7 @@ from nccldoctor.nccl_capture import debug_files, environment
 from nccldoctor.outdir import prepare_out_dir
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.progress import ProgressDisplay
+from nccldoctor.redact import redact_report
 from nccldoctor.report import Report, Sink, describe_environment, describe_job, main_rows
 from nccldoctor.rows import Row
 from nccldoctor.runtime import (
@@ -307,6 +308,9 @@ class Bench:
         }
 
     def emit(self, report: Report) -> None:
+        """Every sink gets the report with its secrets masked (as reports.emit_all does for the
+        other commands): the complete report and the supervisor's partial one alike."""
+        report = redact_report(report)
         out_dir = self.prepare_out_dir()
         for sink in self.sinks(self.config.run):
             sink.emit(report, out_dir)

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nccldoctor.redact import install_redacting_streams, mask_value
+
 if TYPE_CHECKING:
     from nccldoctor.config import CollectiveOptions
 
@@ -63,6 +65,12 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def _seen(name: str) -> str | None:
+    """A watched variable as this child sees it, with any credential in it masked."""
+    value = os.environ.get(name)
+    return None if value is None else mask_value(name, value)
+
+
 def run(spec: dict, started: float) -> None:
     import torch.distributed as dist
 
@@ -93,7 +101,7 @@ def run(spec: dict, started: float) -> None:
     if spec.get("result_path"):
         child = {
             "pid": os.getpid(),
-            "env": {name: os.environ.get(name) for name in spec.get("watch", [])},
+            "env": {name: _seen(name) for name in spec.get("watch", [])},
             "startup_s": started - spec["spawned_at"],  # interpreter start, before any import
             "init_s": initialised - started,  # torch import and the process group
             "measure_s": time.time() - initialised,
@@ -106,6 +114,7 @@ def run(spec: dict, started: float) -> None:
 
 def main() -> None:
     started = time.time()
+    install_redacting_streams()  # its error line reaches the parent's report: no credentials
     spec = read_spec(os.environ)
     die_with_parent(spec["parent_pid"])
     try:

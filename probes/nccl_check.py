@@ -23,9 +23,10 @@ from nccldoctor.nccl_capture import (
     this_process_files,
 )
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
+from nccldoctor.redact import redact_file
 from nccldoctor.runtime import wait_for
 
-RAW_LOG = "nccl-rank0.log"  # rank 0's raw lines, copied beside the report for a human
+RAW_LOG = "nccl-rank0.log"  # rank 0's raw lines, copied beside the report for a human (redacted)
 LAZY_INIT_NOTE = (
     "NCCL started at the first collective, not inside init_process_group (torch creates the "
     "communicator eagerly only when NCCL supports splitting, 2.18 and later), after the log "
@@ -82,5 +83,5 @@ class NcclLogPhase(Phase):
         network = ctx.published["network"]
         findings, section = judge_captures(published, node_of, network.nodes, network.predicted)
         for log in this_process_files(capture.pattern or "", os.getpid()) if capture.own_directory else []:
-            shutil.copy(log, ctx.out_dir() / RAW_LOG)
+            redact_file(Path(log), ctx.out_dir() / RAW_LOG)  # NCCL echoes variables' values
         return PhaseResult(findings=findings, sections={"nccl": section})

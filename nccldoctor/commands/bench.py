@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from nccldoctor.errors import UsageError
 from nccldoctor.exitstatus import record as record_exit
+from nccldoctor.redact import install_redacting_streams
 from nccldoctor.signals import EarlySignals
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ def _sinks(options: object) -> list:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     early = EarlySignals().install()  # before torch is imported
+    install_redacting_streams()  # errors, tracebacks and the terminal report: no credentials
     code = run_bench(argv, early)
     record_exit(code)  # for `nccldoctor run`, which cannot read it through torchrun
     # The report is on disk. Leave now: interpreter teardown with torch's threads can take

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     sinks = make_sinks(args)
     if args.json:  # stdout is the JSON document alone: the files still go to the folder
         sinks = [s for s in sinks if not isinstance(s, TerminalSink)]
-    emit_all(report, out, sinks)
+    report = emit_all(report, out, sinks)  # redacted: a quoted log line may hold a token
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")

@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nccldoctor.reports import emit_all
     from nccldoctor.reports.json_report import NotAReport, load
     from nccldoctor.reports.terminal import TerminalSink
 
@@ -44,5 +45,5 @@ def run(args: argparse.Namespace) -> int:
 
         print(exclude_of(report)["slurm"])
         return 0
-    TerminalSink(quiet=args.quiet).emit(report, path)
+    emit_all(report, path, [TerminalSink(quiet=args.quiet)])  # masked: a report from an older version
     return report.exit_code

@@ -20,12 +20,13 @@ from typing import Any
 
 from nccldoctor.environment import PER_RANK, is_secret
 from nccldoctor.gpuhealth import Gpus
+from nccldoctor.redact import DIGEST_PREFIX, redact_text
 
 # Variables that change how ranks talk or compute: one node with another value is a classic
 # cause of hangs (NCCL_SOCKET_IFNAME, NCCL_IB_HCA) and of silent divergence (NCCL_ALGO, TF32).
 COMPARED_PREFIXES = ("NCCL_", "GLOO_", "TORCH_", "PYTORCH_", "CUDA_", "UCX_", "FI_", "NVSHMEM_")
 COMPARED_NAMES = frozenset({"OMP_NUM_THREADS"})
-MASKED = "masked:"  # + a digest: secret values are compared, never shown
+MASKED = DIGEST_PREFIX  # + a digest: secret values are compared, never shown
 
 
 @dataclass
@@ -114,10 +115,21 @@ def distribution_version(name: str) -> str | None:
 def compared_env(environ: Mapping[str, str]) -> dict[str, str]:
     """The variables compared across nodes; a secret-looking one as a digest of its value."""
     return {
-        name: f"{MASKED}{hashlib.sha256(value.encode()).hexdigest()[:16]}" if is_secret(name) else value
+        name: _digest(value) if is_secret(name) else _without_credentials(value)
         for name, value in sorted(environ.items())
         if (name in COMPARED_NAMES or name.startswith(COMPARED_PREFIXES)) and name not in PER_RANK
     }
+
+
+def _digest(value: str) -> str:
+    return f"{MASKED}{hashlib.sha256(value.encode()).hexdigest()[:16]}"
+
+
+def _without_credentials(value: str) -> str:
+    """A value with a credential inside (https://user:token@host/...) as its redacted text and
+    a digest of the whole: nodes whose tokens differ still differ, and no token is shown."""
+    redacted = redact_text(value)
+    return value if redacted == value else f"{redacted} ({_digest(value)})"
 
 
 def collect_facts(
