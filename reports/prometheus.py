@@ -64,9 +64,10 @@ def add_nodes(registry: CollectorRegistry, report: Report) -> None:
         ("src_node", "dst_node", "src_host", "dst_host"),
     )
     nodes = pairs.get("nodes") or []
-    for i, src in enumerate(nodes):
-        for j, dst in enumerate(nodes):
-            gbps = pairs["gbps"][i][j]
+    matrix = pairs.get("gbps") or []  # [] on one node: no pair to measure
+    for i, src in enumerate(nodes[: len(matrix)]):
+        for j, dst in enumerate(nodes[: len(matrix[i])]):
+            gbps = matrix[i][j]
             if gbps is not None:
                 link.labels(str(src), str(dst), hosts.get(src, ""), hosts.get(dst, "")).set(gbps * GB)
 

@@ -72,3 +72,12 @@ def test_a_report_without_sections_or_timing_still_writes_a_valid_file(tmp_path)
     assert "nccldoctor_run_duration_seconds" not in metrics  # no timing section: not invented
     assert by_labels(metrics["nccldoctor_verdict"], "verdict")[("pass",)] == 1
     assert metrics["nccldoctor_busbw_bytes_per_second"].samples == []
+
+
+def test_one_node_has_no_links_and_still_writes_the_file(tmp_path):
+    # A single-node run's node_pairs is {"nodes": [0], "gbps": []}: nothing to index.
+    report = load(Path(__file__).parent / "fixtures" / "reports" / "single_node.json")
+    assert report.sections["stragglers"]["node_pairs"]["gbps"] == []
+    metrics = families(report, tmp_path)
+    assert by_labels(metrics["nccldoctor_link_bytes_per_second"], "src_node", "dst_node") == {}
+    assert metrics["nccldoctor_exit_code"].samples[0].value == report.exit_code
