@@ -89,7 +89,7 @@ RULES: tuple[Rule, ...] = (
         re.compile(
             r"(-----BEGIN [A-Z ]*PRIVATE KEY-----).*?(-----END [A-Z ]*PRIVATE KEY-----|(?=\n?\Z))", re.DOTALL
         ),
-        lambda m: f"{m[1]}{MASK}{m[2]}",
+        lambda m: f"{m[1]}{MASK}{m[2] or ''}",
     ),
     # URL userinfo (RFC 3986 user:password@host): model hubs, git remotes, proxies, S3 gateways
     # put tokens there (TORCH_HOME=https://user:token@host/...). The host stays: it is useful.
