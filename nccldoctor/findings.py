@@ -53,6 +53,16 @@ _SPECS = [
         "kills, segfaults or Xid errors.",
     ),
     CodeSpec(
+        "rank_frozen",
+        Severity.FAIL,
+        "The named ranks stopped sending heartbeats while their processes still exist: stopped "
+        "(state T: SIGSTOP, a debugger, a paused VM or container) or stuck in the kernel (state D: "
+        "a hung driver, GPU or filesystem). Seen by another rank on the same node.",
+        "Look at the process on its node: `cat /proc/PID/stack` and `py-spy dump --pid PID` (D: "
+        "dmesg for Xid, NFS or driver errors; T: who stopped it); kill it, and drain the node if "
+        "it repeats.",
+    ),
+    CodeSpec(
         "run_interrupted",
         Severity.FAIL,
         "The run was stopped by a signal (Ctrl-C, SIGTERM from the launcher or the scheduler) "
@@ -536,7 +546,9 @@ _SPECS = [
 CATALOG: dict[str, CodeSpec] = {spec.code: spec for spec in _SPECS}
 
 # Codes that mean the run did not finish: the verdict is `error` and the exit code 3.
-INCOMPLETE_CODES = frozenset({"rank_timeout", "rank_crashed", "run_interrupted", "collective_error"})
+INCOMPLETE_CODES = frozenset(
+    {"rank_timeout", "rank_crashed", "rank_frozen", "run_interrupted", "collective_error"}
+)
 
 
 @dataclass
