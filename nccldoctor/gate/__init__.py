@@ -14,7 +14,10 @@ report judged offline reads as it would have in the run.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from nccldoctor.errors import UsageError
 
 if TYPE_CHECKING:
     from nccldoctor.config import GateOptions
@@ -23,9 +26,46 @@ if TYPE_CHECKING:
 
 def file_problem(options: GateOptions) -> str | None:
     """What is wrong with the gate's files, in one line (None: nothing, or no files)."""
+    if options.baseline is not None:
+        try:
+            load_report(options.baseline, "--baseline")
+        except UsageError as exc:
+            return str(exc)
     return None
 
 
 def review(report: Report, options: GateOptions) -> Report:
     """The report with the gate's findings and sections added (it is changed in place too)."""
+    if options.baseline is not None:
+        judge_baseline(report, options)
     return report
+
+
+def load_report(path: Path, what: str) -> Report:
+    """A saved report (report.json or its folder), or UsageError in one line naming `what`."""
+    from nccldoctor.reports.json_report import NotAReport, load
+
+    try:
+        return load(Path(path))
+    except FileNotFoundError:
+        raise UsageError(f"{what} {path}: no report there (a report.json or its folder)") from None
+    except NotAReport as exc:
+        raise UsageError(f"{what} {path} is not a nccldoctor report.json: {exc}") from None
+    except (OSError, ValueError) as exc:  # unreadable, not JSON, not text
+        raise UsageError(f"{what} {path} is not a readable nccldoctor report.json: {exc}") from None
+
+
+def judge_baseline(report: Report, options: GateOptions) -> None:
+    """Add the comparison with --baseline: its `regression` findings and the `baseline` section.
+    A baseline that went away since the run started is said so, not a crash after the run."""
+    from nccldoctor.gate.baseline import Comparison, compare, findings
+    from nccldoctor.gate.judge import Bar
+
+    path = str(options.baseline)
+    bar = Bar(fail_pct=options.regression_fail, noise_factor=options.regression_noise)
+    try:
+        comparison = compare(load_report(options.baseline, "--baseline"), report, bar)
+    except UsageError as exc:
+        comparison = Comparison(False, [str(exc)], [], bar)
+    report.findings.extend(findings(comparison, path))
+    report.sections["baseline"] = comparison.section(path)

@@ -1,0 +1,241 @@
+"""The deltas between a baseline and a run: collectives, node scores, links and DDP.
+
+Every delta carries the larger of the two runs' own noise (nccldoctor.gate.noise) times the
+noise factor, and is judged by `Bar.judge`. A probe is judged on several sizes at once:
+
+- busbw on its bandwidth sizes (where the baseline reached half its peak): the peak busbw
+  there, and only when every one of those sizes moved the same way;
+- latency on its smallest latency-bound sizes: the lowest time there, same rule.
+
+Peaks and minimums, because contention on a shared machine only ever slows a call down: the
+best a run did is its most repeatable number. Each size's own busbw and time are details
+(status same, better or worse, never a finding).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pandas as pd
+
+from nccldoctor.gate.judge import Bar, Delta
+from nccldoctor.gate.noise import curve_noise, flat_noise, measured, ratio_spread, timing_noise
+from nccldoctor.report import Report
+from nccldoctor.units import format_size
+
+BANDWIDTH_SHARE = 0.5  # the baseline's busbw at least this share of its peak: a bandwidth size
+LATENCY_SHARE = 0.1  # below this share of its peak: a latency-bound size
+LATENCY_SIZES = 3  # the smallest latency-bound sizes judge the latency
+
+
+def section(report: Report, *path: str) -> Any:
+    """report.sections[path[0]][path[1]]...; None where a level is missing."""
+    value: Any = report.sections
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+# -- collectives ----------------------------------------------------------------------------------
+def probe_deltas(old: Report, new: Report, bar: Bar) -> list[Delta]:
+    """Per probe in both runs: the judged busbw and latency, then every size's busbw and time."""
+    was, now = measured(old.results), measured(new.results)
+    both = was.index.intersection(now.index)
+    deltas: list[Delta] = []
+    for probe in sorted(both.get_level_values("probe").unique()):
+        a, b = (run[run.index.get_level_values("probe") == probe] for run in (was, now))
+        keys = both[both.get_level_values("probe") == probe]
+        deltas += [d for d in (_busbw(probe, a, b, keys, bar), _latency(probe, a, b, keys, bar)) if d]
+        deltas += _size_deltas(a.loc[keys], b.loc[keys], max(curve_noise(a), curve_noise(b)), bar)
+    return deltas
+
+
+def bandwidth_keys(was: pd.DataFrame) -> pd.Index:
+    """The rows where the baseline reached at least BANDWIDTH_SHARE of its peak busbw."""
+    return was.index[was["busbw_gbps"] >= BANDWIDTH_SHARE * was["busbw_gbps"].max()]
+
+
+def latency_keys(was: pd.DataFrame) -> pd.Index:
+    """The rows of the smallest LATENCY_SIZES sizes where the baseline was latency-bound."""
+    bound = was[was["busbw_gbps"] < LATENCY_SHARE * was["busbw_gbps"].max()]
+    sizes = sorted(bound.index.get_level_values("size_bytes").unique())[:LATENCY_SIZES]
+    return bound.index[bound.index.get_level_values("size_bytes").isin(sizes)]
+
+
+def _busbw(probe: str, was: pd.DataFrame, now: pd.DataFrame, both: pd.Index, bar: Bar) -> Delta | None:
+    if not was.loc[both, "busbw_gbps"].max() > 0:
+        return None
+    keys = bandwidth_keys(was.loc[both])
+    noise = max(max(run.loc[keys, "noise"].max(), curve_noise(run, keys)) for run in (was, now))
+    old, new = was.loc[keys, "busbw_gbps"], now.loc[keys, "busbw_gbps"]
+    return bar.judge(
+        "busbw",
+        probe,
+        float(old.max()),
+        float(new.max()),
+        noise=float(noise),
+        consistent=_one_way(old, new),
+        probe=probe,
+        size_bytes=int(old.idxmax()[1]),
+        sizes=_sizes(keys),
+    )
+
+
+def _latency(probe: str, was: pd.DataFrame, now: pd.DataFrame, both: pd.Index, bar: Bar) -> Delta | None:
+    keys = latency_keys(was.loc[both])
+    if keys.empty:
+        return None
+    noise = max(
+        max(run.loc[keys, "noise"].max(), curve_noise(run), flat_noise(run.loc[keys])) for run in (was, now)
+    )
+    old, new = was.loc[keys, "time_us"], now.loc[keys, "time_us"]
+    return bar.judge(
+        "latency",
+        probe,
+        float(old.min()),
+        float(new.min()),
+        noise=float(noise),
+        consistent=_one_way(old, new),
+        probe=probe,
+        size_bytes=int(old.idxmin()[1]),
+        sizes=_sizes(keys),
+    )
+
+
+def _one_way(old: pd.Series, new: pd.Series) -> bool:
+    """Every row moved the same way (all up or all down): one noisy size is not a trend."""
+    ups = (new > old).to_numpy()
+    return bool(ups.all() or not ups.any())
+
+
+def _sizes(keys: pd.Index) -> list[int]:
+    return sorted({int(size) for size in keys.get_level_values("size_bytes")})
+
+
+def _size_deltas(was: pd.DataFrame, now: pd.DataFrame, curve: float, bar: Bar) -> list[Delta]:
+    """Each size's busbw and time; the noise: the row's own in either run, or the probe's curve."""
+    deltas = []
+    for (probe, size, inplace), old in was.iterrows():
+        new = now.loc[(probe, size, inplace)]
+        subject = f"{probe} {format_size(size)} {'in-place' if inplace else 'out-of-place'}"
+        for metric, column in (("busbw", "busbw_gbps"), ("time", "time_us")):
+            delta = bar.judge(
+                metric,
+                subject,
+                float(old[column]),
+                float(new[column]),
+                noise=float(max(old["noise"], new["noise"], curve)),
+                judged=False,
+                probe=probe,
+                size_bytes=int(size),
+                inplace=bool(inplace),
+            )
+            deltas.append(delta)
+    return deltas
+
+
+def run_noise(report: Report) -> float:
+    """The run's timing noise (noise.timing_noise) from its collective rows; 0 without any."""
+    return timing_noise(measured(report.results))
+
+
+# -- nodes, links, DDP ----------------------------------------------------------------------------
+def node_name(report: Report, node: int) -> str:
+    hosts = {n["node_rank"]: n.get("hostname") for n in report.job.get("nodes", [])}
+    return f"node {node} ({hosts[node]})" if hosts.get(node) else f"node {node}"
+
+
+def score_deltas(old: Report, new: Report, bar: Bar) -> list[Delta]:
+    """Per node: its ranks' mean compute score. The noise: how far the baseline's ranks already
+    scattered, or this run's ranks on the other nodes (a slow node scatters this run's scores
+    itself), and never less than either run's timing noise."""
+    was, now = (section(r, "stragglers", "ranks") or [] for r in (old, new))
+    floor = max(run_noise(old), run_noise(new))
+    deltas = []
+    for node in sorted({r["node"] for r in was} & {r["node"] for r in now}):
+        others = [r["score"] for r in now if r["node"] != node]
+        noise = max(ratio_spread(r["score"] for r in was), ratio_spread(others), floor)
+        deltas.append(
+            bar.judge(
+                "score",
+                node_name(new, node),
+                _mean(r["score"] for r in was if r["node"] == node),
+                _mean(r["score"] for r in now if r["node"] == node),
+                noise=noise,
+                nodes=[node],
+                ranks=sorted(r["rank"] for r in now if r["node"] == node),
+            )
+        )
+    return deltas
+
+
+def _mean(values: Iterable[float]) -> float:
+    return statistics.fmean(values)
+
+
+def links(report: Report) -> dict[tuple[str, int, int], dict[str, Any]]:
+    """Every measured link by (kind, from, to): node pairs by node, ring links by rank."""
+    found: dict[tuple[str, int, int], dict[str, Any]] = {}
+    pairs = section(report, "stragglers", "node_pairs") or {}
+    nodes = pairs.get("nodes") or []
+    for i, row in enumerate(pairs.get("gbps") or []):
+        for j, gbps in enumerate(row):
+            if gbps is not None:
+                found[("node_pair", nodes[i], nodes[j])] = {"gbps": gbps, "nodes": [nodes[i], nodes[j]]}
+    for link in section(report, "stragglers", "ring") or []:
+        if link.get("gbps") is not None:
+            found[(link["kind"], link["src_rank"], link["dst_rank"])] = {
+                "gbps": link["gbps"],
+                "nodes": [link["src_node"], link["dst_node"]],
+                "ranks": [link["src_rank"], link["dst_rank"]],
+            }
+    return found
+
+
+def link_deltas(old: Report, new: Report, bar: Bar) -> list[Delta]:
+    """Per link (node pairs, ring): GB/s. The noise: the scatter of the baseline's links of the
+    same kind, or of this run's other links of that kind (a slow link scatters its own kind),
+    and never less than either run's timing noise."""
+    was, now = links(old), links(new)
+    floor = max(run_noise(old), run_noise(new))
+    deltas = []
+    for key in sorted(was.keys() & now.keys()):
+        same_kind: Callable[[tuple[str, int, int]], bool] = lambda k, kind=key[0]: k[0] == kind  # noqa: E731
+        others = [v["gbps"] for k, v in now.items() if same_kind(k) and k != key]
+        baseline = [v["gbps"] for k, v in was.items() if same_kind(k)]
+        link = now[key]
+        deltas.append(
+            bar.judge(
+                "link",
+                link_name(new, key, link),
+                float(was[key]["gbps"]),
+                float(link["gbps"]),
+                noise=max(ratio_spread(baseline), ratio_spread(others), floor),
+                nodes=sorted(set(link["nodes"])),
+                ranks=link.get("ranks", []),
+            )
+        )
+    return deltas
+
+
+def link_name(report: Report, key: tuple[str, int, int], link: dict[str, Any]) -> str:
+    src, dst = link["nodes"]
+    if key[0] == "node_pair":
+        return f"{node_name(report, src)} -> {node_name(report, dst)}"
+    where = f"within {node_name(report, src)}" if src == dst else f"node {src} -> node {dst}"
+    return f"ring rank {key[1]} -> rank {key[2]} ({where})"
+
+
+def ddp_deltas(old: Report, new: Report, bar: Bar) -> list[Delta]:
+    """DDP tokens/s. The noise: each run's p95 step time over its p50 (its steps' own spread),
+    and never less than either run's timing noise."""
+    was, now = (section(r, "ddp", "throughput") or {} for r in (old, new))
+    if not was.get("tokens_per_s") or not now.get("tokens_per_s"):
+        return []
+    steps = max(ratio_spread([t["step_p50_ms"], t["step_p95_ms"]]) for t in (was, now))
+    noise = max(steps, run_noise(old), run_noise(new))
+    return [
+        bar.judge("tokens_per_s", "DDP throughput", was["tokens_per_s"], now["tokens_per_s"], noise=noise)
+    ]
