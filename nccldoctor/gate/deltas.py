@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from nccldoctor.gate.judge import Bar, Delta
-from nccldoctor.gate.noise import curve_noise, flat_noise, measured, ratio_spread, timing_noise
+from nccldoctor.gate.noise import combined, curve_noise, flat_noise, measured, ratio_spread, timing_noise
 from nccldoctor.report import Report
 from nccldoctor.units import format_size
 
@@ -48,7 +48,7 @@ def probe_deltas(old: Report, new: Report, bar: Bar) -> list[Delta]:
         a, b = (run[run.index.get_level_values("probe") == probe] for run in (was, now))
         keys = both[both.get_level_values("probe") == probe]
         deltas += [d for d in (_busbw(probe, a, b, keys, bar), _latency(probe, a, b, keys, bar)) if d]
-        deltas += _size_deltas(a.loc[keys], b.loc[keys], max(curve_noise(a), curve_noise(b)), bar)
+        deltas += _size_deltas(a.loc[keys], b.loc[keys], (curve_noise(a), curve_noise(b)), bar)
     return deltas
 
 
@@ -68,7 +68,7 @@ def _busbw(probe: str, was: pd.DataFrame, now: pd.DataFrame, both: pd.Index, bar
     if not was.loc[both, "busbw_gbps"].max() > 0:
         return None
     keys = bandwidth_keys(was.loc[both])
-    noise = max(max(run.loc[keys, "noise"].max(), curve_noise(run, keys)) for run in (was, now))
+    noise = combined(*(max(run.loc[keys, "noise"].max(), curve_noise(run, keys)) for run in (was, now)))
     old, new = was.loc[keys, "busbw_gbps"], now.loc[keys, "busbw_gbps"]
     return bar.judge(
         "busbw",
@@ -87,8 +87,11 @@ def _latency(probe: str, was: pd.DataFrame, now: pd.DataFrame, both: pd.Index, b
     keys = latency_keys(was.loc[both])
     if keys.empty:
         return None
-    noise = max(
-        max(run.loc[keys, "noise"].max(), curve_noise(run), flat_noise(run.loc[keys])) for run in (was, now)
+    noise = combined(
+        *(
+            max(run.loc[keys, "noise"].max(), curve_noise(run), flat_noise(run.loc[keys]))
+            for run in (was, now)
+        )
     )
     old, new = was.loc[keys, "time_us"], now.loc[keys, "time_us"]
     return bar.judge(
@@ -114,8 +117,8 @@ def _sizes(keys: pd.Index) -> list[int]:
     return sorted({int(size) for size in keys.get_level_values("size_bytes")})
 
 
-def _size_deltas(was: pd.DataFrame, now: pd.DataFrame, curve: float, bar: Bar) -> list[Delta]:
-    """Each size's busbw and time; the noise: the row's own in either run, or the probe's curve."""
+def _size_deltas(was: pd.DataFrame, now: pd.DataFrame, curves: tuple[float, float], bar: Bar) -> list[Delta]:
+    """Each size's busbw and time; each run's noise: the row's own, or its probe's curve's."""
     deltas = []
     for (probe, size, inplace), old in was.iterrows():
         new = now.loc[(probe, size, inplace)]
@@ -126,7 +129,7 @@ def _size_deltas(was: pd.DataFrame, now: pd.DataFrame, curve: float, bar: Bar) -
                 subject,
                 float(old[column]),
                 float(new[column]),
-                noise=float(max(old["noise"], new["noise"], curve)),
+                noise=combined(max(old["noise"], curves[0]), max(new["noise"], curves[1])),
                 judged=False,
                 probe=probe,
                 size_bytes=int(size),
@@ -150,13 +153,15 @@ def node_name(report: Report, node: int) -> str:
 def score_deltas(old: Report, new: Report, bar: Bar) -> list[Delta]:
     """Per node: its ranks' mean compute score. The noise: how far the baseline's ranks already
     scattered, or this run's ranks on the other nodes (a slow node scatters this run's scores
-    itself), and never less than either run's timing noise."""
+    itself), each never less than its run's timing noise."""
     was, now = (section(r, "stragglers", "ranks") or [] for r in (old, new))
-    floor = max(run_noise(old), run_noise(new))
+    timing = (run_noise(old), run_noise(new))
     deltas = []
     for node in sorted({r["node"] for r in was} & {r["node"] for r in now}):
         others = [r["score"] for r in now if r["node"] != node]
-        noise = max(ratio_spread(r["score"] for r in was), ratio_spread(others), floor)
+        noise = combined(
+            max(ratio_spread(r["score"] for r in was), timing[0]), max(ratio_spread(others), timing[1])
+        )
         deltas.append(
             bar.judge(
                 "score",
@@ -197,9 +202,9 @@ def links(report: Report) -> dict[tuple[str, int, int], dict[str, Any]]:
 def link_deltas(old: Report, new: Report, bar: Bar) -> list[Delta]:
     """Per link (node pairs, ring): GB/s. The noise: the scatter of the baseline's links of the
     same kind, or of this run's other links of that kind (a slow link scatters its own kind),
-    and never less than either run's timing noise."""
+    each never less than its run's timing noise."""
     was, now = links(old), links(new)
-    floor = max(run_noise(old), run_noise(new))
+    timing = (run_noise(old), run_noise(new))
     deltas = []
     for key in sorted(was.keys() & now.keys()):
         same_kind: Callable[[tuple[str, int, int]], bool] = lambda k, kind=key[0]: k[0] == kind  # noqa: E731
@@ -212,7 +217,7 @@ def link_deltas(old: Report, new: Report, bar: Bar) -> list[Delta]:
                 link_name(new, key, link),
                 float(was[key]["gbps"]),
                 float(link["gbps"]),
-                noise=max(ratio_spread(baseline), ratio_spread(others), floor),
+                noise=combined(max(ratio_spread(baseline), timing[0]), max(ratio_spread(others), timing[1])),
                 nodes=sorted(set(link["nodes"])),
                 ranks=link.get("ranks", []),
             )
@@ -230,12 +235,12 @@ def link_name(report: Report, key: tuple[str, int, int], link: dict[str, Any]) -
 
 def ddp_deltas(old: Report, new: Report, bar: Bar) -> list[Delta]:
     """DDP tokens/s. The noise: each run's p95 step time over its p50 (its steps' own spread),
-    and never less than either run's timing noise."""
+    each never less than its run's timing noise."""
     was, now = (section(r, "ddp", "throughput") or {} for r in (old, new))
     if not was.get("tokens_per_s") or not now.get("tokens_per_s"):
         return []
-    steps = max(ratio_spread([t["step_p50_ms"], t["step_p95_ms"]]) for t in (was, now))
-    noise = max(steps, run_noise(old), run_noise(new))
+    steps = [ratio_spread([t["step_p50_ms"], t["step_p95_ms"]]) for t in (was, now)]
+    noise = combined(max(steps[0], run_noise(old)), max(steps[1], run_noise(new)))
     return [
         bar.judge("tokens_per_s", "DDP throughput", was["tokens_per_s"], now["tokens_per_s"], noise=noise)
     ]

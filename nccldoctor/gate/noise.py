@@ -14,8 +14,10 @@ comes from the run itself, never a fixed percentage:
 - links and ranks of one kind: in a healthy job they measure alike, so their scatter is the
   noise of any one of them.
 
-The comparison takes the larger of the two runs' spreads, so a run on a noisy day does not
-turn into a regression against a quiet baseline.
+Each run's value is uncertain by its own noise, so their ratio is uncertain by both:
+`combined` multiplies the two (1.3x and 1.5x: 1.95x). A run on a noisy day does not turn
+into a regression against a quiet baseline, and two quiet runs (a GPU cluster's curves move by
+a few percent) still show a change of ten.
 """
 
 from __future__ import annotations
@@ -93,3 +95,8 @@ def timing_noise(rows: pd.DataFrame) -> float:
     """The run's timing noise: the farthest any probe's curve went backwards. Links, scores and
     DDP are timed on the same machine in the same minutes, so they are no quieter than that."""
     return max((curve_noise(probe) for _, probe in rows.groupby(level="probe")), default=0.0)
+
+
+def combined(old: float, new: float) -> float:
+    """The noise of a ratio of two values, each as noisy as its run: (1 + old)(1 + new) - 1."""
+    return (1 + old) * (1 + new) - 1
