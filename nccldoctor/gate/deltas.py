@@ -1,10 +1,10 @@
 """The deltas between a baseline and a run: collectives, node scores, links and DDP.
 
-Every delta carries the larger of the two runs' own noise (nccldoctor.gate.noise) times the
-noise factor, and is judged by `Bar.judge`. A probe is judged on several sizes at once:
+Every delta carries both runs' own noise combined (nccldoctor.gate.noise) times the noise
+factor, and is judged by `Bar.judge`. A probe is judged on several sizes at once:
 
-- busbw on its bandwidth sizes (where the baseline reached half its peak): the peak busbw
-  there, and only when every one of those sizes moved the same way;
+- busbw on its bandwidth sizes (from the first where the baseline reached half its peak): the
+  peak busbw there, and only when every one of those sizes moved the same way;
 - latency on its smallest latency-bound sizes: the lowest time there, same rule.
 
 Peaks and minimums, because contention on a shared machine only ever slows a call down: the
@@ -53,8 +53,11 @@ def probe_deltas(old: Report, new: Report, bar: Bar) -> list[Delta]:
 
 
 def bandwidth_keys(was: pd.DataFrame) -> pd.Index:
-    """The rows where the baseline reached at least BANDWIDTH_SHARE of its peak busbw."""
-    return was.index[was["busbw_gbps"] >= BANDWIDTH_SHARE * was["busbw_gbps"].max()]
+    """The rows from the first size where the baseline reached BANDWIDTH_SHARE of its peak busbw
+    on (a size in the middle that dipped below it is still one of them: its dip is noise)."""
+    reached = was.index[was["busbw_gbps"] >= BANDWIDTH_SHARE * was["busbw_gbps"].max()]
+    sizes = was.index.get_level_values("size_bytes")
+    return was.index[sizes >= reached.get_level_values("size_bytes").min()]
 
 
 def latency_keys(was: pd.DataFrame) -> pd.Index:
