@@ -42,13 +42,14 @@ def section(report: Report, *path: str) -> Any:
 def probe_deltas(old: Report, new: Report, bar: Bar) -> list[Delta]:
     """Per probe in both runs: the judged busbw and latency, then every size's busbw and time."""
     was, now = measured(old.results), measured(new.results)
+    timing = (timing_noise(was), timing_noise(now))
     both = was.index.intersection(now.index)
     deltas: list[Delta] = []
     for probe in sorted(both.get_level_values("probe").unique()):
         a, b = (run[run.index.get_level_values("probe") == probe] for run in (was, now))
         keys = both[both.get_level_values("probe") == probe]
-        deltas += [d for d in (_busbw(probe, a, b, keys, bar), _latency(probe, a, b, keys, bar)) if d]
-        deltas += _size_deltas(a.loc[keys], b.loc[keys], (curve_noise(a), curve_noise(b)), bar)
+        deltas += [d for d in (_busbw(a, b, keys, timing, bar), _latency(a, b, keys, timing, bar)) if d]
+        deltas += _size_deltas(a.loc[keys], b.loc[keys], timing, bar)
     return deltas
 
 
@@ -67,44 +68,53 @@ def latency_keys(was: pd.DataFrame) -> pd.Index:
     return bound.index[bound.index.get_level_values("size_bytes").isin(sizes)]
 
 
-def _busbw(probe: str, was: pd.DataFrame, now: pd.DataFrame, both: pd.Index, bar: Bar) -> Delta | None:
+def _busbw(
+    was: pd.DataFrame, now: pd.DataFrame, both: pd.Index, timing: tuple[float, float], bar: Bar
+) -> Delta | None:
+    """The probe's peak busbw on its bandwidth sizes. Each run's noise: those rows', its curve's
+    there, and the run's timing noise (every probe's curve: one machine, the same minutes)."""
     if not was.loc[both, "busbw_gbps"].max() > 0:
         return None
     keys = bandwidth_keys(was.loc[both])
-    noise = combined(*(max(run.loc[keys, "noise"].max(), curve_noise(run, keys)) for run in (was, now)))
+    noises = [
+        max(run.loc[keys, "noise"].max(), curve_noise(run, keys), t)
+        for run, t in zip((was, now), timing, strict=True)
+    ]
     old, new = was.loc[keys, "busbw_gbps"], now.loc[keys, "busbw_gbps"]
     return bar.judge(
         "busbw",
-        probe,
+        keys[0][0],
         float(old.max()),
         float(new.max()),
-        noise=float(noise),
+        noise=combined(*noises),
         consistent=_one_way(old, new),
-        probe=probe,
+        probe=keys[0][0],
         size_bytes=int(old.idxmax()[1]),
         sizes=_sizes(keys),
     )
 
 
-def _latency(probe: str, was: pd.DataFrame, now: pd.DataFrame, both: pd.Index, bar: Bar) -> Delta | None:
+def _latency(
+    was: pd.DataFrame, now: pd.DataFrame, both: pd.Index, timing: tuple[float, float], bar: Bar
+) -> Delta | None:
+    """The probe's lowest time on its latency sizes. Each run's noise: those rows', how far
+    their times differ (they should not), and the run's timing noise."""
     keys = latency_keys(was.loc[both])
     if keys.empty:
         return None
-    noise = combined(
-        *(
-            max(run.loc[keys, "noise"].max(), curve_noise(run), flat_noise(run.loc[keys]))
-            for run in (was, now)
-        )
-    )
+    noises = [
+        max(run.loc[keys, "noise"].max(), flat_noise(run.loc[keys]), t)
+        for run, t in zip((was, now), timing, strict=True)
+    ]
     old, new = was.loc[keys, "time_us"], now.loc[keys, "time_us"]
     return bar.judge(
         "latency",
-        probe,
+        keys[0][0],
         float(old.min()),
         float(new.min()),
-        noise=float(noise),
+        noise=combined(*noises),
         consistent=_one_way(old, new),
-        probe=probe,
+        probe=keys[0][0],
         size_bytes=int(old.idxmin()[1]),
         sizes=_sizes(keys),
     )
@@ -120,8 +130,8 @@ def _sizes(keys: pd.Index) -> list[int]:
     return sorted({int(size) for size in keys.get_level_values("size_bytes")})
 
 
-def _size_deltas(was: pd.DataFrame, now: pd.DataFrame, curves: tuple[float, float], bar: Bar) -> list[Delta]:
-    """Each size's busbw and time; each run's noise: the row's own, or its probe's curve's."""
+def _size_deltas(was: pd.DataFrame, now: pd.DataFrame, timing: tuple[float, float], bar: Bar) -> list[Delta]:
+    """Each size's busbw and time; each run's noise: the row's own, or the run's timing noise."""
     deltas = []
     for (probe, size, inplace), old in was.iterrows():
         new = now.loc[(probe, size, inplace)]
@@ -132,7 +142,7 @@ def _size_deltas(was: pd.DataFrame, now: pd.DataFrame, curves: tuple[float, floa
                 subject,
                 float(old[column]),
                 float(new[column]),
-                noise=combined(max(old["noise"], curves[0]), max(new["noise"], curves[1])),
+                noise=combined(max(old["noise"], timing[0]), max(new["noise"], timing[1])),
                 judged=False,
                 probe=probe,
                 size_bytes=int(size),
