@@ -13,6 +13,7 @@ from helpers.baseline_reports import curve, even_scores, report, row
 from nccldoctor.config import GateOptions
 from nccldoctor.gate import file_problem, review
 from nccldoctor.gate.baseline import compare, findings
+from nccldoctor.gate.deltas import blame
 from nccldoctor.gate.judge import Bar
 from nccldoctor.reports.json_report import load
 from nccldoctor.reports.sections import section_tables
@@ -190,6 +191,21 @@ def test_a_slower_node_pair_and_ring_link_are_named_by_their_nodes():
     assert all(f.severity.value == "fail" for f in failed.values())
 
 
+def test_slower_links_blame_the_one_node_they_share_or_the_path_when_all_are_slower():
+    def link(src, dst, gbps):
+        return BAR.judge("link", f"node {src} -> node {dst}", 10.0, gbps, noise=0.05, nodes=[src, dst])
+
+    shared = blame([link(0, 1, 2.0), link(2, 1, 2.0), link(0, 2, 10.0)])
+    assert [d.nodes for d in shared] == [[1], [1], [0, 2]]
+    assert "every link of its kind that touches this node" in shared[0].note
+    apart = blame([link(0, 1, 2.0), link(2, 3, 2.0), link(0, 2, 10.0)])
+    assert [d.nodes for d in apart] == [[0, 1], [2, 3], [0, 2]]
+    everyone = blame([link(0, 1, 2.0), link(1, 0, 3.0)])
+    assert [d.nodes for d in everyone] == [[], []] and all(
+        "path between the nodes" in d.note for d in everyone
+    )
+
+
 def test_ddp_tokens_per_second_against_its_steps_own_spread():
     old = report(curve(), tokens=(1000.0, 100.0, 110.0))  # p95 10% above p50
     assert regressions(old, report(curve(), tokens=(920.0, 100.0, 110.0))) == []  # 1.09x < 1.21x
@@ -208,15 +224,14 @@ def test_healthy_two_node_runs_of_this_machine_show_no_regression(a, b):
     assert comparison.comparable and findings(comparison, "base") == []
 
 
-def test_the_run_on_the_shaped_nic_fails_all_reduce_and_the_links_between_the_nodes():
+def test_the_run_on_the_shaped_nic_fails_both_probes_and_every_link_between_the_nodes():
     old, new = load(FIXTURES / "cluster_fast1.json"), load(FIXTURES / "cluster_slow.json")
     failed = [f for f in regressions(old, new) if f.severity.value == "fail"]
     probes = {f.evidence["probe"] for f in failed if f.evidence["metric"] == "busbw"}
     assert probes == {"all_reduce", "all_gather"}
     links = [f for f in failed if f.evidence["metric"] == "link"]
-    assert len(links) == 4 and all(
-        f.nodes == [0, 1] for f in links
-    )  # 2 node pairs, 2 ring links between nodes
+    assert len(links) == 4  # both node pairs and both ring links between the nodes: all of their kinds
+    assert all(f.nodes == [] and "as did every link of its kind" in f.message for f in links)  # drains none
     assert not any(f.evidence["metric"] == "score" for f in regressions(old, new))
 
 

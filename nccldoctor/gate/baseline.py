@@ -114,7 +114,7 @@ def regression(delta: Delta, bar: Bar, path: str) -> Finding:
         beyond += f" and worse than {bar.fail_pct:g}%"
     return make_finding(
         "regression",
-        f"{describe(delta)}: {beyond}",
+        f"{describe(delta)}{', ' + delta.note if delta.note else ''}: {beyond}",
         severity=Severity.FAIL if delta.status == "fail" else Severity.WARN,
         nodes=delta.nodes,
         ranks=delta.ranks,

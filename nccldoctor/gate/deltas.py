@@ -15,7 +15,8 @@ best a run did is its most repeatable number. Each size's own busbw and time are
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -213,29 +214,56 @@ def links(report: Report) -> dict[tuple[str, int, int], dict[str, Any]]:
 
 
 def link_deltas(old: Report, new: Report, bar: Bar) -> list[Delta]:
-    """Per link (node pairs, ring): GB/s. The noise: the scatter of the baseline's links of the
-    same kind, or of this run's other links of that kind (a slow link scatters its own kind),
-    each never less than its run's timing noise."""
+    """Per link (node pairs, ring): GB/s, kind by kind, each kind's slower links blamed together."""
     was, now = links(old), links(new)
     timing = (run_noise(old), run_noise(new))
+    common = was.keys() & now.keys()
     deltas = []
-    for key in sorted(was.keys() & now.keys()):
-        same_kind: Callable[[tuple[str, int, int]], bool] = lambda k, kind=key[0]: k[0] == kind  # noqa: E731
-        others = [v["gbps"] for k, v in now.items() if same_kind(k) and k != key]
-        baseline = [v["gbps"] for k, v in was.items() if same_kind(k)]
-        link = now[key]
-        deltas.append(
-            bar.judge(
-                "link",
-                link_name(new, key, link),
-                float(was[key]["gbps"]),
-                float(link["gbps"]),
-                noise=combined(max(ratio_spread(baseline), timing[0]), max(ratio_spread(others), timing[1])),
-                nodes=sorted(set(link["nodes"])),
-                ranks=link.get("ranks", []),
-            )
-        )
+    for kind in sorted({key[0] for key in common}):
+        keys = sorted(key for key in common if key[0] == kind)
+        deltas += blame([_link_delta(key, was, now, timing, new, bar) for key in keys])
     return deltas
+
+
+def _link_delta(
+    key: tuple[str, int, int],
+    was: dict[tuple[str, int, int], dict[str, Any]],
+    now: dict[tuple[str, int, int], dict[str, Any]],
+    timing: tuple[float, float],
+    new: Report,
+    bar: Bar,
+) -> Delta:
+    """One link. Each run's noise: how far its links of this kind scatter (in this run, the
+    others only: a slow link scatters its own kind), never less than the run's timing noise."""
+    baseline = [v["gbps"] for k, v in was.items() if k[0] == key[0]]
+    others = [v["gbps"] for k, v in now.items() if k[0] == key[0] and k != key]
+    link = now[key]
+    return bar.judge(
+        "link",
+        link_name(new, key, link),
+        float(was[key]["gbps"]),
+        float(link["gbps"]),
+        noise=combined(max(ratio_spread(baseline), timing[0]), max(ratio_spread(others), timing[1])),
+        nodes=sorted(set(link["nodes"])),
+        ranks=link.get("ranks", []),
+    )
+
+
+def blame(deltas: list[Delta]) -> list[Delta]:
+    """Whom one kind's slower links point at: when every link of the kind is slower, the job's
+    network path and no node (one NIC setting, a switch); when they all touch one node, that
+    node; otherwise each link's two nodes."""
+    slower = [d for d in deltas if d.status in ("warn", "fail")]
+    if len(slower) < 2:
+        return deltas
+    if len(slower) == len(deltas):
+        note = "as did every link of its kind: the job's network path or settings, not one node"
+        return [replace(d, nodes=[], ranks=[], note=note) for d in deltas]
+    shared = set.intersection(*(set(d.nodes) for d in slower))
+    if len(shared) != 1:
+        return deltas
+    note = "as did every link of its kind that touches this node"
+    return [replace(d, nodes=sorted(shared), ranks=[], note=note) if d in slower else d for d in deltas]
 
 
 def link_name(report: Report, key: tuple[str, int, int], link: dict[str, Any]) -> str:

@@ -49,6 +49,7 @@ class Delta:
     sizes: list[int] = field(default_factory=list)  # a judged probe: the sizes it was judged on
     nodes: list[int] = field(default_factory=list)
     ranks: list[int] = field(default_factory=list)
+    note: str = ""  # said after the finding's message (e.g. whom a slower link points at)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,7 +75,7 @@ class Bar:
         **where: Any,
     ) -> Delta:
         """The delta of one value; `consistent` False (its sizes moved both ways): same."""
-        noise *= self.noise_factor
+        noise = float(noise) * self.noise_factor
         slowdown = _slowdown(metric, old, new)
         return Delta(
             metric=metric,
