@@ -51,8 +51,16 @@ def run(args: argparse.Namespace) -> int:
     bar = Bar(fail_pct=args.regression_fail, noise_factor=args.regression_noise)
     comparison = compare(old, new, bar)
     section = comparison.section(str(args.old))
-    report = Report(job=new.job, environment={}, results=[], findings=findings(comparison, str(args.old)))
-    report.sections["baseline"] = section
+    # The comparison as a report of its own (the run's job and time, the baseline section and
+    # its findings): the terminal and Markdown sinks draw it, and its verdict is the exit code.
+    report = Report(
+        job=new.job,
+        environment={},
+        results=[],
+        findings=findings(comparison, str(args.old)),
+        sections={"baseline": section},
+        created=new.created,
+    )
     if args.json:
         json.dump(as_json(args, section, report), sys.stdout, indent=2)
         print()
