@@ -210,6 +210,12 @@ def test_ddp_tokens_per_second_against_its_steps_own_spread():
     (finding,) = regressions(old, report(curve(), tokens=(500.0, 200.0, 215.0)))
     assert finding.severity.value == "fail" and finding.evidence["metric"] == "tokens_per_s"
     assert finding.message.startswith("DDP throughput fell 50% from the baseline (1000 -> 500 tokens/s)")
+    ddp_only = compare(
+        report([], tokens=(1000.0, 100.0, 110.0)), report([], tokens=(400.0, 100.0, 110.0)), BAR
+    )
+    assert [(d.metric, d.status) for d in ddp_only.deltas] == [
+        ("tokens_per_s", "fail")
+    ]  # no rows: still compared
 
 
 # -- real runs of this machine -------------------------------------------------------------------

@@ -280,7 +280,7 @@ def ddp_deltas(old: Report, new: Report, bar: Bar) -> list[Delta]:
     was, now = (section(r, "ddp", "throughput") or {} for r in (old, new))
     if not was.get("tokens_per_s") or not now.get("tokens_per_s"):
         return []
-    steps = [ratio_spread([t["step_p50_ms"], t["step_p95_ms"]]) for t in (was, now)]
+    steps = [ratio_spread([t.get("step_p50_ms") or 0, t.get("step_p95_ms") or 0]) for t in (was, now)]
     noise = combined(max(steps[0], run_noise(old)), max(steps[1], run_noise(new)))
     return [
         bar.judge("tokens_per_s", "DDP throughput", was["tokens_per_s"], now["tokens_per_s"], noise=noise)
