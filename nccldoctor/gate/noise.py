@@ -16,8 +16,8 @@ comes from the run itself, never a fixed percentage:
 
 Each run's value is uncertain by its own noise, so their ratio is uncertain by both:
 `combined` multiplies the two (1.3x and 1.5x: 1.95x). A run on a noisy day does not turn
-into a regression against a quiet baseline, and two quiet runs (a GPU cluster's curves move by
-a few percent) still show a change of ten.
+into a regression against a quiet baseline, and two quiet runs (ranks within 2%, curves that
+never go backwards: 1.04x together) still show a drop of a tenth.
 """
 
 from __future__ import annotations
