@@ -2,6 +2,9 @@
 
     nccldoctor bench [flags]          under torchrun, the bench; otherwise the torchrun command
                                       that runs it (torchrun ... -m nccldoctor.bench [flags])
+    nccldoctor run [torchrun options] [-- flags]
+                                      that torchrun, on this node; exit with the report's code
+                                      (0 pass, 1 fail, 2 usage, 3 incomplete), not torchrun's 1
     nccldoctor preflight --master-addr HOST --master-port PORT ...
                                       check this node before torchrun (seconds, no rendezvous)
     nccldoctor show DIR|report.json   render a saved report; exit with its exit code

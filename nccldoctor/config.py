@@ -648,6 +648,26 @@ class RunOptions:
             raise UsageError(f"--backend: {self.backend!r} is not one of {', '.join(BACKENDS)}")
 
 
+# --quick, a pre-job gate in seconds: the store-only network and consistency checks (always on),
+# all_reduce and all_gather from 8 B up by 32x (to 8M on Gloo, 256M on NCCL: see
+# quick_max_bytes) with 10 timed iterations after 2 warm-ups, the rank scores and node-pair
+# links (health); no per-NIC sweep and no DDP benchmark. Group -> field -> value.
+QUICK_PRESET: dict[str, dict[str, Any]] = {
+    "collectives": {"probes": ["all_reduce", "all_gather"], "step_factor": 32, "iters": 10, "warmup": 2},
+    "network": {"ifaces": "off"},
+    "ddp": {"enabled": False},
+}
+
+
+def quick_max_bytes(backend: str) -> int:
+    """--quick's largest size: where busbw stops rising on the backend this rank will use (the
+    choice `--backend auto` makes, so every rank of a job agrees). On GPUs NCCL needs hundreds of
+    MiB to reach its plateau (nccl-tests' all_reduce curves), and 256M costs milliseconds a call;
+    Gloo on CPUs is near its plateau by 8M, and more costs seconds."""
+    on_gpu = backend == "nccl" or (backend == "auto" and torch.cuda.is_available())
+    return 256 * 1024**2 if on_gpu else 8 * 1024**2
+
+
 @dataclass(kw_only=True)
 class BenchConfig:
     """Everything one bench run was asked to do; each group defaults to its own defaults.
@@ -666,6 +686,8 @@ class BenchConfig:
     run: RunOptions = field(default_factory=RunOptions)
 
     def __post_init__(self) -> None:
+        if self.gate.quick:
+            self._apply_quick()
         if self.ddp.only:
             self._refuse_with_ddp_only()
             # Nothing else that measures (the network check before init still runs).
@@ -674,6 +696,21 @@ class BenchConfig:
             self.network = replace(self.network, ifaces="off")
         if not self.collectives.probes and not self.ddp.only:
             raise UsageError("--probes: name at least one probe")
+
+    def _apply_quick(self) -> None:
+        """--quick: the preset's values, except where a flag set a group's field away from its
+        default (`--quick --probes all_reduce` measures only all_reduce). It runs no sweep and no
+        DDP benchmark, so flags asking for them are refused rather than dropped."""
+        if self.ddp.only:
+            raise UsageError("--quick runs no DDP benchmark: drop --ddp-only (or --quick)")
+        if self.sweep.settings:
+            raise UsageError("--quick runs no settings sweep: drop --sweep (or --quick)")
+        largest = quick_max_bytes(self.run.backend)
+        preset_of = {**QUICK_PRESET, "collectives": {**QUICK_PRESET["collectives"], "max_bytes": largest}}
+        for name, preset in preset_of.items():
+            group = getattr(self, name)
+            chosen = {key: value for key, value in preset.items() if is_default(group, key)}
+            setattr(self, name, replace(group, **chosen))
 
     def _refuse_with_ddp_only(self) -> None:
         """Flags about what --ddp-only does not run: one line rather than silence."""

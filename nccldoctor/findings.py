@@ -70,9 +70,50 @@ _SPECS = [
     CodeSpec(
         "low_bandwidth",
         Severity.FAIL,
-        "Bus bandwidth at the largest size measured is below what the user said to expect (--expect-busbw).",
+        "Bus bandwidth at the largest size measured is below what the user said to expect (--expect-busbw), "
+        "or below an expectations file's bar (--expect: min_busbw_gbps, min_share_of_line_rate).",
         "Check which interface and transport carry the traffic (NCCL_DEBUG=INFO) and the links "
         "of the slowest ranks; re-run with a larger --max-bytes if the curve had not levelled.",
+    ),
+    CodeSpec(
+        "high_latency",
+        Severity.FAIL,
+        "A collective took longer than the expectations file (--expect) allows: max_latency_us, "
+        "at the smallest size measured or at the size the file names.",
+        "Check which transport carries small messages (NCCL_DEBUG=INFO: NET/IB or NET/Socket, "
+        "NCCL_PROTO), the switch path between the nodes and CPU contention on the ranks.",
+    ),
+    CodeSpec(
+        "node_count_mismatch",
+        Severity.FAIL,
+        "The job ran on another number of nodes than the expectations file (--expect) says (job.nodes).",
+        "Check the scheduler's allocation and torchrun's --nnodes; a node that did not join "
+        "the rendezvous is named in its own log.",
+    ),
+    CodeSpec(
+        "nic_count_mismatch",
+        Severity.FAIL,
+        "A node has another number of active NICs than the expectations file (--expect) says "
+        "(job.nics_per_node): its active InfiniBand/RoCE ports when it has any, else its real "
+        "Ethernet interfaces.",
+        "On the named nodes check ibstat (a port Down or Polling: cable, transceiver, switch "
+        "port) or ip link; drain the node until the port is back.",
+    ),
+    CodeSpec(
+        "low_ddp_throughput",
+        Severity.FAIL,
+        "The reference DDP benchmark trained fewer tokens per second than the expectations file "
+        "(--expect) says (ddp.min_tokens_per_s).",
+        "Compare the DDP section's exposed communication and per-rank step times with the "
+        "collectives' busbw: slow links or a straggler show there first.",
+    ),
+    CodeSpec(
+        "expectation_not_checked",
+        Severity.INFO,
+        "Rules of the expectations file (--expect) that this run did not measure (a probe not "
+        "run, --health off, --no-ddp, a one-node job): listed, not passed.",
+        "Run the probes, health checks or DDP benchmark the rules need, or drop those rules "
+        "from the file for this kind of run.",
     ),
     CodeSpec(
         "iface_missing",
@@ -164,7 +205,8 @@ _SPECS = [
         Severity.FAIL,
         "A node runs more ranks than it has visible GPUs (NCCL would fail on the extra ranks), "
         "or fewer (GPUs left idle: info); checked by preflight for --nproc-per-node and by the "
-        "bench's consistency phase on every node.",
+        "bench's consistency phase on every node; or (fail) a node's visible GPUs differ from an "
+        "--expect file's job.gpus_per_node.",
         "Set --nproc-per-node to the number of GPUs, or fix CUDA_VISIBLE_DEVICES.",
     ),
     CodeSpec(
@@ -341,7 +383,8 @@ _SPECS = [
         "A rank is slower than the median rank at the same fixed work (a training-like step; on "
         "GPUs also matmul, memory and host-device copies, the last only among ranks bound to their "
         "GPU's NUMA node): its score (median time / its time) "
-        "is below 0.9, or below 0.75 for fail (--straggler-warn, --straggler-fail).",
+        "is below 0.9, or below 0.75 for fail (--straggler-warn, --straggler-fail, or an --expect "
+        "file's [stragglers] scores, which replace them).",
         "Check that rank's GPU or CPU cores (clocks, throttling, affinity, other processes); the "
         "evidence names the slowest kernel.",
     ),
@@ -356,8 +399,8 @@ _SPECS = [
         "slow_link",
         Severity.WARN,
         "A link (node pair, or ring neighbours rank -> rank+1) ran below half of what links of its "
-        "kind reach (their upper quartile), fail below a fifth. When every slow link touches one "
-        "node, that node is named.",
+        "kind reach (their upper quartile), fail below a fifth, or (fail) below an --expect file's "
+        "[links] bound. When every slow link touches one node, that node is named.",
         "Check the named node's NIC and link (ethtool: speed, errors; the cable and switch port).",
     ),
     CodeSpec(

@@ -8,7 +8,7 @@ from pathlib import Path
 from nccldoctor.errors import UsageError
 
 DEFAULT_OUT_ROOT = Path("nccldoctor-out")
-REPORT_FILES = ("report.json", "results.csv", "report.md")
+REPORT_FILES = ("report.json", "results.csv", "report.md", "exclude.txt", "junit.xml", "nccldoctor.prom")
 
 
 def prepare_out_dir(out: Path | None, label: str = "") -> Path:

@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import pandas as pd
-
 from nccldoctor import __version__
 from nccldoctor.environment import differences_by_node
 from nccldoctor.findings import Finding, exit_code, verdict
 from nccldoctor.rows import Row, rows_frame
 
 if TYPE_CHECKING:  # torch loads in seconds: preflight and `show` must not pay for it
+    import pandas as pd  # nor the ranks that write no report (results_frame loads it)
+
     from nccldoctor.runtime import Job, RankInfo
 
 SCHEMA_VERSION = 1

@@ -116,6 +116,8 @@ class Bench:
         self.out_dir: Path | None = None
         self.init_env: dict[str, str] = {}  # what the phases set around init_process_group
         self.display = ProgressDisplay(enabled=launch.rank == 0 and not config.run.quiet)
+        self.started = time.monotonic()
+        self.phase_seconds: dict[str, float] = {}  # phase name -> how long it ran on this rank
         supervisor.on_stop_display = self.display.stop
         supervisor.on_incomplete = self.write_incomplete
 
@@ -152,6 +154,7 @@ class Bench:
             rows=lambda: self.recorder.snapshot()[0],
             out_dir=self.prepare_out_dir,
             run_prefix=run_prefix(self.launch),
+            seconds=self.phase_seconds,
         )
 
     def run_store_only(self, ctx: PhaseContext) -> bool:
@@ -283,6 +286,7 @@ class Bench:
         )
         if speed is not None:
             sections = {"speed": speed, **sections}
+        sections["timing"] = self.timing()
         report = Report(
             job=describe_job(job),
             environment=describe_environment(job.ranks),
@@ -293,6 +297,14 @@ class Bench:
             sections=sections,
         )
         return review(report, self.config.gate)
+
+    def timing(self) -> dict[str, Any]:
+        """The `timing` section: rank 0's wall time from joining the job to the report, and each
+        phase's share of it (the rest is joining, init_process_group and judging)."""
+        return {
+            "run_s": round(time.monotonic() - self.started, 3),
+            "phases_s": {name: round(seconds, 3) for name, seconds in self.phase_seconds.items()},
+        }
 
     def emit(self, report: Report) -> None:
         out_dir = self.prepare_out_dir()

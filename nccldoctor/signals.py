@@ -11,6 +11,8 @@ import os
 import signal
 import sys
 
+from nccldoctor.exitstatus import record as record_exit
+
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
@@ -33,6 +35,7 @@ def exit_on_signal(code: int) -> None:
     """From now on a handled signal ends the process with `code` (the run's verdict is known)."""
 
     def leave(signum: int, frame: object) -> None:
+        record_exit(code)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -28,6 +28,7 @@ from typing import Any, NoReturn
 import torch.distributed as dist
 
 from nccldoctor.errors import UsageError
+from nccldoctor.exitstatus import record as record_exit
 from nccldoctor.findings import EXIT_INCOMPLETE, EXIT_USAGE
 from nccldoctor.signals import HANDLED_SIGNALS, exit_on_signal
 
@@ -199,6 +200,7 @@ class Supervisor:
                 f"nccldoctor: rank {self.rank}: could not coordinate the end of the run: {exc}",
                 file=sys.stderr,
             )
+        record_exit(code)  # for `nccldoctor run`: torchrun itself only says "a rank failed"
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

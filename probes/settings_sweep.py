@@ -27,9 +27,7 @@ import os
 import statistics
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from nccldoctor.bandwidth import LATENCY_BOUND_BELOW
 from nccldoctor.findings import Finding, make_finding
@@ -41,6 +39,9 @@ from nccldoctor.rows import Row, rows_frame
 from nccldoctor.sweepspec import combinations, export_lines
 from nccldoctor.units import format_size
 from nccldoctor.variants import Variant, VariantOutcome, VariantRunner, setting_label, variant_rows
+
+if TYPE_CHECKING:  # frames come from rows_frame; pandas loads only when a sweep is judged
+    import pandas as pd
 
 SWEEP = "settings"
 DEFAULTS = "defaults"

@@ -13,8 +13,11 @@ from typing import Any
 
 from nccldoctor.report import Report, Sink
 from nccldoctor.reports.csv_report import CsvSink
+from nccldoctor.reports.exclude_list import ExcludeListSink
 from nccldoctor.reports.json_report import JsonSink
+from nccldoctor.reports.junit import JUnitSink
 from nccldoctor.reports.markdown import MarkdownSink
+from nccldoctor.reports.prometheus import PrometheusSink
 from nccldoctor.reports.terminal import TerminalSink
 
 # In writing order: the files, then the terminal.
@@ -22,6 +25,9 @@ SINKS: dict[str, type[Sink]] = {
     "json": JsonSink,
     "csv": CsvSink,
     "markdown": MarkdownSink,
+    "exclude": ExcludeListSink,
+    "junit": JUnitSink,
+    "prometheus": PrometheusSink,
     "terminal": TerminalSink,
 }
 

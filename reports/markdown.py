@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from nccldoctor.report import Report
+from nccldoctor.reports.exclude_list import exclude_line
 from nccldoctor.reports.sections import section_tables
 from nccldoctor.reports.tables import busbw_footer, hostnames, probe_tables, where
 from nccldoctor.reports.terminal import headline
@@ -62,6 +63,9 @@ def render(report: Report) -> str:
         lines += [markdown_table(findings), ""]
     else:
         lines += ["None.", ""]
+    line = exclude_line(report, quote="`")
+    if line:
+        lines += [line, ""]
     for probe, table in probe_tables(report.probe_results).items():
         lines += [
             f"## {probe}",

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nccldoctor.report import Report
+from nccldoctor.reports.exclude_list import exclude_line
 from nccldoctor.reports.sections import section_tables
 from nccldoctor.reports.tables import (
     busbw_footer,
@@ -45,6 +46,9 @@ class TerminalSink:
             for probe, frame in probe_tables(report.probe_results).items():
                 self._probe_table(probe, frame, busbw_footer(report.probe_results, probe))
         self._findings(report)
+        line = exclude_line(report)
+        if line:
+            self.console.print(line, markup=False)
         self._verdict(report, out_dir)
 
     def _sections(self, report: Report) -> None:

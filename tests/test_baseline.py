@@ -12,9 +12,9 @@ from helpers.baseline_reports import curve, even_scores, report, row
 
 from nccldoctor.config import GateOptions
 from nccldoctor.gate import file_problem, review
+from nccldoctor.gate.bar import Bar
 from nccldoctor.gate.baseline import compare, findings
 from nccldoctor.gate.deltas import blame
-from nccldoctor.gate.judge import Bar
 from nccldoctor.reports.json_report import load
 from nccldoctor.reports.sections import section_tables
 

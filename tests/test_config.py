@@ -221,3 +221,42 @@ def test_out_shows_dir_as_its_help_says():
         outs = [metavar for names, metavar, _ in value_options(parser) if "--out" in names]
         assert outs in ([], ["DIR"]), prog
     assert "--out DIR " in build_parser().format_help()
+
+
+# -- --quick ------------------------------------------------------------------------------------
+
+
+def test_quick_measures_two_collectives_at_five_sizes_without_sweeps_or_ddp_on_cpu():
+    config = parse_args(["--quick", "--backend", "gloo"])
+    assert config.collectives.probes == ["all_reduce", "all_gather"]
+    assert config.collectives.sizes() == [8, 256, 8 * 1024, 256 * 1024, 8 * 1024**2]
+    assert (config.collectives.iters, config.collectives.warmup) == (10, 2)
+    assert config.network.ifaces == "off" and not config.ddp.enabled and not config.sweep.settings
+    assert config.health.enabled  # rank scores and node-pair links stay
+    assert config_section(config)["quick"] is True  # the report says which preset it ran
+
+
+def test_quick_on_nccl_goes_on_to_256m_where_gpu_busbw_levels_off():
+    assert parse_args(["--quick", "--backend", "nccl"]).collectives.sizes()[-1] == 256 * 1024**2
+
+
+def test_flags_set_with_quick_win_over_the_preset():
+    config = parse_args(
+        ["--quick", "--backend", "gloo", "--probes", "all_reduce", "-n", "40", "--ifaces", "eth0"]
+    )
+    assert config.collectives.probes == ["all_reduce"]
+    assert config.collectives.iters == 40
+    assert config.network.ifaces == ["eth0"]
+    assert config.collectives.warmup == 2  # what was not set still comes from the preset
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--sweep", "NCCL_ALGO=Ring,Tree"], "--quick runs no settings sweep"),
+        (["--ddp-only"], "--quick runs no DDP benchmark"),
+    ],
+)
+def test_quick_refuses_what_it_would_not_run(extra, message):
+    with pytest.raises(UsageError, match=message):
+        parse_args(["--quick", *extra])

@@ -18,6 +18,7 @@ from types import ModuleType
 
 COMMANDS: dict[str, str] = {
     "bench": "nccldoctor.commands.bench",
+    "run": "nccldoctor.commands.run",
     "preflight": "nccldoctor.commands.preflight",
     "show": "nccldoctor.commands.show",
     "codes": "nccldoctor.commands.codes",

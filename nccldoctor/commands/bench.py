@@ -22,6 +22,7 @@ import sys
 from typing import TYPE_CHECKING, NoReturn
 
 from nccldoctor.errors import UsageError
+from nccldoctor.exitstatus import record as record_exit
 from nccldoctor.signals import EarlySignals
 
 if TYPE_CHECKING:
@@ -53,15 +54,23 @@ def run_bench(argv: list[str] | None = None, early: EarlySignals | None = None) 
     sink in nccldoctor.reports. `early`: the signals received before torch was imported."""
     # These import torch.
     from nccldoctor.probes import plan
-    from nccldoctor.reports import make_sinks
     from nccldoctor.runner import run as run_runner
 
-    return run_runner(argv, plan, make_sinks, early)
+    return run_runner(argv, plan, _sinks, early)
+
+
+def _sinks(options: object) -> list:
+    """The report's sinks, loaded when a report is written: the other ranks never load them
+    (nor pandas, which the tables need), which every rank's start-up would pay for."""
+    from nccldoctor.reports import make_sinks
+
+    return make_sinks(options)
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
     early = EarlySignals().install()  # before torch is imported
     code = run_bench(argv, early)
+    record_exit(code)  # for `nccldoctor run`, which cannot read it through torchrun
     # The report is on disk. Leave now: interpreter teardown with torch's threads can take
     # seconds, and a SIGTERM from torchrun (another rank already exited) arriving after
     # Python restored the default handlers would turn this rank's exit code into -15.
@@ -114,9 +123,14 @@ def run(args: argparse.Namespace) -> int:
 
 def torchrun_command(flags: list[str], gpus: int | None = None) -> str:
     """The torchrun line for this node: one rank per visible GPU, else CPU_RANKS on Gloo."""
+    command = TORCHRUN.format(nproc=ranks_per_node(gpus))
+    return " ".join([command, *map(shlex.quote, flags)])
+
+
+def ranks_per_node(gpus: int | None = None) -> int:
+    """One rank per visible GPU (`gpus`, or NVML's count), else CPU_RANKS on Gloo."""
     if gpus is None:
         from nccldoctor.preflight import count_gpus  # NVML, no torch: fast
 
         gpus = count_gpus().visible
-    command = TORCHRUN.format(nproc=gpus or CPU_RANKS)
-    return " ".join([command, *map(shlex.quote, flags)])
+    return gpus or CPU_RANKS

@@ -43,8 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nccldoctor.gate import load_report
+    from nccldoctor.gate.bar import Bar
     from nccldoctor.gate.baseline import compare, findings
-    from nccldoctor.gate.judge import Bar
     from nccldoctor.report import Report
 
     old, new = load_report(Path(args.old), "compare: OLD"), load_report(Path(args.new), "compare: NEW")

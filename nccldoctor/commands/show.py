@@ -1,7 +1,9 @@
 """`nccldoctor show DIR|report.json`: render a saved report; exit with its exit code.
 
 torchrun exits 1 whenever any rank exits non-zero, so this is how a script gets the bench's
-own code (0 pass, 1 fail, 3 incomplete) back from a report folder.
+own code (0 pass, 1 fail, 3 incomplete) back from a report folder. With --exclude it prints
+only the Slurm hostlist of the hosts to keep out of the next job (an empty line when none) and
+exits 0 once the report was read, so `$(nccldoctor show DIR --exclude)` is safe in a script.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ HELP = "render a saved report and exit with its exit code"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("report", metavar="DIR|report.json", help="a report folder or its report.json")
     parser.add_argument("--quiet", action="store_true", help="findings and verdict only")
+    parser.add_argument(
+        "--exclude",
+        action="store_true",
+        help="print only the hosts to exclude, as a Slurm hostlist (gpu[003,017-018]); exit 0",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,5 +39,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"show: {path} is not a nccldoctor report.json: {exc}") from None
     except ValueError as exc:  # JSONDecodeError, or bytes that are not text at all
         raise UsageError(f"show: {path} is not a nccldoctor report.json: it is not JSON ({exc})") from None
+    if getattr(args, "exclude", False):  # callers that build the Namespace themselves may omit it
+        from nccldoctor.gate.exclude import exclude_of
+
+        print(exclude_of(report)["slurm"])
+        return 0
     TerminalSink(quiet=args.quiet).emit(report, path)
     return report.exit_code

@@ -18,14 +18,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nccldoctor.errors import UsageError
+from nccldoctor.gate.exclude import SECTION as EXCLUDE_SECTION
+from nccldoctor.gate.exclude import exclusions
+from nccldoctor.gate.expectations import Expectations, load
 
 if TYPE_CHECKING:
     from nccldoctor.config import GateOptions
     from nccldoctor.report import Report
 
+# What file_problem read, for review in the same process: the file is read once per run, so the
+# rules judged are the ones that were checked before measuring, even if the file changes meanwhile.
+_LOADED: dict[Path, Expectations] = {}
+
 
 def file_problem(options: GateOptions) -> str | None:
     """What is wrong with the gate's files, in one line (None: nothing, or no files)."""
+    if options.expect is not None:
+        try:
+            _LOADED[options.expect] = load(options.expect)
+        except UsageError as err:
+            return str(err)
     if options.baseline is not None:
         try:
             load_report(options.baseline, "--baseline")
@@ -36,17 +48,32 @@ def file_problem(options: GateOptions) -> str | None:
 
 def review(report: Report, options: GateOptions) -> Report:
     """The report with the gate's findings and sections added (it is changed in place too)."""
+    if options.expect is not None:
+        judge_expectations(report, options.expect)
     if options.baseline is not None:
         judge_baseline(report, options)
+    # last: the hosts to exclude, from every fail finding, the gate's own included
+    report.sections[EXCLUDE_SECTION] = exclusions(report.job, report.findings)
     return report
+
+
+def judge_expectations(report: Report, path: Path) -> None:
+    from nccldoctor.gate.judging import judge_report
+
+    try:
+        expectations = _LOADED.get(path) or load(path)
+    except UsageError:  # a run stopped before its files were checked: nothing to judge with
+        return
+    judge_report(expectations, report)
 
 
 def load_report(path: Path, what: str) -> Report:
     """A saved report (report.json or its folder), or UsageError in one line naming `what`."""
-    from nccldoctor.reports.json_report import NotAReport, load
+    from nccldoctor.reports.json_report import NotAReport
+    from nccldoctor.reports.json_report import load as load_json
 
     try:
-        return load(Path(path))
+        return load_json(Path(path))
     except FileNotFoundError:
         raise UsageError(f"{what} {path}: no report there (a report.json or its folder)") from None
     except NotAReport as exc:
@@ -58,8 +85,8 @@ def load_report(path: Path, what: str) -> Report:
 def judge_baseline(report: Report, options: GateOptions) -> None:
     """Add the comparison with --baseline: its `regression` findings and the `baseline` section.
     A baseline that went away since the run started is said so, not a crash after the run."""
+    from nccldoctor.gate.bar import Bar
     from nccldoctor.gate.baseline import Comparison, compare, findings
-    from nccldoctor.gate.judge import Bar
 
     path = str(options.baseline)
     bar = Bar(fail_pct=options.regression_fail, noise_factor=options.regression_noise)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from nccldoctor.findings import Finding, Severity, make_finding
+from nccldoctor.gate.bar import Bar, Delta
 from nccldoctor.gate.deltas import ddp_deltas, link_deltas, probe_deltas, score_deltas, section
-from nccldoctor.gate.judge import Bar, Delta
 from nccldoctor.report import Report, main_rows
 from nccldoctor.units import format_size
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from nccldoctor.gate.judge import Bar, Delta
+from nccldoctor.gate.bar import Bar, Delta
 from nccldoctor.gate.noise import combined, curve_noise, flat_noise, measured, ratio_spread, timing_noise
 from nccldoctor.report import Report
 from nccldoctor.units import format_size

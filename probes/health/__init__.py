@@ -58,6 +58,7 @@ from nccldoctor.probes.health.stragglers import (
     copies_note,
     crowded_nodes,
     judge_stragglers,
+    judging_inputs,
     rank_rows,
     score_ranks,
     scored_kernels,
@@ -215,6 +216,7 @@ class HealthCheck:
             "link_bytes": size,
             "ring": [dataclasses.asdict(link) for link in links if link.kind.startswith("ring")],
             "node_pairs": _matrix(pair_seconds, nodes, size),
+            "judging": judging_inputs(computes, crowded, pressure),
         }
         return findings + health_findings, {"stragglers": stragglers, "health": health}
 

@@ -20,7 +20,9 @@ independent faults); `straggler_rank` for the slow ranks that are left.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,6 +209,36 @@ def judge_stragglers(
             )
         )
     return findings
+
+
+def judging_inputs(
+    computes: list[RankCompute], crowded: dict[int, str], pressure: dict[int, CpuPressure]
+) -> dict[str, Any]:
+    """What `judge_stragglers` read besides the thresholds, kept in the stragglers section so
+    that a saved report can be judged again with other thresholds (--expect's [stragglers])."""
+    return {
+        "computes": [dataclasses.asdict(c) for c in computes],
+        "crowded": {str(node): why for node, why in crowded.items()},
+        "cpu_pressure": {str(node): p.to_json() for node, p in pressure.items()},
+    }
+
+
+def rejudge(
+    section: Mapping[str, Any], thresholds: ScoreThresholds, hostnames: dict[int, str]
+) -> list[Finding] | None:
+    """The straggler findings the run would have made with `thresholds`, from its stragglers
+    section (the same scores, crowding and excuses; only the thresholds differ). None when the
+    section lacks the inputs (a report from before they were kept)."""
+    inputs = section.get("judging")
+    if not inputs:
+        return None
+    computes = [RankCompute(**c) for c in inputs["computes"]]
+    rows = sorted(section["ranks"], key=lambda row: row["rank"])
+    verdicts = [RankVerdict(r["rank"], r["node"], r["score"], r["kernel_scores"]) for r in rows]
+    pressure = {int(n): CpuPressure.from_json(p) for n, p in inputs["cpu_pressure"].items()}
+    crowded = {int(n): why for n, why in inputs["crowded"].items()}
+    excused = contention_excuses(slow_ranks(verdicts, thresholds, computes), pressure)
+    return judge_stragglers(verdicts, computes, thresholds, hostnames, crowded, excused)
 
 
 def _medians(computes: list[RankCompute]) -> dict[str, float]:

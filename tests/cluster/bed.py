@@ -231,9 +231,11 @@ class Cluster:
             "DROP",
         )
 
-    def cpu_quota(self, node: int, cores: float) -> None:
-        """Processes started on `node` from now on get `cores` CPUs' worth of time (e.g. 0.2)."""
-        period = 100_000
+    def cpu_quota(self, node: int, cores: float, period_us: int = 100_000) -> None:
+        """Processes started on `node` from now on get `cores` CPUs' worth of time (e.g. 0.2) in
+        every `period_us`; a burst shorter than the quota runs at full speed, so work measured in
+        short steps needs a short period to be slowed."""
+        period = period_us
         quota = max(1000, int(cores * period))
         name = f"nccldoctor-{self.run_id}-n{node}"
         if (CGROUP_ROOT / "cpu").is_dir():  # cgroup v1

@@ -1,4 +1,4 @@
-"""One value measured in a baseline and in a run, and when its change counts.
+"""The bar: one value measured in a baseline and in a run (a Delta), and when its change counts.
 
 A change counts only beyond the noise: how far the same value moves within one run
 (nccldoctor.gate.noise), the larger of the two runs', times --regression-noise. Both are
