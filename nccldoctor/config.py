@@ -24,7 +24,16 @@ from typing import Any
 
 import torch
 
-from nccldoctor.argtypes import Parser, a_path, megabytes, package_name, seconds, whole_number
+from nccldoctor.argtypes import (
+    Parser,
+    a_path,
+    factor,
+    megabytes,
+    package_name,
+    percent,
+    seconds,
+    whole_number,
+)
 from nccldoctor.bandwidth import BUS_FACTORS
 from nccldoctor.errors import UsageError
 from nccldoctor.supervisor import DEFAULT_SILENCE_S, HEARTBEAT_S, LIVENESS_WINDOW_S
@@ -561,27 +570,6 @@ class DdpOptions:
                 raise UsageError(f"{flag} must be 1 or more, not {value}")
         if not self.bucket_mb > 0:
             raise UsageError(f"--ddp-bucket-mb must be a positive number of MiB, not {self.bucket_mb}")
-
-
-def percent(text: str) -> float:
-    """A share in percent: a number in (0, 100)."""
-    try:
-        value = float(text.rstrip("%"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage") from None
-    if not 0 < value < 100:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage in (0, 100)")
-    return value
-
-
-def factor(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
-    return value
 
 
 @dataclass(kw_only=True)
