@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from nccldoctor.gate import load_report
     from nccldoctor.gate.bar import Bar
     from nccldoctor.gate.baseline import compare, findings
+    from nccldoctor.redact import redact_report
     from nccldoctor.report import Report
 
     old, new = load_report(Path(args.old), "compare: OLD"), load_report(Path(args.new), "compare: NEW")
@@ -61,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         sections={"baseline": section},
         created=new.created,
     )
+    report = redact_report(report)  # as every sink's report (reports.emit_all): no credentials
+    section = report.sections["baseline"]
     if args.json:
         json.dump(as_json(args, section, report), sys.stdout, indent=2)
         print()
