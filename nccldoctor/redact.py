@@ -181,8 +181,8 @@ def mask_value(name: str, value: str) -> str:
 def scrub(data: Any) -> Any:
     """A copy of nested dicts, lists and tuples with every string redacted: a dict entry whose
     key is a secret's name is masked whole, other strings (keys too) lose their credentials.
-    Numbers, booleans and None pass as they are; other objects are rendered by str() when
-    written, so they are scrubbed as their text."""
+    Numbers, booleans and None pass as they are, a dataclass keeps its type with its fields
+    scrubbed; other objects are rendered by str() when written, so they are scrubbed as text."""
     if isinstance(data, str):
         return redact_text(data)
     if isinstance(data, dict):
@@ -191,6 +191,9 @@ def scrub(data: Any) -> Any:
         return type(data)(scrub(item) for item in data)
     if data is None or isinstance(data, (bool, int, float)):
         return data
+    if dataclasses.is_dataclass(data) and not isinstance(data, type):  # keeps its type for the views
+        fields = {f.name: scrub(getattr(data, f.name)) for f in dataclasses.fields(data) if f.init}
+        return dataclasses.replace(data, **fields)
     text = str(data)
     cleaned = redact_text(text)
     return data if cleaned == text else cleaned

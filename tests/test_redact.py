@@ -205,3 +205,15 @@ def test_consistency_compares_a_credential_by_digest_and_never_shows_it():
     assert a["TORCH_HOME"].startswith("https://***@h/x (masked:") and "token1" not in a["TORCH_HOME"]
     assert a["TORCH_HOME"] != b["TORCH_HOME"]  # nodes with different tokens still differ
     assert a["NCCL_IB_HCA"] == "mlx5_0"
+
+
+def test_scrub_keeps_a_dataclass_with_its_fields_scrubbed():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Seen:
+        name: str
+        values: tuple[str, ...]
+
+    seen = scrub({"x": Seen("TORCH_HOME", ("https://u:p@h/x", "plain"))})["x"]
+    assert seen == Seen("TORCH_HOME", ("https://***@h/x", "plain"))

@@ -9,6 +9,8 @@ walks every file under --out. The explain tests quote log lines that hold a toke
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +114,39 @@ def test_an_unexplained_failure_quotes_its_last_lines_without_the_token(tmp_path
     assert leaks(texts) == []
     assert "FATAL: weights download failed: https://***@hub.example/w.pt" in texts["report.json"]
     assert "https://***@hub.example/w.pt" in done.stdout and "https://***@hub.example/w.pt" in json_out.stdout
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nccldoctor", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_preflight_and_show_write_and_print_no_planted_secret(tmp_path):
+    with socket.socket() as probe:  # a port nothing listens on: master_not_listening, exit 0
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    out = tmp_path / "pf"
+    done = cli(
+        "preflight", "--master-addr", "127.0.0.1", "--master-port", port, "--out", str(out), env=PLANTED_ENV
+    )
+    assert done.returncode == 0, done.stderr
+    files = every_file(out)
+    assert leaks({**files, "stdout": done.stdout, "stderr": done.stderr}) == []
+    variables = json.loads(files["report.json"])["environment"]["variables"]
+    assert variables["TORCH_HOME"] == "https://***@models.example/torch"
+    assert variables["NCCL_IB_PKEY"] == "0x8001"
+
+    # A report an older nccldoctor wrote, secrets and all: `show` prints none of them.
+    old = json.loads(files["report.json"])
+    old["environment"]["variables"].update(PLANTED_ENV)
+    old["findings"][0]["message"] = f"--hf-token {HF} https://u:s3cr3tTOKENvalue@h.ex/x"
+    (out / "report.json").write_text(json.dumps(old))
+    shown = cli("show", str(out))
+    assert shown.returncode == 0, shown.stderr
+    assert leaks({"stdout": shown.stdout, "stderr": shown.stderr}) == []
+    assert "--hf-token *** https://***@h.ex/x" in shown.stdout  # short: one line of the table
