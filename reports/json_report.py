@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from nccldoctor.atomic import write_atomically
 from nccldoctor.report import Report, missing_keys
 
 FILENAME = "report.json"
@@ -16,10 +17,8 @@ class JsonSink:
         return cls()
 
     def emit(self, report: Report, out_dir: Path) -> None:
-        path = out_dir / FILENAME
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
-        tmp.replace(path)  # readers never see half a report
+        # Readers never see half a report: the old one or the new one (nccldoctor.atomic).
+        write_atomically(out_dir / FILENAME, json.dumps(report.to_dict(), indent=2, default=str) + "\n")
 
 
 class NotAReport(ValueError):
