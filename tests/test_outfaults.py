@@ -240,3 +240,22 @@ def test_show_on_a_truncated_report_exits_2_with_one_line_and_no_traceback(tmp_p
     assert done.returncode == 2
     (line,) = done.stderr.splitlines()
     assert line.startswith(f"nccldoctor: error: show: {path} is not a nccldoctor report.json: it is not JSON")
+
+
+# -- the runner --------------------------------------------------------------------------------
+
+
+def test_the_bench_turns_a_report_it_cannot_write_into_one_line_and_exit_3(tmp_path, capsys):
+    from helpers.bench_parts import make_bench
+
+    report = load(FIXTURE)
+    bench = make_bench(argv=["--out", str(tmp_path)])
+    written = Recording()
+    bench.sinks = lambda options: [written]
+    assert bench.deliver(report) == report.exit_code and written.called
+    bench.sinks = lambda options: [Recording(OSError(errno.EDQUOT, os.strerror(errno.EDQUOT)))]
+    assert bench.deliver(report) == 3  # what rank 0 hands every rank through supervisor.finish
+    assert capsys.readouterr().err.splitlines() == [
+        f"nccldoctor: error: cannot write the report to {tmp_path}: Disk quota exceeded; "
+        f"the run's verdict ({report.verdict.upper()}) was not delivered"
+    ]
