@@ -62,18 +62,24 @@ class IfnameSpec:
     exact: bool = False
 
     def matches(self, name: str) -> bool:
-        hit = any(name == n if self.exact else name.startswith(n) for n in self.names)
+        # matchIfList: a list with no names matches every interface ("," selects all, "^," none).
+        hit = not self.names or any(name == n if self.exact else name.startswith(n) for n in self.names)
         return hit != self.exclude
 
 
+MAX_IFS = 16  # socket.cc: NCCL reads at most this many items of the list
+
+
 def parse_nccl_ifname(value: str) -> IfnameSpec:
+    """As NCCL's parseStringList reads it: items split at `,`, each name ending at its first `:`
+    (a port, which plays no part in choosing an interface), empty names skipped, and nothing
+    stripped: `eth0, eth1` lists " eth1", which no interface is called."""
     exclude = value.startswith("^")
     value = value[1:] if exclude else value
     exact = value.startswith("=")
     value = value[1:] if exact else value
-    # NCCL's list items may carry ":port"; the port plays no part in choosing an interface.
-    names = tuple(item.split(":", 1)[0].strip() for item in value.split(",") if item.strip())
-    return IfnameSpec(names=names, exclude=exclude, exact=exact)
+    names = [item.split(":", 1)[0] for item in value.split(",")]
+    return IfnameSpec(names=tuple(n for n in names if n)[:MAX_IFS], exclude=exclude, exact=exact)
 
 
 def _family_ok(net: ipaddress.IPv4Interface | ipaddress.IPv6Interface, family: str | None) -> bool:
