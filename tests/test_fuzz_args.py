@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from helpers.fuzz import hostile_text, usage_error_or
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -25,7 +26,6 @@ from nccldoctor.config import (
 from nccldoctor.errors import UsageError
 from nccldoctor.sweepspec import check_combos, check_unique, combinations, parse_item
 from nccldoctor.units import format_size, parse_size
-from helpers.fuzz import hostile_text, usage_error_or
 
 # -- sizes (-b/-e, --expect's "at" keys) ------------------------------------------------------
 
@@ -46,7 +46,9 @@ def test_format_size_reads_back_as_the_same_size(n):
     st.sampled_from(["", " ", "  "]),
 )
 def test_a_written_size_means_number_times_its_unit(number, suffix, unit, lower, space):
-    text = f"{space}{number}{space}{suffix.lower() if lower else suffix}{unit if suffix or unit != 'iB' else ''}"
+    text = (
+        f"{space}{number}{space}{suffix.lower() if lower else suffix}{unit if suffix or unit != 'iB' else ''}"
+    )
     assert parse_size(text) == number * SUFFIX_BYTES[suffix]
 
 

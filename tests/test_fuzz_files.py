@@ -15,11 +15,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pytest
+from helpers.fuzz import hostile_text, usage_error_or
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from helpers.fuzz import hostile_text, usage_error_or
 from nccldoctor.cli import parse_args
 from nccldoctor.commands import load
 from nccldoctor.errors import UsageError
@@ -140,7 +139,7 @@ def toml_value(value) -> str:
 
 
 def toml_key(key: str) -> str:
-    return key if key and all(c.isalnum() and c.isascii() or c in "_-" for c in key) else json.dumps(key)
+    return key if key and all((c.isalnum() and c.isascii()) or c in "_-" for c in key) else json.dumps(key)
 
 
 @st.composite

@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from helpers.explain_excerpts import EXCERPTS, HEALTHY
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from helpers.explain_excerpts import EXCERPTS, HEALTHY
 from nccldoctor.explain.reader import Source
 from nccldoctor.explain.report import explain_sources
 from nccldoctor.nccl_log import merge_summaries, parse_nccl_log
@@ -27,7 +27,9 @@ NCCL_LINES = [
 ]
 EXCERPT_LINES = [line for text, *_ in EXCERPTS.values() for line in text.splitlines()] + HEALTHY.splitlines()
 NUMBER = re.compile(r"[0-9]+")
-DIGIT_RUNS = st.sampled_from(["9" * 5000, "0" * 30, "\u0663\u0663", "\uff11", "-1", "", "99999999999999999999"])
+DIGIT_RUNS = st.sampled_from(
+    ["9" * 5000, "0" * 30, "\u0663\u0663", "\uff11", "-1", "", "99999999999999999999"]
+)
 
 
 @st.composite

@@ -9,10 +9,10 @@ NCCL's choice would blame or clear the wrong NIC.
 
 from __future__ import annotations
 
+from helpers.fuzz import hostile_text
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from helpers.fuzz import hostile_text
 from nccldoctor.gate.hostlist import compress, expand, sort_key
 from nccldoctor.net.interfaces import Iface, gloo_choice, nccl_choice
 
@@ -121,7 +121,9 @@ def test_expand_of_compress_is_the_hosts_in_natural_order(hosts):
     assert compress(expand(hostlist)) == hostlist
 
 
-@given(st.one_of(hostile_text(), st.from_regex(r"[a-z]{0,3}\[[0-9,\-\[\] ]{0,12}\][a-z]{0,2}", fullmatch=True)))
+@given(
+    st.one_of(hostile_text(), st.from_regex(r"[a-z]{0,3}\[[0-9,\-\[\] ]{0,12}\][a-z]{0,2}", fullmatch=True))
+)
 @example("n[0-99999999999]")  # 10^11 names: refused, not built
 @example("n[" + "9" * 5000 + "]")  # int() refuses 4300+ digits: ValueError all the same
 def test_expand_of_any_text_raises_only_value_error(text):
