@@ -201,6 +201,7 @@ def argv(draw) -> list[str]:
 @example(["--timeout", "1e300"])  # beyond what a thread can wait: OverflowError later
 @example(["--ddp-bucket-mb", "inf"])  # DDP does int(bucket_cap_mb * 2**20): OverflowError
 @example(["-e", "9" * 5000])
+@example(["\n0"])  # argparse quotes a stray argument raw: "unrecognized arguments: \n0" was two lines
 def test_bench_parser_raises_only_usage_error(args):
     config = usage_error_or(parse_args, args)
     if config is None:

@@ -13,11 +13,18 @@ from helpers.fuzz import hostile_text
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from nccldoctor.findings import CATALOG
 from nccldoctor.gate.hostlist import compress, expand, sort_key
 from nccldoctor.net.interfaces import Iface, gloo_choice, nccl_choice
+from nccldoctor.net.inventory import NodeNet
+from nccldoctor.net.judge import judge_interfaces
 
 PREFIXES = ["eth", "ib", "lo", "docker", "virbr", "veth", "en", "bond", "e", "i"]
 NAME = st.builds(lambda p, n: f"{p}{n}", st.sampled_from(PREFIXES), st.sampled_from(["", "0", "1", "10"]))
+# What the kernel allows (dev_valid_name): 1-15 bytes, no whitespace, '/' or ':'.
+LINUX_NAME = st.text(
+    alphabet=st.characters(codec="ascii", exclude_characters="/: \t\n\r\v\f\x00"), min_size=1, max_size=15
+)
 ADDRESS = st.one_of(
     st.ip_addresses(v=4).map(lambda a: f"{a}/24"),
     st.ip_addresses(v=6).map(lambda a: f"{a}/64"),
@@ -28,7 +35,7 @@ ADDRESS = st.one_of(
 @st.composite
 def node(draw) -> list[Iface]:
     """A node's interfaces in kernel order: unique names, 0-2 addresses each."""
-    names = draw(st.lists(st.one_of(NAME, st.text(min_size=1, max_size=6)), unique=True, max_size=7))
+    names = draw(st.lists(st.one_of(NAME, LINUX_NAME), unique=True, max_size=7))
     return [Iface(n, tuple(draw(st.lists(ADDRESS, max_size=2))), up=draw(st.booleans())) for n in names]
 
 
@@ -133,3 +140,31 @@ def test_expand_of_any_text_raises_only_value_error(text):
         return
     assert all(host and host == host.strip() for host in hosts)
     assert len(hosts) <= 65536 * max(1, text.count(","))
+
+
+@st.composite
+def cluster(draw) -> list[NodeNet]:
+    """1-4 nodes, each with random interfaces, NCCL/Gloo variables and a hostname address."""
+    nodes = []
+    for rank in range(draw(st.integers(1, 4))):
+        ifaces = draw(node())
+        addresses = [n.ip.compressed for i in ifaces for n in i.networks]
+        env = {
+            var: draw(st.one_of(SPEC, hostile_text(max_size=10)))
+            for var in draw(
+                st.sets(st.sampled_from(["NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "NCCL_COMM_ID"]))
+            )
+        }
+        address = draw(st.one_of(st.none(), st.sampled_from(addresses or ["127.0.1.1"])))
+        nodes.append(NodeNet(rank, f"node{rank}", address, ifaces, env))
+    return nodes
+
+
+@given(cluster(), st.sampled_from(["nccl", "gloo"]))
+@example([NodeNet(0, "node0", None, [], {"NCCL_SOCKET_IFNAME": "0\n"})], "nccl")  # a YAML `|` value's newline
+def test_the_net_judge_never_raises_and_names_only_known_nodes(nodes, backend):
+    choices, findings = judge_interfaces(nodes, backend)
+    assert set(choices) == {n.node_rank for n in nodes}
+    for finding in findings:
+        assert set(finding.nodes or []) <= set(choices), finding.message
+        assert finding.code in CATALOG and finding.message and "\n" not in finding.message

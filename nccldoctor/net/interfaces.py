@@ -112,7 +112,8 @@ def nccl_choice(ifaces: list[Iface], env: dict[str, str]) -> Choice:
     )
     value = env.get("NCCL_SOCKET_IFNAME", "")
     if len(value) > 1:
-        return Choice(_select(ifaces, parse_nccl_ifname(value), family), f"NCCL_SOCKET_IFNAME={value}")
+        spec = parse_nccl_ifname(value)
+        return Choice(_select(ifaces, spec, family), f"NCCL_SOCKET_IFNAME={shown(value)}")
     notes = ["NCCL_SOCKET_IFNAME of one character is ignored by NCCL"] if value else []
     for rule, spec in _nccl_default_rules(env.get("NCCL_COMM_ID")):
         chosen = _select(ifaces, spec, family) if spec else rule_matches_subnet(ifaces, env["NCCL_COMM_ID"])
@@ -121,11 +122,17 @@ def nccl_choice(ifaces: list[Iface], env: dict[str, str]) -> Choice:
     return Choice([], "default: no usable interface", notes)
 
 
+def shown(value: str) -> str:
+    """A variable's value as a message quotes it: as it is, or escaped when it holds a newline or
+    another control character (a YAML `|` block leaves one at the end; NCCL keeps it)."""
+    return value if value.isprintable() else repr(value)
+
+
 def _nccl_default_rules(comm_id: str | None) -> Iterator[tuple[str, IfnameSpec | None]]:
     """NCCL's fallbacks in its order; None: the NCCL_COMM_ID subnet rule (not a name pattern)."""
     yield "default: ib*", IfnameSpec(("ib",))
     if comm_id and len(comm_id) > 1:
-        yield f"default: same subnet as NCCL_COMM_ID={comm_id}", None
+        yield f"default: same subnet as NCCL_COMM_ID={shown(comm_id)}", None
     yield "default: not docker*, lo*", IfnameSpec(("docker", "lo"), exclude=True)
     yield "default: docker*", IfnameSpec(("docker",))
     yield "default: lo*", IfnameSpec(("lo",))
@@ -150,7 +157,7 @@ def gloo_choice(ifaces: list[Iface], env: dict[str, str], hostname_address: str 
     if value:
         wanted = [n.strip() for n in value.split(",") if n.strip()]
         by_name = {i.name: i for i in ifaces}
-        return Choice([by_name[n] for n in wanted if n in by_name], f"GLOO_SOCKET_IFNAME={value}")
+        return Choice([by_name[n] for n in wanted if n in by_name], f"GLOO_SOCKET_IFNAME={shown(value)}")
     loopback = [i for i in ifaces if i.name.startswith("lo")]
     if hostname_address is None:
         return Choice(loopback, "hostname does not resolve: Gloo falls back to loopback")
