@@ -15,6 +15,8 @@ from helpers.fuzz import hostile_text, usage_error_or
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from nccldoctor import cli
+from nccldoctor.commands import preflight
 from nccldoctor.config import (
     ALL_PROBES,
     build_parser,
@@ -231,3 +233,55 @@ def test_usage_error_helper_returns_none_on_usage_error():
         raise UsageError("no")
 
     assert usage_error_or(refuse, "x") is None
+
+
+# -- the nccldoctor command line (show, explain, codes, preflight, run, bench) ----------------
+
+
+HELP_FLAGS = ("-h", "--help", "--version")
+
+
+def _command_flags() -> dict[str, list[tuple[str, bool]]]:
+    """Per subcommand, (flag, takes a value) for its declared flags except -h."""
+
+    commands = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {
+        name: [
+            (flag, action.nargs != 0)
+            for action in parser._actions
+            for flag in action.option_strings
+            if flag not in HELP_FLAGS  # they print and exit 0, as asked
+        ]
+        for name, parser in commands.choices.items()
+    }
+
+
+COMMAND_FLAGS = _command_flags()
+
+
+@st.composite
+def command_argv(draw) -> list[str]:
+    command = draw(st.sampled_from([*sorted(COMMAND_FLAGS), "nope", ""]))
+    args = [command]
+    for _ in range(draw(st.integers(min_value=0, max_value=5))):
+        flag, takes_value = draw(st.sampled_from(COMMAND_FLAGS.get(command) or FLAGS))
+        args.append(flag)
+        if takes_value:
+            args.append(draw(st.one_of(PLAUSIBLE, hostile_text(max_size=12))))
+    if draw(st.booleans()):
+        args.append(draw(st.one_of(PLAUSIBLE, hostile_text(max_size=12))))
+    return args
+
+
+def parse_command(args: list[str]) -> object:
+    """cli.parse_args, then what the command checks before it does anything (preflight's config)."""
+    parsed = cli.parse_args(args)
+    return preflight.config_of(parsed) if parsed.command == "preflight" else parsed
+
+
+@given(command_argv())
+@example(["preflight", "--master-addr", "h", "--master-port", "99999"])
+@example(["preflight", "--master-addr", "h", "--master-port", "1", "--timeout", "nan"])
+@example(["show", "a", "\nb"])  # a stray argument with a newline: still one line
+def test_nccldoctor_command_line_raises_only_usage_error(args):
+    usage_error_or(parse_command, args)
