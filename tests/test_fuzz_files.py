@@ -23,6 +23,7 @@ from nccldoctor.cli import parse_args
 from nccldoctor.commands import load
 from nccldoctor.errors import UsageError
 from nccldoctor.gate.expectations import load as load_expectations
+from nccldoctor.gate.expectations import parse as parse_expectations
 
 REPORT = Path(__file__).parent / "fixtures" / "reports" / "single_node.json"
 REPORT_BYTES = REPORT.read_bytes()
@@ -168,3 +169,94 @@ def test_expect_file_raises_only_usage_error(content):
     assert expectations.rules
     for rule in expectations.rules:
         assert rule.line >= 1 and rule.key
+
+
+# Valid --expect files in every TOML spelling: each bound becomes a rule citing its own line.
+PROBES = ["all_reduce", "all_gather", "sendrecv"]
+LEAVES = [
+    *[("job", key) for key in ("nodes", "gpus_per_node", "nics_per_node")],
+    *[("probes", p, key) for p in PROBES for key in ("min_busbw_gbps", "max_latency_us")],
+    *[("probes", p, "min_share_of_line_rate") for p in PROBES],
+    *[("probes", p, "at", size, "min_busbw_gbps") for p in PROBES for size in ("1G", "8M", "64K")],
+    *[("links", key) for key in ("min_node_pair_gbps", "min_ring_gbps")],
+    ("stragglers", "warn_score"),
+    ("ddp", "min_tokens_per_s"),
+]
+
+
+def bound(draw, path) -> tuple[float, str]:
+    """A value the schema accepts, and one way TOML writes it."""
+    if path[0] == "job":
+        number = draw(st.integers(1, 10**6))
+        return number, draw(st.sampled_from([str(number), f"{number:_}", f"+{number}"]))
+    if path[-1] in ("min_share_of_line_rate", "warn_score"):
+        number = draw(st.floats(min_value=0.01, max_value=1))
+    else:
+        number = draw(st.floats(min_value=0.001, max_value=1e9))
+    return number, repr(number)
+
+
+def key_text(draw, key: str) -> str:
+    return draw(st.sampled_from([key, f'"{key}"', f"'{key}'"]))
+
+
+def dotted_text(draw, path) -> str:
+    return " . ".join(key_text(draw, key) for key in path) if draw(st.booleans()) else ".".join(path)
+
+
+def inline(draw, tree: dict) -> str:
+    items = [
+        f"{key_text(draw, key)} = {inline(draw, value) if isinstance(value, dict) else value}"
+        for key, value in tree.items()
+    ]
+    return "{" + ", ".join(items) + "}"
+
+
+@st.composite
+def expect_document(draw) -> tuple[str, dict]:
+    """(TOML text, {key path: (bound, line)}): a top table per style (headers, dotted keys, an
+    inline table), comments and blank lines between, a multi-line description first."""
+    chosen = draw(st.lists(st.sampled_from(LEAVES), min_size=1, max_size=8, unique=True))
+    leaves = {path: bound(draw, path) for path in chosen}
+    root: list[tuple[str, list]] = []  # (line text, paths it holds): before any [header]
+    tables: list[tuple[str, list]] = []
+    if draw(st.booleans()):
+        root.append(('description = """8x H100\nnodes, "quoted" \\\\ \' """', []))
+    for top in dict.fromkeys(path[0] for path in chosen):
+        paths = [p for p in chosen if p[0] == top]
+        style = draw(st.sampled_from(["headers", "dotted", "inline"]))
+        if style == "dotted":
+            root += [(f"{dotted_text(draw, p)} = {leaves[p][1]}", [p]) for p in paths]
+        elif style == "inline":
+            tree: dict = {}
+            for p in paths:
+                node = tree
+                for key in p[1:-1]:
+                    node = node.setdefault(key, {})
+                node[p[-1]] = leaves[p][1]
+            root.append((f"{key_text(draw, top)} = {inline(draw, tree)}", paths))
+        else:
+            for parent in dict.fromkeys(p[:-1] for p in paths):
+                tables.append((f"[{dotted_text(draw, parent)}]", []))
+                tables += [
+                    (f"{key_text(draw, p[-1])} = {leaves[p][1]}", [p]) for p in paths if p[:-1] == parent
+                ]
+    lines, where = [], {}
+    for text, paths in root + tables:
+        lines += draw(st.lists(st.sampled_from(["", "# a comment", "  ", "# [job] nodes = 1"]), max_size=2))
+        first = len(lines) + 1
+        lines.append(text + draw(st.sampled_from(["", "  # why", "\t"])))
+        where.update({p: first for p in paths})
+        lines = "\n".join(lines).split("\n")  # the description is several lines
+    return "\n".join(lines), {p: (leaves[p][0], where[p]) for p in chosen}
+
+
+@given(expect_document())
+def test_a_valid_expect_file_gives_each_bound_a_rule_on_its_line(document):
+    text, leaves = document
+    expectations = parse_expectations(text, "expect.toml")
+    rules = {rule.path: rule for rule in expectations.rules}
+    assert set(rules) == set(leaves), text
+    for path, (value, line) in leaves.items():
+        assert rules[path].bound == value
+        assert rules[path].line == line, (path, text)
