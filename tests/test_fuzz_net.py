@@ -104,14 +104,41 @@ def test_nccl_choice_never_raises_and_picks_from_the_node(ifaces, value, comm_id
     assert [order.index(n) for n in choice.names] == sorted(order.index(n) for n in choice.names)
 
 
-@given(node(), st.one_of(hostile_text(), st.lists(NAME, max_size=4).map(",".join)), st.booleans())
-def test_gloo_socket_ifname_selects_only_listed_names(ifaces, value, resolves):
+def torch_gloo_names(value: str) -> list[str] | None:
+    """torch's reading of GLOO_SOCKET_IFNAME (ProcessGroupGloo::Options::create_default): None
+    when ignored (one character or less), else c10d::split's pieces (std::getline: no trailing
+    empty piece), each of which must name an interface."""
+    if len(value) <= 1:
+        return None
+    pieces = value.split(",")
+    return pieces[:-1] if pieces[-1] == "" else pieces
+
+
+GLOO_VALUE = st.one_of(
+    hostile_text(max_size=12),
+    st.lists(st.one_of(NAME, st.sampled_from(["", " eth0", "eth0 "])), max_size=4).map(",".join),
+)
+
+
+@given(node(), GLOO_VALUE, st.booleans())
+@example([Iface("eth0", ("10.0.0.5/24",)), Iface("eth1", ("10.1.0.5/24",))], "eth0, eth1", False)
+@example([Iface("lo", ("127.0.0.1/8",)), Iface("e", ("10.0.0.5/24",))], "e", False)  # ignored by torch
+@example([Iface("eth0", ("10.0.0.5/24",))], "eth0,", False)  # a trailing comma adds no name
+def test_gloo_socket_ifname_selects_what_torch_selects(ifaces, value, resolves):
     address = ifaces[0].networks[0].ip.compressed if resolves and ifaces and ifaces[0].addresses else None
-    choice = gloo_choice(ifaces, {"GLOO_SOCKET_IFNAME": value}, address)
-    present = {i.name for i in ifaces}
-    assert set(choice.names) <= present
-    if value:
-        assert set(choice.names) <= {n.strip() for n in value.split(",")}
+    node_net = NodeNet(0, "node0", address, ifaces, {"GLOO_SOCKET_IFNAME": value})
+    choice = gloo_choice(ifaces, node_net.env, address)
+    wanted = torch_gloo_names(value)
+    if wanted is None:
+        assert not choice.rule.startswith("GLOO_SOCKET_IFNAME")
+        return
+    present = [i.name for i in ifaces]
+    assert choice.names == [n for n in dict.fromkeys(wanted) if n in present]
+    missing = [n for n in dict.fromkeys(wanted) if n not in present]
+    assert choice.missing == missing
+    codes = [f.code for f in judge_interfaces([node_net], "gloo")[1]]
+    if missing or not choice.names:  # torch cannot make a device for every name: init fails
+        assert codes == ["iface_missing"]
 
 
 # -- Slurm hostlists ---------------------------------------------------------------------------

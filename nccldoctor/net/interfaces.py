@@ -9,10 +9,12 @@ NCCL (src/misc/socket.cc, ncclFindInterfaces), for its bootstrap and socket tran
   anything but `docker*` and `lo*`; else `docker*`; else `lo*`. Note that `virbr0` or `veth*`
   pass the third rule: a classic way to pick a bridge that does not reach other nodes.
 
-Gloo (torch's ProcessGroupGloo device creation): GLOO_SOCKET_IFNAME (a comma list of exact
-names) if set; otherwise the address the hostname resolves to if it is one of this node's own
-addresses, and loopback when it is not or the hostname does not resolve ("Unable to resolve
-hostname to a (local) address. Using the loopback address as fallback."). A hostname that
+Gloo (torch's ProcessGroupGloo::Options::create_default): GLOO_SOCKET_IFNAME, when set to more
+than one character, a comma list of exact names, none stripped, every one of which must exist
+(a device is made for each; one missing fails the process group); otherwise the address the
+hostname resolves to if it is one of this node's own addresses, and loopback when it is not or
+the hostname does not resolve ("Unable to resolve hostname to a (local) address. Using the
+loopback address as fallback."). A hostname that
 resolves to 127.0.1.1, as Debian's /etc/hosts does, is local too: Gloo then binds loopback.
 Either way a multi-node job cannot connect.
 """
@@ -99,6 +101,7 @@ class Choice:
     ifaces: list[Iface]
     rule: str  # e.g. "NCCL_SOCKET_IFNAME=^docker", "default: ib*", "hostname -> 10.0.0.1"
     notes: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # names the rule requires that are not here
 
     @property
     def names(self) -> list[str]:
@@ -154,10 +157,22 @@ def rule_matches_subnet(ifaces: list[Iface], host_port: str) -> list[Iface]:
 def gloo_choice(ifaces: list[Iface], env: dict[str, str], hostname_address: str | None) -> Choice:
     """The interfaces Gloo will use: GLOO_SOCKET_IFNAME, else the hostname's address (or loopback)."""
     value = env.get("GLOO_SOCKET_IFNAME", "")
-    if value:
-        wanted = [n.strip() for n in value.split(",") if n.strip()]
+    if len(value) > 1:
+        # c10d::split (std::getline): "a,,b" holds an empty name, a trailing comma does not.
+        wanted = list(dict.fromkeys(value.removesuffix(",").split(",")))
         by_name = {i.name: i for i in ifaces}
-        return Choice([by_name[n] for n in wanted if n in by_name], f"GLOO_SOCKET_IFNAME={shown(value)}")
+        return Choice(
+            [by_name[n] for n in wanted if n in by_name],
+            f"GLOO_SOCKET_IFNAME={shown(value)}",
+            missing=[n for n in wanted if n not in by_name],
+        )
+    notes = ["GLOO_SOCKET_IFNAME of one character is ignored by torch"] if value else []
+    choice = _gloo_by_hostname(ifaces, hostname_address)
+    choice.notes += notes
+    return choice
+
+
+def _gloo_by_hostname(ifaces: list[Iface], hostname_address: str | None) -> Choice:
     loopback = [i for i in ifaces if i.name.startswith("lo")]
     if hostname_address is None:
         return Choice(loopback, "hostname does not resolve: Gloo falls back to loopback")
