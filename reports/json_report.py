@@ -40,6 +40,6 @@ def load(path: Path) -> Report:
         raise NotAReport(f"it has no {lacking}")
     try:
         return Report.from_dict(data)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # AttributeError: a row of null
         # A row or finding without a field this version reads: name the field, not the traceback.
         raise NotAReport(f"a result row or finding in it is not one this version reads: {exc}") from None

@@ -97,6 +97,7 @@ def show(data: bytes, capsys, *flags: str) -> tuple[int, str, str]:
 @example(data=REPORT_BYTES[:100], flags=())
 @example(data=json.dumps({**REPORT_DATA, "job": []}).encode(), flags=())
 @example(data=json.dumps({**REPORT_DATA, "findings": [{"code": 1}]}).encode(), flags=())
+@example(data=json.dumps({**REPORT_DATA, "results": [None]}).encode(), flags=())  # AttributeError
 def test_show_on_a_corrupted_report_is_one_line_and_exit_2_or_the_report(data, flags, capsys):
     code, out, err = show(data, capsys, *flags)
     assert "Traceback" not in out + err
