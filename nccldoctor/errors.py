@@ -11,3 +11,9 @@ class UsageError(Exception):
         # One line whatever it quotes: argparse puts the user's raw arguments in its messages
         # ("unrecognized arguments: ..."), and an argument may hold a newline.
         return super().__str__().translate(_BREAKS)
+
+
+# What a saved report.json of the right keys but a part of the wrong shape (a hand edit, bit rot,
+# a truncated copy re-closed by a tool) raises while it is compared or drawn: the commands that
+# read one turn these into a UsageError naming the file, never a traceback.
+SHAPE_ERRORS = (AttributeError, KeyError, IndexError, TypeError, ValueError)

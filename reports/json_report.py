@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from nccldoctor.errors import SHAPE_ERRORS
 from nccldoctor.report import Report, missing_keys
 
 FILENAME = "report.json"
@@ -40,6 +41,6 @@ def load(path: Path) -> Report:
         raise NotAReport(f"it has no {lacking}")
     try:
         return Report.from_dict(data)
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # AttributeError: a row of null
+    except SHAPE_ERRORS as exc:  # a row of null, a finding without its code
         # A row or finding without a field this version reads: name the field, not the traceback.
         raise NotAReport(f"a result row or finding in it is not one this version reads: {exc}") from None

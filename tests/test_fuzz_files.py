@@ -261,3 +261,54 @@ def test_a_valid_expect_file_gives_each_bound_a_rule_on_its_line(document):
     for path, (value, line) in leaves.items():
         assert rules[path].bound == value
         assert rules[path].line == line, (path, text)
+
+
+def compare_cli(old: bytes, new: bytes, capsys, *flags: str) -> tuple[int, str, str]:
+    """`nccldoctor compare OLD NEW` as cli.main runs it, in this process (see show())."""
+    paths = SCRATCH / "old.json", SCRATCH / "new.json"
+    for path, data in zip(paths, (old, new), strict=True):
+        path.write_bytes(data)
+    args = parse_args(["compare", *map(str, paths), *flags])
+    try:
+        code = load("compare").run(args)
+    except UsageError as exc:
+        print(f"nccldoctor: error: {exc}", file=sys.stderr)
+        code = 2
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# Fewer examples: each one compares and draws two reports (~0.3 s).
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=40)
+@given(
+    data=corrupted_report(),
+    old_is_corrupted=st.booleans(),
+    flags=st.sampled_from([(), ("--json",), ("--markdown",)]),
+)
+@example(data=json.dumps({**REPORT_DATA, "job": []}).encode(), old_is_corrupted=False, flags=())
+def test_compare_with_a_corrupted_report_is_one_line_and_exit_2_or_a_comparison(
+    data, old_is_corrupted, flags, capsys
+):
+    old, new = (data, REPORT_BYTES) if old_is_corrupted else (REPORT_BYTES, data)
+    code, out, err = compare_cli(old, new, capsys, *flags)
+    assert "Traceback" not in out + err
+    if code == 2:
+        assert out == "" and err.count("\n") == 1 and err.startswith("nccldoctor: error: compare: ")
+    else:
+        assert code in (0, 1) and err == ""
+
+
+@settings(max_examples=25)
+@given(corrupted_report())
+@example(json.dumps({**REPORT_DATA, "job": []}).encode())  # AttributeError after the whole run
+def test_a_corrupted_baseline_never_costs_the_run_its_report(data):
+    """--baseline is read after the measurements: a bad file is a note in the report."""
+    from nccldoctor.config import GateOptions
+    from nccldoctor.gate import judge_baseline
+    from nccldoctor.reports.json_report import load as load_report
+
+    path = SCRATCH / "baseline.json"
+    path.write_bytes(data)
+    report = load_report(REPORT)
+    judge_baseline(report, GateOptions(baseline=path))
+    assert "baseline" in report.sections

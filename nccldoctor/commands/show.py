@@ -13,7 +13,7 @@ import contextlib
 import sys
 from pathlib import Path
 
-from nccldoctor.errors import UsageError
+from nccldoctor.errors import SHAPE_ERRORS, UsageError
 
 HELP = "render a saved report and exit with its exit code"
 
@@ -42,9 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"show: {path} is not a nccldoctor report.json: it is not JSON ({exc})") from None
     try:
         text, code = _render(report, path, args)
-    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
-        # JSON of the right keys but a section of the wrong shape (a hand edit, bit rot): the
-        # report is rendered in memory first, so this is the only line the user sees.
+    except SHAPE_ERRORS as exc:  # it is rendered in memory first: this is the only line shown
         raise UsageError(
             f"show: {path} is not a report.json this version can read: {type(exc).__name__}: {exc}"
         ) from None
