@@ -13,9 +13,12 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nccldoctor.argtypes import factor, percent
+
+if TYPE_CHECKING:
+    from nccldoctor.report import Report
 
 HELP = "compare a run's report with a baseline run's: deltas, regressions, exit 1 on a failure"
 
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def _compared(args: argparse.Namespace, old: Any, new: Any) -> tuple[str, int]:
+def _compared(args: argparse.Namespace, old: Report, new: Report) -> tuple[str, int]:
     """What compare prints, and its exit code."""
     from nccldoctor.gate.bar import Bar
     from nccldoctor.gate.baseline import compare, findings

@@ -12,8 +12,12 @@ import argparse
 import contextlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nccldoctor.errors import SHAPE_ERRORS, UsageError
+
+if TYPE_CHECKING:
+    from nccldoctor.report import Report
 
 HELP = "render a saved report and exit with its exit code"
 
@@ -51,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def _render(report, path: Path, args: argparse.Namespace) -> tuple[str, int]:
+def _render(report: Report, path: Path, args: argparse.Namespace) -> tuple[str, int]:
     """What show prints, and its exit code; nothing is printed until all of it rendered."""
     from nccldoctor.reports.terminal import TerminalSink, make_console
 
