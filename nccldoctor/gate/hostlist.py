@@ -16,7 +16,7 @@ from itertools import groupby
 _LAST_NUMBER = re.compile(r"^(.*?)(\d+)(\D*)$")
 _BRACKETED = re.compile(r"^([^\[\]]*)\[([^\[\]]+)\]([^\[\]]*)$")
 _RANGE = re.compile(r"^([0-9]+)(?:-([0-9]+))?$")
-MAX_RANGE = 64 * 1024  # hosts in one range, as Slurm's hostlist.c MAX_RANGE
+MAX_RANGE = 64 * 1024  # hosts in one range: more is a typo, not a cluster
 
 
 def _split(host: str) -> tuple[str, str, str] | None:
