@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from nccldoctor.atomic import write_atomically
+from nccldoctor.errors import SHAPE_ERRORS
 from nccldoctor.report import Report, missing_keys
 
 FILENAME = "report.json"
@@ -52,7 +53,7 @@ def load(path: Path) -> Report:
         raise NotAReport(wrong)
     try:
         return Report.from_dict(data)
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+    except SHAPE_ERRORS as exc:  # a row of null, a finding without its code
         # A row or finding without a field this version reads: name the field, not the traceback.
         raise NotAReport(f"a result row or finding in it is not one this version reads: {exc}") from None
 
