@@ -3,8 +3,10 @@
 A sink has `emit(report, out_dir)` and a `from_options(options)` class method that builds it
 for a run (or returns None when the run did not ask for it); `options` is the run's output
 options (`quiet`, and whatever flags a sink adds). Adding a format = its module + one entry in
-SINKS. Files are written first, so they are on disk before anything is printed. Every report
-reaches the sinks through `emit_all`, which masks its secrets first: no sink needs to.
+SINKS. Files are written first, so they are on disk before anything is printed, and each is
+written whole (nccldoctor.atomic): a reader sees the old file or the new one, never a torn one.
+Every report reaches the sinks through `nccldoctor.outdir.write_report`, which masks its
+secrets first (nccldoctor.redact): no sink needs to.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nccldoctor.redact import redact_report
+from nccldoctor.outdir import write_report
 from nccldoctor.report import Report, Sink
 from nccldoctor.reports.csv_report import CsvSink
 from nccldoctor.reports.exclude_list import ExcludeListSink
@@ -40,10 +42,8 @@ def make_sinks(options: Any = None) -> list[Sink]:
     return [sink for sink in built if sink is not None]
 
 
-def emit_all(report: Report, out_dir: Path | None, sinks: list[Sink]) -> Report:
-    """The one way a report leaves the tool: its secrets masked (nccldoctor.redact), then every
-    sink. Returns the redacted report, for a caller that prints it otherwise (explain --json)."""
-    report = redact_report(report)
-    for sink in sinks:
-        sink.emit(report, out_dir)
-    return report
+def emit_all(report: Report, out_dir: Path, sinks: list[Sink]) -> Report:
+    """Every sink in order; a file that cannot be written raises OutputError (see write_report).
+    Returns the report as written, its secrets masked, for a caller that prints it otherwise
+    (explain --json)."""
+    return write_report(report, out_dir, sinks)

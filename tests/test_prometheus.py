@@ -74,10 +74,13 @@ def test_a_report_without_sections_or_timing_still_writes_a_valid_file(tmp_path)
     assert metrics["nccldoctor_busbw_bytes_per_second"].samples == []
 
 
-def test_one_node_has_no_links_and_still_writes_the_file(tmp_path):
-    # A single-node run's node_pairs is {"nodes": [0], "gbps": []}: nothing to index.
+def test_a_one_node_report_has_scores_and_no_links(tmp_path):
+    # A real single-node run: node_pairs is {"nodes": [0], "gbps": []} (no pair to measure).
     report = load(Path(__file__).parent / "fixtures" / "reports" / "single_node.json")
-    assert report.sections["stragglers"]["node_pairs"]["gbps"] == []
+    assert report.sections["stragglers"]["node_pairs"] == {"nodes": [0], "size_bytes": 4194304, "gbps": []}
     metrics = families(report, tmp_path)
-    assert by_labels(metrics["nccldoctor_link_bytes_per_second"], "src_node", "dst_node") == {}
-    assert metrics["nccldoctor_exit_code"].samples[0].value == report.exit_code
+    assert list(by_labels(metrics["nccldoctor_node_compute_score"], "node")) == [("0",)]
+    assert (
+        "nccldoctor_link_bytes_per_second" not in metrics
+        or not metrics["nccldoctor_link_bytes_per_second"].samples
+    )
