@@ -60,6 +60,7 @@ from nccldoctor.runtime import (
 )
 from nccldoctor.signals import EarlySignals
 from nccldoctor.speed import speed_section
+from nccldoctor.storeio import get_present
 from nccldoctor.supervisor import Cause, RankState, Supervisor, cause_of
 from nccldoctor.sweepspec import backend_mismatch
 
@@ -332,10 +333,8 @@ class Bench:
 
 def _available_rank_infos(store: dist.Store, world_size: int) -> list[RankInfo]:
     """The RankInfo of every rank that published one (a partial report needs no more)."""
-    present = [r for r in range(world_size) if store.check([f"info/{r}"])]
-    if len(present) == world_size:
-        return read_rank_infos(store, world_size, 1.0)
-    return [RankInfo(**json.loads(store.get(f"info/{r}"))) for r in present]
+    raws = get_present(store, [f"info/{r}" for r in range(world_size)])  # batched, not per rank
+    return [RankInfo(**json.loads(raw)) for raw in raws if raw is not None]
 
 
 def _say(launch_rank: int, message: str) -> None:

@@ -45,6 +45,7 @@ from nccldoctor.net.routes import source_address
 from nccldoctor.net.sockets import connect_all, ephemeral_range
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.runtime import LaunchEnv, hostname, wait_for
+from nccldoctor.storeio import get_many
 
 
 @dataclass
@@ -210,4 +211,4 @@ class NetworkCheck:
         """One key per node, waited for together and fetched in one round trip."""
         keys = [f"{prefix}/{n}" for n in range(self.launch.nnodes)]
         self._wait(keys)
-        return {n: json.loads(raw) for n, raw in enumerate(self.store.multi_get(keys))}
+        return {n: json.loads(raw) for n, raw in enumerate(get_many(self.store, keys))}

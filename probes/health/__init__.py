@@ -65,6 +65,7 @@ from nccldoctor.probes.health.stragglers import (
     slow_ranks,
 )
 from nccldoctor.runtime import Job, read_rank_infos, wait_for
+from nccldoctor.storeio import get_many
 
 # Up to this many measurements while a rank still looks slow, each kernel keeping its best time.
 # On a CPU with more ranks than cores a healthy rank lost enough scheduler races to score 0.87
@@ -284,7 +285,7 @@ class HealthCheck:
         """What each node's leader published: host sample, GPUs, CPU crowding, errors."""
         keys = [f"health/{node}" for node in nodes]
         wait_for(self.store, keys, self.remaining_s())
-        return dict(zip(nodes, (json.loads(raw) for raw in self.store.multi_get(keys)), strict=True))
+        return dict(zip(nodes, (json.loads(raw) for raw in get_many(self.store, keys)), strict=True))
 
     def _judge_nodes(
         self,
@@ -310,7 +311,7 @@ class HealthCheck:
         keys = [f"{GPU_KEY}/{rank}" for rank in range(len(node_of))]
         wait_for(self.store, keys, self.remaining_s())
         job_gpus: dict[int, set[str]] = {}
-        for node, raw in zip(node_of, self.store.multi_get(keys), strict=True):
+        for node, raw in zip(node_of, get_many(self.store, keys), strict=True):
             if raw:
                 job_gpus.setdefault(node, set()).add(raw.decode())
         return job_gpus
