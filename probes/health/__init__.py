@@ -33,12 +33,12 @@ import psutil
 import torch
 import torch.distributed as dist
 
-from nccldoctor.bandwidth import algbw_gbps
 from nccldoctor.config import BenchConfig, HealthOptions
 from nccldoctor.cpupressure import CpuPressure, CpuPressureWatch
 from nccldoctor.findings import Finding
 from nccldoctor.gpuhealth import GpuInventory, health_rows, judge_gpus, watch_gpus
 from nccldoctor.hostload import Crowding, HostSample, host_rows, judge_hosts, sample_host
+from nccldoctor.nodepairs import matrix_seconds, node_pairs_section
 from nccldoctor.numa import SYSFS, CopyPlacement, copy_placement, this_process_cpus
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.probes.gpu_device import device_uuid, pci_bus_id
@@ -216,7 +216,7 @@ class HealthCheck:
             "copies": copies_note(computes),
             "link_bytes": size,
             "ring": [dataclasses.asdict(link) for link in links if link.kind.startswith("ring")],
-            "node_pairs": _matrix(pair_seconds, nodes, size),
+            "node_pairs": node_pairs_section(matrix_seconds(pair_seconds), nodes, size),
             "judging": judging_inputs(computes, crowded, pressure),
         }
         return findings + health_findings, {"stragglers": stragglers, "health": health}
@@ -360,12 +360,3 @@ def _placed(compute: RankCompute, placement: CopyPlacement) -> RankCompute:
     return dataclasses.replace(
         compute, gpu_numa_node=placement.gpu_numa_node, copy_numa_bound=placement.bound
     )
-
-
-def _matrix(seconds: list[list[float]], nodes: list[int], size_bytes: int) -> dict[str, Any]:
-    """The node-pair bandwidth matrix for the report: gbps[a][b] is node a -> node b."""
-    gbps = [
-        [algbw_gbps(size_bytes, t * 1e6) if t > 0 and a != b else None for b, t in enumerate(row)]
-        for a, row in enumerate(seconds)
-    ]
-    return {"nodes": nodes, "size_bytes": size_bytes, "gbps": gbps if len(nodes) > 1 else []}
