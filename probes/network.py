@@ -129,7 +129,7 @@ class NetworkCheck:
             self.enter("port check")
             plan = port_plan(self.launch.nnodes, decision["port_seed"])
             if self.launch.local_rank == 0:
-                self._check_ports({int(n): a for n, a in decision["targets"].items()}, plan)
+                self._check_ports({int(n): a for n, a in self._read("net/targets").items()}, plan)
             if self.launch.rank == 0:
                 self._decide_ports(plan)
             decision["verdict"] = self._read("net/ports_decision")["verdict"]
@@ -181,17 +181,19 @@ class NetworkCheck:
         # os.environ: rank 0's, which its sweep children inherit (NCCL_IB_DISABLE, NCCL_NET)
         sweep = plan_nic_sweep(nodes, choices, self.options.ifaces, self.backend, os.environ)
         blocked = any(f.severity is Severity.FAIL for f in findings)
+        targets = {n.node_rank: listen_address(n, choices[n.node_rank]) for n in nodes}
+        # Apart from the decision, which every rank reads: only node leaders need N addresses.
+        self.store.set("net/targets", json.dumps(targets))
         decision: dict[str, Any] = {
             "verdict": "usage" if sweep.usage else "stop" if blocked else "go",
             "message": sweep.usage,
-            "targets": {n.node_rank: listen_address(n, choices[n.node_rank]) for n in nodes},
             "in_use": sweep.in_use,
             "sweep": sweep.names,
             "sweep_variable": sweep.variable,
             "sweep_note": sweep.note,
             "port_seed": seed_of(os.environ.get("TORCHELASTIC_RUN_ID", ""), random.Random()),
         }
-        if self.launch.nnodes > 1 and not blocked and None in decision["targets"].values():
+        if self.launch.nnodes > 1 and not blocked and None in targets.values():
             decision["verdict"] = "stop"  # judge_interfaces has named the node without an address
         self.store.set("net/decision", json.dumps(decision))
 

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from nccldoctor.net.fanout import FULL_MESH_MAX, RANDOM_PEERS, port_plan, seed_of
+from nccldoctor.net.fanout import FULL_MESH_MAX, RANDOM_PEERS, bounded_offsets, port_plan, seed_of
 from nccldoctor.net.ports import PORT_SAMPLES, Connected, Listening, judge_ports, port_summary
 from nccldoctor.net.sockets import OPEN, TIMEOUT
 
@@ -17,14 +17,19 @@ SEED = 20261201
 # (nodes, rounds, node pairs): the counts the README's scaling model states
 EXPECTED = {
     8: (7, 56),  # full mesh: N-1 rounds, N(N-1) pairs
+    17: (5 + RANDOM_PEERS, None),  # +1..+16, and -1 is +16: one offset fewer
     128: (8 + RANDOM_PEERS, None),  # +1..+64 (7 offsets) and -1, then the random cycles
     1024: (11 + RANDOM_PEERS, None),  # +1..+512 (10 offsets) and -1, then the random cycles
 }
 
 
 def _min_degree(nnodes: int) -> int:
-    """The offsets alone guarantee this many distinct peers each way."""
-    return nnodes - 1 if nnodes <= FULL_MESH_MAX else math.ceil(math.log2(nnodes)) + 1
+    """The offsets alone guarantee this many distinct peers each way (log2 N + 1, or log2 N
+    when N - 1 is a power of two and -1 is one of the +2^j)."""
+    if nnodes <= FULL_MESH_MAX:
+        return nnodes - 1
+    assert len(bounded_offsets(nnodes)) >= math.ceil(math.log2(nnodes))
+    return len(bounded_offsets(nnodes))
 
 
 @pytest.mark.parametrize("nnodes", sorted(EXPECTED))
@@ -91,7 +96,7 @@ def _simulate(nnodes: int, blocked: int) -> tuple[dict[int, Listening], dict[int
     return listening, connected
 
 
-@pytest.mark.parametrize("nnodes,blocked", [(8, 5), (128, 77), (1024, 1000)])
+@pytest.mark.parametrize("nnodes,blocked", [(8, 5), (17, 0), (128, 77), (1000, 999), (1024, 1000)])
 def test_a_node_that_drops_every_inbound_connection_is_found_and_named(nnodes, blocked):
     listening, connected = _simulate(nnodes, blocked)
     findings = judge_ports(listening, connected, {n: f"node{n:04d}" for n in range(nnodes)})

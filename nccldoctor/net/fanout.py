@@ -13,9 +13,10 @@ bounded set of peers, chosen so that every node is both checking and checked:
   so every node computes the same plan from 4 bytes rather than reading N*k pairs.
 
 Each round is a permutation (every node sends one check and receives one), so every node's
-out- and in-degree is the number of distinct rounds: at least `log2 N + 1` (the offsets are
-distinct), at most that plus `RANDOM_PEERS`. Connections grow as N*k, k ~ log2 N + 3, and a
-node whose inbound ports are all blocked is seen failing by at least log2 N + 1 peers.
+out- and in-degree is at least the number of distinct offsets (`bounded_offsets`: log2 N + 1,
+or log2 N when N - 1 is itself a power of two), at most that plus `RANDOM_PEERS`.
+Connections grow as N*k, k <= log2 N + 3 (13 at 1,024 nodes), and a node whose inbound ports
+are all blocked is seen failing by at least log2 N peers.
 """
 
 from __future__ import annotations
