@@ -48,6 +48,28 @@ def megabytes(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of MiB") from None
 
 
+def percent(text: str) -> float:
+    """A share in percent: a number in (0, 100)."""
+    try:
+        value = float(text.rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage") from None
+    if not 0 < value < 100:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage in (0, 100)")
+    return value
+
+
+def factor(text: str) -> float:
+    """A positive multiplier (2, 0.5)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
+
+
 def package_name(text: str) -> str:
     """A distribution name as pip spells it (transformers, deepspeed, flash-attn)."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", text):

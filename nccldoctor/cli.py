@@ -10,6 +10,7 @@
     nccldoctor show DIR|report.json   render a saved report; exit with its exit code
     nccldoctor codes                  the finding codes, their meaning and fix
     nccldoctor explain LOG [LOG ...]  a failed job's logs: the root cause first, then its consequences
+    nccldoctor compare OLD NEW        a run against a known-good one: deltas, regressions, exit 1 on a failure
 
 Each subcommand is a module of nccldoctor.commands; this only dispatches to it.
 """

@@ -24,9 +24,19 @@ from typing import Any
 
 import torch
 
-from nccldoctor.argtypes import Parser, a_path, megabytes, package_name, seconds, whole_number
+from nccldoctor.argtypes import (
+    Parser,
+    a_path,
+    factor,
+    megabytes,
+    package_name,
+    percent,
+    seconds,
+    whole_number,
+)
 from nccldoctor.bandwidth import BUS_FACTORS
 from nccldoctor.errors import UsageError
+from nccldoctor.supervisor import DEFAULT_SILENCE_S, HEARTBEAT_S, LIVENESS_WINDOW_S
 from nccldoctor.sweepspec import DEFAULT_MAX_COMBOS, check_combos, check_unique, parse_item
 from nccldoctor.units import format_size, parse_size
 
@@ -54,6 +64,9 @@ DTYPE_ALIASES = {
 REDUCE_OPS = ("sum", "prod", "min", "max", "avg")
 BACKENDS = ("auto", "nccl", "gloo")
 ALL_PROBES = tuple(BUS_FACTORS)  # a collective is known once it has a bus factor
+
+# A silence shorter than the liveness window would name a rank that is only slow to beat.
+MIN_SILENCE_S = LIVENESS_WINDOW_S
 
 # -- declaring an option -----------------------------------------------------------------------
 
@@ -559,27 +572,6 @@ class DdpOptions:
             raise UsageError(f"--ddp-bucket-mb must be a positive number of MiB, not {self.bucket_mb}")
 
 
-def percent(text: str) -> float:
-    """A share in percent: a number in (0, 100)."""
-    try:
-        value = float(text.rstrip("%"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage") from None
-    if not 0 < value < 100:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage in (0, 100)")
-    return value
-
-
-def factor(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
-    return value
-
-
 @dataclass(kw_only=True)
 class GateOptions:
     """The run as a gate: a quick preset, the cluster's own bar, and the last known-good run.
@@ -641,6 +633,14 @@ class RunOptions:
         metavar="SECONDS",
         help="deadline for the whole run in seconds (default 300)",
     )
+    silence: float = option(  # a rank frozen, dead or cut off is named this soon, not at --timeout
+        "--silence",
+        default=DEFAULT_SILENCE_S,
+        parse=seconds,
+        metavar="SECONDS",
+        help="end the run when a rank sends no heartbeat for SECONDS, naming it (frozen, dead or cut off; "
+        f"default {DEFAULT_SILENCE_S:g})",
+    )
     out: Path | None = option(  # None: ./nccldoctor-out/<timestamp>/
         "--out",
         metavar="DIR",
@@ -656,6 +656,11 @@ class RunOptions:
     def __post_init__(self) -> None:
         if not self.timeout > 0:
             raise UsageError(f"--timeout must be a positive number of seconds, not {self.timeout}")
+        if not self.silence >= MIN_SILENCE_S:
+            raise UsageError(
+                f"--silence must be at least {MIN_SILENCE_S:g} seconds (heartbeats come every "
+                f"{HEARTBEAT_S:g} s), not {self.silence:g}"
+            )
         if self.backend not in BACKENDS:
             raise UsageError(f"--backend: {self.backend!r} is not one of {', '.join(BACKENDS)}")
 

@@ -53,6 +53,16 @@ _SPECS = [
         "kills, segfaults or Xid errors.",
     ),
     CodeSpec(
+        "rank_frozen",
+        Severity.FAIL,
+        "The named ranks stopped sending heartbeats while their processes still exist: stopped "
+        "(state T: SIGSTOP, a debugger, a paused VM or container) or stuck in the kernel (state D: "
+        "a hung driver, GPU or filesystem). Seen by another rank on the same node.",
+        "Look at the process on its node: `cat /proc/PID/stack` and `py-spy dump --pid PID` (D: "
+        "dmesg for Xid, NFS or driver errors; T: who stopped it); kill it, and drain the node if "
+        "it repeats.",
+    ),
+    CodeSpec(
         "run_interrupted",
         Severity.FAIL,
         "The run was stopped by a signal (Ctrl-C, SIGTERM from the launcher or the scheduler) "
@@ -526,6 +536,27 @@ _SPECS = [
         "is welcome (nccldoctor/explain/signatures.py).",
     ),
     CodeSpec(
+        "regression",
+        Severity.WARN,
+        "--baseline / nccldoctor compare: a probe's busbw or latency, a node's compute score, a "
+        "link or DDP tokens/s is worse than the baseline run by more than both runs' own noise "
+        "(their spread between ranks, modes, sizes and rounds, times --regression-noise); fail "
+        "when also worse by more than --regression-fail percent (default 20).",
+        "Compare the two runs (nccldoctor compare OLD NEW): a probe worse at every size with its "
+        "links points at the network path (interface, transport, link speed: see the network "
+        "section); a node's score or links at that node. If the change is intended (new settings "
+        "or hardware), take this run as the new baseline.",
+    ),
+    CodeSpec(
+        "baseline_not_comparable",
+        Severity.WARN,
+        "--baseline / nccldoctor compare: the two runs cannot be compared (different ranks, nodes, "
+        "backend, device, dtype, torch or NCCL version, nothing measured in both, or a baseline "
+        "that did not finish), so no regression was judged; the message says what differs.",
+        "Take the baseline with the same job shape and versions as the runs it should judge, or "
+        "point --baseline at such a run.",
+    ),
+    CodeSpec(
         "probe_skipped",
         Severity.INFO,
         "A probe did not run because this job cannot run it (e.g. send/recv needs two ranks).",
@@ -536,7 +567,9 @@ _SPECS = [
 CATALOG: dict[str, CodeSpec] = {spec.code: spec for spec in _SPECS}
 
 # Codes that mean the run did not finish: the verdict is `error` and the exit code 3.
-INCOMPLETE_CODES = frozenset({"rank_timeout", "rank_crashed", "run_interrupted", "collective_error"})
+INCOMPLETE_CODES = frozenset(
+    {"rank_timeout", "rank_crashed", "rank_frozen", "run_interrupted", "collective_error"}
+)
 
 
 @dataclass

@@ -66,20 +66,46 @@ def _diagnose(cause: Cause, states: list[RankState], label_of: LabelOf, nodes_of
     return [_collective_errors(states, label_of, nodes_of, cause)]
 
 
+# Process states (psutil's words) of a rank that exists but does not run: SIGSTOP/ptrace (T),
+# or uninterruptible sleep in the kernel (D).
+FROZEN_STATES = frozenset({"stopped", "disk-sleep"})
+_STATE_TEXT = {
+    "stopped": "stopped (state T: SIGSTOP, a debugger, a paused VM or container)",
+    "disk-sleep": "stuck in the kernel (state D: a hung driver, GPU or filesystem)",
+}
+
+
+def seen_states(states: list[RankState]) -> dict[int, str]:
+    """What the ranks that posted a status saw of their node's other ranks' processes."""
+    seen: dict[int, str] = {}
+    for state in states:
+        for rank, process in ((state.status or {}).get("local") or {}).items():
+            seen.setdefault(int(rank), process)
+    return seen
+
+
 def _crashes(states: list[RankState], label_of: LabelOf, nodes_of: NodesOf) -> list[Finding]:
-    findings = []
     silent = [s for s in states if s.joined and not s.alive]
-    if silent:
-        ranks = [s.rank for s in silent]
-        where = "; ".join(f"rank {s.rank} in {label_of(s.step)}" for s in silent)
+    seen = seen_states(states)
+    frozen = [s for s in silent if seen.get(s.rank) in FROZEN_STATES]
+    lost = [s for s in silent if s not in frozen]
+    findings = [_frozen(frozen, seen, label_of, nodes_of)] if frozen else []
+    if lost:
+        ranks = [s.rank for s in lost]
+        where = "; ".join(f"rank {s.rank} in {label_of(s.step)}" for s in lost)
+        gone = sorted(s.rank for s in lost if seen.get(s.rank) in ("gone", "zombie"))
+        how = "its process is gone" if gone == ranks else "killed, crashed, frozen or cut off from the store"
         findings.append(
             make_finding(
                 "rank_crashed",
                 f"{ranks_text(ranks)} stopped without a word (no heartbeat for "
-                f"{LIVENESS_WINDOW_S:g} s, no exit status: killed, crashed or frozen): {where}",
+                f"{LIVENESS_WINDOW_S:g} s, no exit status: {how}): {where}",
                 ranks=ranks,
                 nodes=nodes_of(ranks),
-                evidence={"last_step": {s.rank: label_of(s.step) for s in silent}},
+                evidence={
+                    "last_step": {s.rank: label_of(s.step) for s in lost},
+                    "process_state": {s.rank: seen[s.rank] for s in lost if s.rank in seen},
+                },
             )
         )
     for s in states:
@@ -94,6 +120,21 @@ def _crashes(states: list[RankState], label_of: LabelOf, nodes_of: NodesOf) -> l
                 )
             )
     return findings
+
+
+def _frozen(frozen: list[RankState], seen: dict[int, str], label_of: LabelOf, nodes_of: NodesOf) -> Finding:
+    ranks = [s.rank for s in frozen]
+    what = "; ".join(f"rank {s.rank} is {_STATE_TEXT[seen[s.rank]]}, in {label_of(s.step)}" for s in frozen)
+    return make_finding(
+        "rank_frozen",
+        f"{ranks_text(ranks)} froze: no heartbeat, but the process is still there on its node ({what})",
+        ranks=ranks,
+        nodes=nodes_of(ranks),
+        evidence={
+            "last_step": {s.rank: label_of(s.step) for s in frozen},
+            "process_state": {s.rank: seen[s.rank] for s in frozen},
+        },
+    )
 
 
 def _late_ranks(states: list[RankState], label_of: LabelOf, nodes_of: NodesOf) -> Finding:
@@ -121,12 +162,14 @@ def _interrupted(states: list[RankState], nodes_of: NodesOf) -> Finding:
     signalled = [s for s in states if s.status and s.status["kind"] == "signal"]
     ranks = [s.rank for s in signalled]
     what = sorted({s.status["message"] for s in signalled})
+    steps = {s.rank: s.status["label"] for s in signalled}
+    where = sorted(set(steps.values()))
     return make_finding(
         "run_interrupted",
-        f"stopped by a signal ({', '.join(what)}) on {ranks_text(ranks)}",
+        f"stopped by a signal ({', '.join(what)}) on {ranks_text(ranks)}, in {', '.join(where)}",
         ranks=ranks,
         nodes=nodes_of(ranks),
-        evidence={"signals": what},
+        evidence={"signals": what, "steps": steps},
     )
 
 

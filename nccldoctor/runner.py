@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import torch
 import torch.distributed as dist
 
@@ -121,6 +122,7 @@ class Bench:
         self.phase_seconds: dict[str, float] = {}  # phase name -> how long it ran on this rank
         supervisor.on_stop_display = self.display.stop
         supervisor.on_incomplete = self.write_incomplete
+        supervisor.local_processes = self.local_processes
 
     # -- the run -------------------------------------------------------------------------------
     def run(self) -> int:
@@ -319,6 +321,20 @@ class Bench:
         extra = diagnose_incomplete(cause, states, self.supervisor.label, nodes_of, nccl_logs)
         self.emit(self.build_report(complete=False, extra=extra))
 
+    def local_processes(self) -> dict[int, str]:
+        """The state of this node's other ranks' processes, for a partial report: they share this
+        rank's PID namespace, so a frozen rank (stopped, or stuck in the kernel) is told apart
+        from a dead one. Called by the supervisor as the run ends; ranks are numbered node by node."""
+        first = self.launch.node_rank * self.launch.local_world_size
+        peers = [r for r in range(first, first + self.launch.local_world_size) if r != self.launch.rank]
+        published = [r for r in peers if self.supervisor.store.check([f"info/{r}"])]
+        states = {}
+        for rank in published:
+            info = RankInfo(**json.loads(self.supervisor.store.get(f"info/{rank}")))
+            if info.hostname == hostname():
+                states[rank] = process_state(info.pid)
+        return states
+
     def job_for_report(self) -> Job:
         """The job, with every rank's info, also when the run stopped before rank 0 read it
         (a stop before the process group, or a surviving rank writing for a lost rank 0)."""
@@ -329,6 +345,18 @@ class Bench:
             # wait (init_process_group waiting for a lost rank) and hold that client's lock.
             self.job.ranks = _available_rank_infos(self.supervisor.store, self.launch.world_size)
         return self.job
+
+
+def process_state(pid: int) -> str:
+    """'stopped' (T: SIGSTOP, a debugger, a paused container), 'disk-sleep' (D: stuck in the
+    kernel, a hung driver or filesystem), 'zombie', 'gone', or psutil's word for a live one."""
+    try:
+        status = psutil.Process(pid).status()
+    except psutil.NoSuchProcess:
+        return "gone"
+    except psutil.Error:
+        return "unknown"
+    return "stopped" if status == psutil.STATUS_TRACING_STOP else status
 
 
 def _available_rank_infos(store: dist.Store, world_size: int) -> list[RankInfo]:
@@ -374,6 +402,7 @@ def run(
         store=dist.PrefixStore(prefix, watch_store),
         step_store=store,
         deadline_s=config.run.timeout,
+        silence_s=config.run.silence,
     )
     with supervisor:
         if early is not None and early.received:  # told to stop before we could watch

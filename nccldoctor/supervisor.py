@@ -10,6 +10,13 @@ When the run cannot complete (a deadline, a signal, an exception, a peer's abort
 rank posts why it stopped, the lowest live rank (rank 0 if it lives) writes the partial
 report, and all of them exit 3. Liveness is judged by heartbeats: a rank that neither
 beats nor posted a status died or froze without a word.
+
+Nobody waits for the deadline to find such a rank: each rank also watches the next one's
+heartbeat counter (rank r watches r+1, the last watches rank 0: every rank is watched, one
+store read per beat each, whatever the job's size), and a peer silent for `silence_s` ends
+the run at once. When the run ends, every rank posts the state of the other ranks' processes
+on its own node (psutil: a stopped or D-state process is frozen, a missing one is dead), so
+the report can tell a frozen rank from a crashed one.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from nccldoctor.storeio import get_many, read_counters
 
 HEARTBEAT_S = 0.5  # beat and poll period
 LIVENESS_WINDOW_S = 2.0  # a rank that has not beaten for this long and said nothing is gone
+DEFAULT_SILENCE_S = 15.0  # a watched peer silent this long ends the run (--silence)
 WRITER_WAIT_S = 20.0  # how long a non-writer waits for the partial report before exiting
 STATUS_INDEX = "status_ranks"  # "3,17," : the ranks that posted a status/{rank}
 
@@ -110,6 +118,7 @@ class Supervisor:
         step_store: dist.Store | None = None,
         deadline_s: float,
         heartbeat_s: float = HEARTBEAT_S,
+        silence_s: float | None = DEFAULT_SILENCE_S,
     ) -> None:
         self.rank = rank
         self.world_size = world_size
@@ -117,10 +126,14 @@ class Supervisor:
         self.step_store = step_store or store  # the main thread's client, for enter()
         self.deadline = time.monotonic() + deadline_s
         self.heartbeat_s = heartbeat_s
+        self.silence_s = silence_s  # None: only the deadline ends a silent peer's run
+        self._peer_beats, self._peer_heard = 0, time.monotonic()  # the watched peer's counter
         self.labels: list[str] = []  # step index -> label; the same plan on every rank
         # Set by the bench: write the partial report (writer only), stop the progress display.
         self.on_incomplete: Callable[[Cause, list[RankState]], None] = lambda cause, states: None
         self.on_stop_display: Callable[[], None] = lambda: None
+        # Set by the bench: the process state of the other ranks on this node, {rank: state}.
+        self.local_processes: Callable[[], dict[int, str]] = dict
         self._lock = threading.Lock()
         self._phase = "running"  # running -> ending (abort/finish claimed) -> done
         self.exit_code: int | None = None  # the run's code, once finish() knows it
@@ -248,12 +261,20 @@ class Supervisor:
             "message": cause.message,
             "step": self.step,
             "label": self.label(self.step),
+            "local": self._local_processes(),
         }
         self.store.set(f"status/{self.rank}", json.dumps(status))
         self.store.append(STATUS_INDEX, f"{self.rank},")  # the writer reads only the ranks listed
         self.store.add("stopped", 1)
         origin = cause.origin or {"rank": self.rank, "kind": cause.kind, "message": cause.message}
         self.store.compare_set("abort", "", json.dumps(origin))
+
+    def _local_processes(self) -> dict[str, str]:
+        """{rank: process state} of this node's other ranks, as JSON keys ({} if unknown)."""
+        try:
+            return {str(rank): state for rank, state in self.local_processes().items()}
+        except Exception:  # evidence, not a reason to fail the end of the run
+            return {}
 
     def _observe(self) -> list[RankState]:
         """Wait (bounded) until every rank has either posted a status or proven silent."""
@@ -338,7 +359,35 @@ class Supervisor:
             origin = json.loads(self.store.get("abort"))
             if origin["rank"] != self.rank:
                 return Cause("peer", f"rank {origin['rank']} stopped: {origin['message']}", origin)
-        return None
+        return self._silent_peer()
+
+    @property
+    def watched(self) -> int | None:
+        """The rank whose heartbeats this rank watches (None alone, or with --silence off)."""
+        if self.world_size < 2 or self.silence_s is None:
+            return None
+        return (self.rank + 1) % self.world_size
+
+    def _silent_peer(self) -> Cause | None:
+        """A Cause when the watched rank has beaten before and then not for silence_s, while
+        the run goes on (it neither finished nor said why it stopped)."""
+        peer = self.watched
+        if peer is None:
+            return None
+        beats, now = self.store.add(f"beat/{peer}", 0), time.monotonic()
+        if beats != self._peer_beats:
+            self._peer_beats, self._peer_heard = beats, now
+            return None
+        silent_s = now - self._peer_heard
+        if beats == 0 or silent_s < self.silence_s:  # not started yet: the deadline covers that
+            return None
+        if self.store.check(["done"]) or self.store.check([f"status/{peer}"]):
+            return None  # it finished, or is ending and said why
+        return Cause(
+            "silent",
+            f"rank {peer} sent no heartbeat for {silent_s:.0f} s (--silence {self.silence_s:g}): "
+            "frozen, killed or cut off from the rendezvous store",
+        )
 
     def _wait_for_signal(self, timeout_s: float) -> int | None:
         self._wakeup_r.settimeout(timeout_s)

@@ -145,7 +145,7 @@ REPORT_KEYS = {
     *("expect_busbw", "ports", "ifaces", "health", "straggler_warn", "straggler_fail"),
     *("sweep", "max_combos", "sweep_repeats", "ddp", "ddp_only", "ddp_model", "ddp_batch", "ddp_accum"),
     *("ddp_bucket_mb", "ddp_steps", "ckpt_dir", "backend", "timeout", "out", "strict", "quiet", "sizes"),
-    *("check_package", "code", "check_path", "clock_warn", "clock_fail"),
+    *("check_package", "code", "check_path", "clock_warn", "clock_fail", "silence"),
     *("quick", "expect", "baseline", "regression_fail", "regression_noise"),
 }
 

@@ -21,8 +21,8 @@ def state(rank, step, alive=True, status=None, joined=True):
     return RankState(rank=rank, joined=joined, alive=alive, step=step, status=status)
 
 
-def status(kind, step, message="m"):
-    return {"kind": kind, "message": message, "step": step, "label": label(step)}
+def status(kind, step, message="m", local=None):
+    return {"kind": kind, "message": message, "step": step, "label": label(step), "local": local or {}}
 
 
 def test_silent_rank_is_crashed_and_survivors_are_not_blamed():
@@ -35,6 +35,35 @@ def test_silent_rank_is_crashed_and_survivors_are_not_blamed():
     findings = diagnose_incomplete(Cause("signal", "SIGTERM"), states, label, nodes_of)
     assert [(f.code, f.ranks, f.nodes) for f in findings] == [("rank_crashed", [2], [1])]
     assert "all_reduce 8 in-place" in findings[0].message
+
+
+@pytest.mark.parametrize(("seen", "words"), [("stopped", "state T"), ("disk-sleep", "state D")])
+def test_a_silent_rank_its_node_peer_sees_stopped_or_in_d_state_is_frozen_not_crashed(seen, words):
+    states = [
+        state(0, 3, status=status("peer", 3)),
+        state(1, 3, status=status("silent", 3, "rank 2 sent no heartbeat for 15 s")),
+        state(2, 2, alive=False),
+        state(3, 3, status=status("peer", 3, local={"2": seen})),  # rank 3 shares node 1 with rank 2
+    ]
+    (finding,) = diagnose_incomplete(Cause("silent", "rank 2 ..."), states, label, nodes_of)
+    assert (finding.code, finding.ranks, finding.nodes) == ("rank_frozen", [2], [1])
+    assert words in finding.message and "all_reduce 8 in-place" in finding.message
+    assert finding.evidence["process_state"] == {2: seen}
+    assert finding.code in INCOMPLETE_CODES
+
+
+def test_a_silent_rank_whose_process_is_gone_is_crashed_and_one_nobody_saw_may_be_anything():
+    states = [
+        state(0, 3, status=status("peer", 3)),
+        state(1, 2, alive=False),  # alone on node 0 but for rank 0, which saw its process gone
+        state(2, 3, status=status("peer", 3)),
+        state(3, 2, alive=False),  # nobody on node 1 posted: no evidence either way
+    ]
+    states[0] = state(0, 3, status=status("peer", 3, local={"1": "gone"}))
+    findings = diagnose_incomplete(Cause("silent", "rank 1 ..."), states, label, nodes_of)
+    assert [(f.code, f.ranks) for f in findings] == [("rank_crashed", [1, 3])]
+    assert "frozen or cut off" in findings[0].message  # rank 3's could be any of them
+    assert findings[0].evidence["process_state"] == {1: "gone"}
 
 
 def test_own_exception_is_a_crash_with_its_message():
@@ -77,6 +106,7 @@ def test_signal_without_crash_is_an_interruption():
     states = [state(r, 3, status=status("signal", 3, "received SIGINT")) for r in range(2)]
     (finding,) = diagnose_incomplete(Cause("signal", "received SIGINT"), states, label, nodes_of)
     assert finding.code == "run_interrupted" and finding.ranks == [0, 1]
+    assert finding.message.endswith("in all_reduce 32 in-place")  # where it was stopped
 
 
 def test_backend_error_without_crash_or_deadline():

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "show": "nccldoctor.commands.show",
     "codes": "nccldoctor.commands.codes",
     "explain": "nccldoctor.commands.explain",
+    "compare": "nccldoctor.commands.compare",
 }
 
 

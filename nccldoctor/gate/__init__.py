@@ -38,6 +38,11 @@ def file_problem(options: GateOptions) -> str | None:
             _LOADED[options.expect] = load(options.expect)
         except UsageError as err:
             return str(err)
+    if options.baseline is not None:
+        try:
+            load_report(options.baseline, "--baseline")
+        except UsageError as exc:
+            return str(exc)
     return None
 
 
@@ -45,6 +50,8 @@ def review(report: Report, options: GateOptions) -> Report:
     """The report with the gate's findings and sections added (it is changed in place too)."""
     if options.expect is not None:
         judge_expectations(report, options.expect)
+    if options.baseline is not None:
+        judge_baseline(report, options)
     # last: the hosts to exclude, from every fail finding, the gate's own included
     report.sections[EXCLUDE_SECTION] = exclusions(report.job, report.findings)
     return report
@@ -58,3 +65,34 @@ def judge_expectations(report: Report, path: Path) -> None:
     except UsageError:  # a run stopped before its files were checked: nothing to judge with
         return
     judge_report(expectations, report)
+
+
+def load_report(path: Path, what: str) -> Report:
+    """A saved report (report.json or its folder), or UsageError in one line naming `what`."""
+    from nccldoctor.reports.json_report import NotAReport
+    from nccldoctor.reports.json_report import load as load_json
+
+    try:
+        return load_json(Path(path))
+    except FileNotFoundError:
+        raise UsageError(f"{what} {path}: no report there (a report.json or its folder)") from None
+    except NotAReport as exc:
+        raise UsageError(f"{what} {path} is not a nccldoctor report.json: {exc}") from None
+    except (OSError, ValueError) as exc:  # unreadable, not JSON, not text
+        raise UsageError(f"{what} {path} is not a readable nccldoctor report.json: {exc}") from None
+
+
+def judge_baseline(report: Report, options: GateOptions) -> None:
+    """Add the comparison with --baseline: its `regression` findings and the `baseline` section.
+    A baseline that went away since the run started is said so, not a crash after the run."""
+    from nccldoctor.gate.bar import Bar
+    from nccldoctor.gate.baseline import Comparison, compare, findings
+
+    path = str(options.baseline)
+    bar = Bar(fail_pct=options.regression_fail, noise_factor=options.regression_noise)
+    try:
+        comparison = compare(load_report(options.baseline, "--baseline"), report, bar)
+    except UsageError as exc:
+        comparison = Comparison(False, [str(exc)], [], bar)
+    report.findings.extend(findings(comparison, path))
+    report.sections["baseline"] = comparison.section(path)

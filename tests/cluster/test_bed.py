@@ -137,19 +137,38 @@ def test_bench_across_two_nodes_reports_nodes_hostnames_and_ranks(tmp_path):
     assert run.report["verdict"] == "pass", run.report["findings"]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGSTOP])
-def test_a_rank_killed_or_frozen_on_node_1_is_named_with_its_node(signum, tmp_path):
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGKILL, "rank_crashed"), (signal.SIGSTOP, "rank_frozen")]
+)
+def test_a_rank_killed_or_frozen_on_node_1_is_named_with_its_node_within_the_silence(signum, code, tmp_path):
+    args = [
+        "-e",
+        "256M",
+        "-f",
+        "2",
+        "--timeout",
+        "150",
+        "--silence",
+        "5",
+        "--probes",
+        "all_reduce",
+        "--no-ddp",
+    ]
     with Cluster(nodes=2) as cluster:
-        launch = cluster.launch(
-            2, ["-e", "256M", "-f", "2", "--timeout", "25", "--probes", "all_reduce", "--no-ddp"], tmp_path
-        )
+        launch = cluster.launch(2, args, tmp_path)
         # Rank 0 prints a progress line as the first all_reduce starts: every rank has joined
         # the process group by then (a fixed sleep was not always enough on a loaded machine:
         # rank 3 was still importing torch and was named as never joining).
         launch.wait_for_output(0, "] all_reduce", timeout=90)
         time.sleep(1)  # well into the probes
         cluster.rank_process(3).send_signal(signum)
-        run = launch.wait(timeout=90)
-    (finding,) = run.findings("rank_crashed")
-    assert finding["ranks"] == [3] and finding["nodes"] == [1]
+        signalled = time.time()
+        run = launch.wait(timeout=150)
+    (finding,) = run.findings(code)
+    assert finding["ranks"] == [3] and finding["nodes"] == [1], run.report["findings"]
+    assert "all_reduce" in finding["evidence"]["last_step"]["3"]  # the step it was in
+    if signum == signal.SIGSTOP:  # rank 2, on node 1 too, saw the process stopped
+        assert finding["evidence"]["process_state"] == {"3": "stopped"} and "state T" in finding["message"]
     assert run.report["exit_code"] == 3
+    # named after the 5 s silence, long before the 150 s deadline
+    assert (tmp_path / "report.json").stat().st_mtime - signalled < 40
