@@ -327,10 +327,12 @@ class Bench:
         from a dead one. Called by the supervisor as the run ends; ranks are numbered node by node."""
         first = self.launch.node_rank * self.launch.local_world_size
         peers = [r for r in range(first, first + self.launch.local_world_size) if r != self.launch.rank]
-        published = [r for r in peers if self.supervisor.store.check([f"info/{r}"])]
+        raws = get_present(self.supervisor.store, [f"info/{r}" for r in peers])
         states = {}
-        for rank in published:
-            info = RankInfo(**json.loads(self.supervisor.store.get(f"info/{rank}")))
+        for rank, raw in zip(peers, raws, strict=True):
+            if raw is None:
+                continue
+            info = RankInfo(**json.loads(raw))
             if info.hostname == hostname():
                 states[rank] = process_state(info.pid)
         return states
