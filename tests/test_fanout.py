@@ -3,6 +3,7 @@ checking and checked, and a node that drops every inbound connection still found
 
 from __future__ import annotations
 
+import json
 import math
 import random
 
@@ -10,7 +11,7 @@ import pytest
 
 from nccldoctor.net.fanout import FULL_MESH_MAX, RANDOM_PEERS, bounded_offsets, port_plan, seed_of
 from nccldoctor.net.ports import PORT_SAMPLES, Connected, Listening, judge_ports, port_summary
-from nccldoctor.net.sockets import OPEN, TIMEOUT
+from nccldoctor.net.sockets import OPEN, REFUSED, TIMEOUT
 
 SEED = 20261201
 
@@ -120,3 +121,75 @@ def test_the_reports_port_entry_is_bounded_beyond_the_mesh():
     assert summary["plan"]["kind"] == "bounded"
     small = port_summary(*_simulate(8, 3), port_plan(8, SEED))
     assert len(small["pairs"]) == 56  # a full mesh keeps every pair
+
+
+@pytest.mark.parametrize("closed", [None, 7])
+def test_twenty_nodes_check_their_planned_peers_over_real_sockets(monkeypatch, closed):
+    """The network phase's port round for 20 'nodes' (threads, one loopback address each,
+    127.0.1.N): each connects to its planned peers only, every listener stays up until the
+    nodes checking it are done, and rank 0's summary counts the plan's pairs, all open; or,
+    when node `closed` shuts its listeners once published (every connect to it refused), the
+    one `port_blocked` names it and exactly the peers the plan gave it."""
+    import threading
+
+    import nccldoctor.probes.network as network
+
+    real_open = network.open_listeners
+
+    def open_listeners(node_rank, *args):
+        listeners, listening = real_open(node_rank, *args)
+        if node_rank == closed:
+            listeners.close()
+        return listeners, listening
+
+    monkeypatch.setattr(network, "open_listeners", open_listeners)
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    from nccldoctor.config import parse_args
+    from nccldoctor.probes.network import NetworkCheck
+    from nccldoctor.runtime import LaunchEnv
+
+    nnodes = 20
+    server = dist.TCPStore("127.0.0.1", 0, 1, True, timeout=timedelta(seconds=30), wait_for_workers=False)
+    targets = {n: f"127.0.1.{n + 1}" for n in range(nnodes)}
+    plan = port_plan(nnodes, SEED)
+    server.set("net/targets", json.dumps(targets))
+    options = parse_args([]).network
+    checks = []
+    for node in range(nnodes):
+        store = dist.TCPStore("127.0.0.1", server.port, 1, False, timeout=timedelta(seconds=30))
+        launch = LaunchEnv(
+            rank=node, world_size=nnodes, node_rank=node, nnodes=nnodes, master_addr="127.0.0.1"
+        )
+        checks.append(NetworkCheck(store, launch, options, "gloo", lambda: 20.0, lambda step: None))
+    checks[0].section = {}
+    recorded = []
+    checks[0].record = recorded.append
+
+    def node_zero() -> None:  # as in NetworkCheck.run: check, then judge, on one store client
+        checks[0]._check_ports(targets, plan)
+        checks[0]._decide_ports(plan)
+
+    threads = [threading.Thread(target=node_zero)]
+    threads += [threading.Thread(target=c._check_ports, args=(targets, plan)) for c in checks[1:]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    ports = checks[0].section["ports"]
+    assert ports["plan"]["kind"] == "bounded"
+    assert ports["pairs_checked"] == len(plan.pairs) < nnodes * (nnodes - 1)
+    verdict = json.loads(server.get("net/ports_decision"))["verdict"]
+    if closed is None:
+        assert ports["pairs_open"] == len(plan.pairs) and ports["pairs"] == []
+        assert verdict == "go"
+        return
+    assert {p["to_node"] for p in ports["pairs"]} == {closed}
+    assert sorted(p["from_node"] for p in ports["pairs"]) == plan.sources(closed)
+    assert verdict == "stop"  # the backend's ephemeral ports: init would hang
+    (finding,) = [f for result in recorded for f in result.findings]
+    assert finding.code == "port_blocked" and finding.nodes == [closed]
+    assert finding.evidence["from_nodes"] == plan.sources(closed)
+    assert finding.evidence["outcomes"] == {REFUSED: len(plan.sources(closed)) * PORT_SAMPLES}
