@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -35,6 +36,7 @@ def main() -> int:
     parser.add_argument("--slow-node", type=int, default=5)
     parser.add_argument("--cores", type=float, default=0.1, help="the slow node's CPU quota")
     parser.add_argument("--timeout", type=float, default=420.0, help="the bench's --timeout (s)")
+    parser.add_argument("--keep", type=Path, help="copy report.json here")
     args = parser.parse_args()
     reason = cluster_unavailable_reason()
     if reason:
@@ -46,6 +48,8 @@ def main() -> int:
         start = time.monotonic()
         run = cluster.torchrun(1, bench, Path(tmp), timeout=args.timeout + 60)
         wall = time.monotonic() - start
+        if args.keep and (Path(tmp) / "report.json").exists():
+            shutil.copy(Path(tmp) / "report.json", args.keep)
         return summarize(run, wall, args.slow_node, args.cores)
 
 
@@ -69,6 +73,8 @@ def summarize(run, wall: float, slow: int, cores: float) -> int:
     ranks = (report.get("stragglers") or {}).get("ranks") or []  # none: stopped before health
     scores = {row["rank"]: row["score"] for row in ranks}
     print(f"straggler_node names nodes {named}; exclude.txt: {exclude}")
+    for f in report["findings"]:
+        print(f"  finding {f['severity']} {f['code']} nodes {f['nodes']}: {f['message'][:150]}")
     print("rank scores:", {r: round(s, 2) for r, s in sorted(scores.items())})
     print(f"report.json: {(run.out_dir / 'report.json').stat().st_size} bytes")
     found = named == [slow] and exclude == [hosts[slow]]
