@@ -8,7 +8,7 @@ import pandas as pd
 
 from nccldoctor.report import Report
 from nccldoctor.reports.exclude_list import exclude_line
-from nccldoctor.reports.sections import MAX_ROWS, capped, section_tables
+from nccldoctor.reports.sections import capped, section_tables
 from nccldoctor.reports.tables import (
     busbw_footer,
     digest_title,
@@ -49,7 +49,7 @@ def render(report: Report) -> str:
                 for n in job["nodes"]
             ]
         )
-        title, nodes = capped("Nodes", nodes, MAX_ROWS)
+        title, nodes = capped("Nodes", nodes)
         lines += [f"## {title}", "", markdown_table(nodes), ""]
     for title, frame in section_tables(report):
         lines += [f"## {title}", "", markdown_table(frame), ""]

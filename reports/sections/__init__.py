@@ -54,17 +54,16 @@ def views() -> list[View]:
     return sorted(_VIEWS, key=lambda v: (v.order, v.section))
 
 
-def section_tables(report: Report, max_rows: int | None = MAX_ROWS) -> list[tuple[str, pd.DataFrame]]:
-    """The tables of every section the report has, titled, in reading order, each cut to its
-    first `max_rows` rows (views put the worst first) with a title that says how many more."""
+def section_tables(report: Report) -> list[tuple[str, pd.DataFrame]]:
+    """The tables of every section the report has, titled, in reading order."""
     tables = [table for v in views() if v.section in report.sections for table in v.draw(report)]
-    return [capped(title, frame, max_rows) for title, frame in tables if frame is not None]
+    return [(title, frame) for title, frame in tables if frame is not None]
 
 
-def capped(title: str, frame: pd.DataFrame, max_rows: int | None) -> tuple[str, pd.DataFrame]:
-    """A 1,024-node job has 1,024 host rows and 8,192 GPU rows: a screen shows the first ones."""
-    if max_rows is None or len(frame) <= max_rows:
+def capped(title: str, frame: pd.DataFrame | None, max_rows: int = MAX_ROWS) -> Table:
+    """A table with a row per node or per GPU (1,024 hosts, 8,192 GPUs in a large job) cut to
+    its first `max_rows` rows (the view puts the worst first), its title saying how many more."""
+    if frame is None or len(frame) <= max_rows:
         return title, frame
-    return f"{title}: first {max_rows} … and {len(frame) - max_rows:,} more (see report.json)", frame.head(
-        max_rows
-    )
+    more = len(frame) - max_rows
+    return f"{title}: first {max_rows} … and {more:,} more (see report.json)", frame.head(max_rows)

@@ -6,7 +6,7 @@ import pandas as pd
 
 from nccldoctor.nodepairs import node_pair_links
 from nccldoctor.report import Report
-from nccldoctor.reports.sections import Table, view
+from nccldoctor.reports.sections import Table, capped, view
 from nccldoctor.reports.tables import number
 from nccldoctor.units import format_size
 
@@ -134,6 +134,6 @@ def draw_stragglers(report: Report) -> list[Table]:
 @view("health", order=70)
 def draw_health(report: Report) -> list[Table]:
     return [
-        ("Hosts (CPU outside the job over a 1 s window, memory, swap)", host_table(report)),
-        ("GPUs (NVML)", gpu_table(report)),
+        capped("Hosts (CPU outside the job over a 1 s window, memory, swap)", host_table(report)),
+        capped("GPUs (NVML)", gpu_table(report)),
     ]
