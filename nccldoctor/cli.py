@@ -25,8 +25,8 @@ import sys
 from nccldoctor import __version__
 from nccldoctor.argtypes import Parser
 from nccldoctor.commands import COMMANDS, load
-from nccldoctor.errors import UsageError
-from nccldoctor.findings import EXIT_USAGE
+from nccldoctor.errors import OutputError, UsageError
+from nccldoctor.findings import EXIT_INCOMPLETE, EXIT_USAGE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     except UsageError as exc:
         print(f"nccldoctor: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
+    except OutputError as exc:  # preflight's or explain's report could not be written
+        print(f"nccldoctor: error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_INCOMPLETE)
     with contextlib.suppress(BrokenPipeError):  # `show DIR | head -1`: the code is still the report's
         sys.stdout.flush()
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import MISSING, dataclass, field, fields, replace
@@ -61,6 +62,7 @@ DTYPE_ALIASES = {
     "fp32": "float32",
 }
 
+MAX_TIMEOUT_S = 7 * 24 * 3600
 REDUCE_OPS = ("sum", "prod", "min", "max", "avg")
 BACKENDS = ("auto", "nccl", "gloo")
 ALL_PROBES = tuple(BUS_FACTORS)  # a collective is known once it has a bus factor
@@ -155,8 +157,8 @@ def parse_expect_busbw(text: str) -> dict[str, float]:
             raise UsageError(
                 f"--expect-busbw: {value!r} is not a number of GB/s (use 20, or all_reduce=20,sendrecv=10)"
             ) from None
-        if number <= 0:
-            raise UsageError(f"--expect-busbw: {value!r} must be positive")
+        if not (math.isfinite(number) and number > 0):  # NaN compares False both ways
+            raise UsageError(f"--expect-busbw: {value!r} must be a positive number")
         return number
 
     if "=" not in text:
@@ -174,7 +176,8 @@ def parse_ports(text: str) -> list[tuple[int, int]]:
     """'40000-40100,29400' -> [(40000, 40100), (29400, 29400)]; ports are 1..65535."""
 
     def port(value: str, item: str) -> int:
-        if not value.strip().isdigit() or not 1 <= int(value) <= 65535:
+        # ASCII digits: str.isdigit() is also True for '²', which int() refuses.
+        if not re.fullmatch(r"\s*[0-9]{1,5}\s*", value) or not 1 <= int(value) <= 65535:
             raise UsageError(
                 f"--ports: {item!r} is not a port or range of ports 1-65535 (e.g. 40000-40100,29400)"
             )
@@ -568,7 +571,7 @@ class DdpOptions:
         for flag, value in (("--ddp-accum", self.accum), ("--ddp-steps", self.steps)):
             if value < 1:
                 raise UsageError(f"{flag} must be 1 or more, not {value}")
-        if not self.bucket_mb > 0:
+        if not (math.isfinite(self.bucket_mb) and self.bucket_mb > 0):  # DDP int()s it: inf raises
             raise UsageError(f"--ddp-bucket-mb must be a positive number of MiB, not {self.bucket_mb}")
 
 
@@ -654,8 +657,13 @@ class RunOptions:
     )
 
     def __post_init__(self) -> None:
-        if not self.timeout > 0:
-            raise UsageError(f"--timeout must be a positive number of seconds, not {self.timeout}")
+        # Bounded: every wait is derived from it, and timedelta(seconds=inf) or a thread's wait
+        # beyond threading.TIMEOUT_MAX raises OverflowError deep inside a run.
+        if not 0 < self.timeout <= MAX_TIMEOUT_S:
+            raise UsageError(
+                f"--timeout must be a positive number of seconds up to {MAX_TIMEOUT_S} (a week), "
+                f"not {self.timeout}"
+            )
         if not self.silence >= MIN_SILENCE_S:
             raise UsageError(
                 f"--silence must be at least {MIN_SILENCE_S:g} seconds (heartbeats come every "

@@ -13,10 +13,13 @@ group (torchrun --max-restarts) must not count an earlier attempt's codes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from nccldoctor.atomic import write_atomically
 
 STATUS_DIR_ENV = "NCCLDOCTOR_STATUS_DIR"
 
@@ -47,12 +50,8 @@ def record(code: int) -> None:
         "restart": int(env.get("TORCHELASTIC_RESTART_COUNT", "0")),
     }
     path = Path(folder) / f"{status['restart']}.{status['local_rank']}.json"
-    try:
-        partial = path.with_suffix(".tmp")
-        partial.write_text(json.dumps(status))
-        os.replace(partial, path)  # the wrapper never reads half a file
-    except (OSError, ValueError):
-        pass
+    with contextlib.suppress(OSError, ValueError):
+        write_atomically(path, json.dumps(status))  # the wrapper never reads half a file
 
 
 def read(folder: Path) -> list[RankStatus]:

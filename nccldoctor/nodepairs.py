@@ -61,11 +61,12 @@ def node_pair_links(section: dict[str, Any] | None) -> list[tuple[int, int, floa
     if "pairs" in section:
         return [(int(a), int(b), float(v)) for a, b, v in section["pairs"] if v is not None]
     nodes, matrix = section.get("nodes") or [], section.get("gbps") or []
+    # By the matrix, not the node list: one node has `nodes` [0] and an empty `gbps`.
     return [
-        (a, b, matrix[i][j])
-        for i, a in enumerate(nodes)
-        for j, b in enumerate(nodes)
-        if i != j and matrix[i][j] is not None
+        (nodes[i], nodes[j], gbps)
+        for i, row in enumerate(matrix)
+        for j, gbps in enumerate(row)
+        if i != j and gbps is not None
     ]
 
 

@@ -29,12 +29,12 @@ import torch.distributed as dist
 from nccldoctor.analysis import judge_rows
 from nccldoctor.config import BenchConfig, config_section, flag_disagreement, parse_args, shared_flags
 from nccldoctor.environment import relevant_env
-from nccldoctor.errors import UsageError
+from nccldoctor.errors import OutputError, UsageError
 from nccldoctor.findings import EXIT_INCOMPLETE, EXIT_USAGE, Finding
 from nccldoctor.gate import file_problem, review
 from nccldoctor.incomplete import diagnose_incomplete
 from nccldoctor.nccl_capture import debug_files, environment
-from nccldoctor.outdir import prepare_out_dir
+from nccldoctor.outdir import prepare_out_dir, write_report
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.progress import ProgressDisplay
 from nccldoctor.report import Report, Sink, describe_environment, describe_job, main_rows
@@ -138,9 +138,7 @@ class Bench:
         self.supervisor.enter("report")
         code = None
         if self.launch.rank == 0:
-            report = self.build_report(complete=True)
-            self.emit(report)
-            code = report.exit_code
+            code = self.deliver(self.build_report(complete=True))
         code = self.supervisor.finish(code)
         if joined:
             dist.destroy_process_group()
@@ -309,17 +307,25 @@ class Bench:
             "phases_s": {name: round(seconds, 3) for name, seconds in self.phase_seconds.items()},
         }
 
+    def deliver(self, report: Report) -> int:
+        """Write the report; its exit code, or 3 when it could not be written (a full or
+        read-only disk): one line, no traceback, and the other ranks get the 3 from finish()."""
+        try:
+            self.emit(report)
+        except (OutputError, UsageError) as exc:  # UsageError: the folder could not be made
+            print(f"nccldoctor: error: {exc}", file=sys.stderr)
+            return EXIT_INCOMPLETE
+        return report.exit_code
+
     def emit(self, report: Report) -> None:
-        out_dir = self.prepare_out_dir()
-        for sink in self.sinks(self.config.run):
-            sink.emit(report, out_dir)
+        write_report(report, self.prepare_out_dir(), self.sinks(self.config.run))
 
     def write_incomplete(self, cause: Cause, states: list[RankState]) -> None:
         """Called by the supervisor on the one rank chosen to write the partial report."""
         nccl_logs = debug_files(self.init_env, os.environ, os.getpid())  # NCCL's own WARN lines
         nodes_of = self.job_for_report().nodes_of
         extra = diagnose_incomplete(cause, states, self.supervisor.label, nodes_of, nccl_logs)
-        self.emit(self.build_report(complete=False, extra=extra))
+        self.deliver(self.build_report(complete=False, extra=extra))  # 3 either way
 
     def local_processes(self) -> dict[int, str]:
         """The state of this node's other ranks' processes, for a partial report: they share this

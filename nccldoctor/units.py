@@ -11,7 +11,9 @@ import re
 from nccldoctor.errors import UsageError
 
 _SUFFIXES = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(I?B)?\s*$", re.IGNORECASE)
+# ASCII only: under IGNORECASE alone, \d takes any script's digits and [KMGT] the KELVIN SIGN.
+_SIZE = re.compile(r"^\s*([0-9]+)\s*([KMGT]?)(I?B)?\s*$", re.IGNORECASE | re.ASCII)
+LARGEST = 2**63 - 1  # bytes: a buffer's size is an int64 in torch
 
 
 def parse_size(text: str, what: str = "size") -> int:
@@ -19,7 +21,12 @@ def parse_size(text: str, what: str = "size") -> int:
     match = _SIZE.match(str(text))
     if not match:
         raise UsageError(f"{what}: {text!r} is not a size (use e.g. 8, 64K, 1M, 1G)")
-    return int(match.group(1)) * _SUFFIXES[match.group(2).upper()]
+    digits = match.group(1).lstrip("0") or "0"
+    # Checked before int(): Python refuses to convert more than 4300 digits (ValueError).
+    size = int(digits) * _SUFFIXES[match.group(2).upper()] if len(digits) <= 19 else LARGEST + 1
+    if size > LARGEST:
+        raise UsageError(f"{what}: {text!r} is larger than any buffer (at most {format_size(LARGEST)})")
+    return size
 
 
 def format_size(num_bytes: int) -> str:

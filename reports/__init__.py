@@ -3,7 +3,8 @@
 A sink has `emit(report, out_dir)` and a `from_options(options)` class method that builds it
 for a run (or returns None when the run did not ask for it); `options` is the run's output
 options (`quiet`, and whatever flags a sink adds). Adding a format = its module + one entry in
-SINKS. Files are written first, so they are on disk before anything is printed.
+SINKS. Files are written first, so they are on disk before anything is printed, and each is
+written whole (nccldoctor.atomic): a reader sees the old file or the new one, never a torn one.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nccldoctor.outdir import write_report
 from nccldoctor.report import Report, Sink
 from nccldoctor.reports.csv_report import CsvSink
 from nccldoctor.reports.exclude_list import ExcludeListSink
@@ -39,5 +41,5 @@ def make_sinks(options: Any = None) -> list[Sink]:
 
 
 def emit_all(report: Report, out_dir: Path, sinks: list[Sink]) -> None:
-    for sink in sinks:
-        sink.emit(report, out_dir)
+    """Every sink in order; a file that cannot be written raises OutputError (see write_report)."""
+    write_report(report, out_dir, sinks)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import get_origin, get_type_hints
 
+from nccldoctor.atomic import write_atomically
 from nccldoctor.report import Report
 from nccldoctor.rows import LABELS, Row, rows_frame
 
@@ -29,4 +30,4 @@ class CsvSink:
         # without a sweep writes the columns it always wrote.
         frame = frame.drop(columns=[name for name in LABELS if frame[name].isna().all()])
         frame[RANK_LISTS] = frame[RANK_LISTS].map(_flat)
-        frame.to_csv(out_dir / FILENAME, index=False)
+        write_atomically(out_dir / FILENAME, frame.to_csv(index=False))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nccldoctor.atomic import write_atomically
 from nccldoctor.gate.exclude import exclude_of
 from nccldoctor.report import Report
 
@@ -21,7 +22,7 @@ class ExcludeListSink:
 
     def emit(self, report: Report, out_dir: Path) -> None:
         hosts = exclude_of(report)["hosts"]
-        (out_dir / FILENAME).write_text("".join(f"{host}\n" for host in hosts))
+        write_atomically(out_dir / FILENAME, "".join(f"{host}\n" for host in hosts))
 
 
 def exclude_line(report: Report, quote: str = "") -> str | None:

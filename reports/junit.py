@@ -11,6 +11,7 @@ a run that did not finish puts an <error> on every check that did not finish and
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nccldoctor.atomic import write_atomically
 from nccldoctor.findings import INCOMPLETE_CODES, Finding, Severity
 from nccldoctor.gate.exclude import exclude_of, node_maps
 from nccldoctor.report import Report
@@ -255,7 +257,6 @@ class JUnitSink:
         return cls()
 
     def emit(self, report: Report, out_dir: Path) -> None:
-        path = out_dir / FILENAME
-        tmp = path.with_suffix(".xml.tmp")
-        render(report).write(tmp, encoding="utf-8", xml_declaration=True)
-        tmp.replace(path)  # a CI step reading it never sees half a file
+        document = io.BytesIO()
+        render(report).write(document, encoding="utf-8", xml_declaration=True)
+        write_atomically(out_dir / FILENAME, document.getvalue())  # a CI step never sees half a file

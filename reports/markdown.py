@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from nccldoctor.atomic import write_atomically
 from nccldoctor.report import Report
 from nccldoctor.reports.exclude_list import exclude_line
 from nccldoctor.reports.sections import capped, section_tables
@@ -95,4 +96,4 @@ class MarkdownSink:
         return cls()
 
     def emit(self, report: Report, out_dir: Path) -> None:
-        (out_dir / FILENAME).write_text(render(report))
+        write_atomically(out_dir / FILENAME, render(report))

@@ -1,11 +1,15 @@
 """nccldoctor.prom: the run's numbers in Prometheus' text exposition format, for
 node_exporter's textfile collector (--collector.textfile.directory).
 
-Written with the official client (prometheus_client: a registry of its own, then
-write_to_textfile, which writes a temporary file and renames it, so the collector never reads
-half a file). Names follow Prometheus' conventions: base units in the name (bytes per second,
-seconds), gauges (a report is a snapshot: nothing here only ever goes up), and labels of low
-cardinality: probe, size and mode; node rank and hostname; link ends; finding code and severity.
+Written with the official client (prometheus_client: a registry of its own, formatted by
+generate_latest), then through nccldoctor.atomic like every report file. The client's own
+write_to_textfile is atomic too (a temporary file, renamed; removed on error) but does not fsync
+before the rename, so a crash could leave an empty nccldoctor.prom, and its temporary name
+(`nccldoctor.prom.<pid>.<thread>`) is not the one the report folder's cleanup knows.
+
+Names follow Prometheus' conventions: base units in the name (bytes per second, seconds),
+gauges (a report is a snapshot: nothing here only ever goes up), and labels of low cardinality:
+probe, size and mode; node rank and hostname; link ends; finding code and severity.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ import datetime
 from collections.abc import Iterable
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
+from nccldoctor.atomic import write_atomically
 from nccldoctor.gate.exclude import exclude_of, node_maps
 from nccldoctor.nodepairs import MATRIX_MAX, node_pair_links
 from nccldoctor.report import Report
@@ -122,4 +127,4 @@ class PrometheusSink:
         return cls()
 
     def emit(self, report: Report, out_dir: Path) -> None:
-        write_to_textfile(str(out_dir / FILENAME), registry_of(report))
+        write_atomically(out_dir / FILENAME, generate_latest(registry_of(report)))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 HELPERS = Path(__file__).parent / "helpers"
 FAULTY_BENCH = HELPERS / "faulty_bench.py"
@@ -80,3 +81,10 @@ def single(args: list[str], out_dir: Path, *, timeout: float = 120, cwd: Path | 
 @pytest.fixture
 def out_dir(tmp_path: Path) -> Path:
     return tmp_path / "report"
+
+
+# Property tests (tests/test_fuzz_*.py): derandomized by default, so CI and every developer see
+# the same examples and a failure reproduces; HYPOTHESIS_PROFILE=explore searches afresh, longer.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("explore", max_examples=2000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -72,3 +72,15 @@ def test_a_report_without_sections_or_timing_still_writes_a_valid_file(tmp_path)
     assert "nccldoctor_run_duration_seconds" not in metrics  # no timing section: not invented
     assert by_labels(metrics["nccldoctor_verdict"], "verdict")[("pass",)] == 1
     assert metrics["nccldoctor_busbw_bytes_per_second"].samples == []
+
+
+def test_a_one_node_report_has_scores_and_no_links(tmp_path):
+    # A real single-node run: node_pairs is {"nodes": [0], "gbps": []} (no pair to measure).
+    report = load(Path(__file__).parent / "fixtures" / "reports" / "single_node.json")
+    assert report.sections["stragglers"]["node_pairs"] == {"nodes": [0], "size_bytes": 4194304, "gbps": []}
+    metrics = families(report, tmp_path)
+    assert list(by_labels(metrics["nccldoctor_node_compute_score"], "node")) == [("0",)]
+    assert (
+        "nccldoctor_link_bytes_per_second" not in metrics
+        or not metrics["nccldoctor_link_bytes_per_second"].samples
+    )

@@ -9,12 +9,16 @@ NEW is not a readable report. It never imports torch.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nccldoctor.argtypes import factor, percent
+
+if TYPE_CHECKING:
+    from nccldoctor.report import Report
 
 HELP = "compare a run's report with a baseline run's: deltas, regressions, exit 1 on a failure"
 
@@ -42,12 +46,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nccldoctor.errors import SHAPE_ERRORS, UsageError
     from nccldoctor.gate import load_report
+
+    old, new = load_report(Path(args.old), "compare: OLD"), load_report(Path(args.new), "compare: NEW")
+    try:
+        text, code = _compared(args, old, new)
+    except SHAPE_ERRORS as exc:  # all of it is drawn in memory first: this is the only line shown
+        raise UsageError(
+            f"compare: {args.old} and {args.new} are not reports this version can compare: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    with contextlib.suppress(BrokenPipeError):
+        sys.stdout.write(text)
+    return code
+
+
+def _compared(args: argparse.Namespace, old: Report, new: Report) -> tuple[str, int]:
+    """What compare prints, and its exit code."""
     from nccldoctor.gate.bar import Bar
     from nccldoctor.gate.baseline import compare, findings
     from nccldoctor.report import Report
 
-    old, new = load_report(Path(args.old), "compare: OLD"), load_report(Path(args.new), "compare: NEW")
     bar = Bar(fail_pct=args.regression_fail, noise_factor=args.regression_noise)
     comparison = compare(old, new, bar)
     section = comparison.section(str(args.old))
@@ -62,17 +82,17 @@ def run(args: argparse.Namespace) -> int:
         created=new.created,
     )
     if args.json:
-        json.dump(as_json(args, section, report), sys.stdout, indent=2)
-        print()
-    elif args.markdown:
+        return json.dumps(as_json(args, section, report), indent=2) + "\n", report.exit_code
+    if args.markdown:
         from nccldoctor.reports.markdown import render
 
-        print(render(report), end="")
-    else:
-        from nccldoctor.reports.terminal import TerminalSink
+        return render(report), report.exit_code
+    from nccldoctor.reports.terminal import TerminalSink, make_console
 
-        TerminalSink().emit(report, None)
-    return report.exit_code
+    console = make_console()
+    with console.capture() as captured:
+        TerminalSink(console=console).emit(report, None)
+    return captured.get(), report.exit_code
 
 
 def as_json(args: argparse.Namespace, section: dict[str, Any], report: Any) -> dict[str, Any]:

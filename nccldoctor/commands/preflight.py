@@ -66,7 +66,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the checks, write and print the report; the exit code is the verdict's."""
-    config = PreflightConfig(
+    config = config_of(args)
+    out = prepare_out_dir(
+        config.out, label="preflight-"
+    )  # before the checks: a bad --out is bad usage, not a report
+    report = run_preflight(config)
+    emit_all(report, out, make_sinks(config))
+    return report.exit_code
+
+
+def config_of(args: argparse.Namespace) -> PreflightConfig:
+    """The checked config of the parsed flags (a bad value: UsageError)."""
+    return PreflightConfig(
         master_addr=args.master_addr,
         master_port=args.master_port,
         nproc_per_node=args.nproc_per_node,
@@ -77,9 +88,3 @@ def run(args: argparse.Namespace) -> int:
         code=tuple(args.code),
         paths=tuple(args.check_path),
     )
-    out = prepare_out_dir(
-        config.out, label="preflight-"
-    )  # before the checks: a bad --out is bad usage, not a report
-    report = run_preflight(config)
-    emit_all(report, out, make_sinks(config))
-    return report.exit_code

@@ -9,9 +9,15 @@ exits 0 once the report was read, so `$(nccldoctor show DIR --exclude)` is safe 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nccldoctor.errors import UsageError
+from nccldoctor.errors import SHAPE_ERRORS, UsageError
+
+if TYPE_CHECKING:
+    from nccldoctor.report import Report
 
 HELP = "render a saved report and exit with its exit code"
 
@@ -28,7 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nccldoctor.reports.json_report import NotAReport, load
-    from nccldoctor.reports.terminal import TerminalSink
 
     path = Path(args.report)
     try:
@@ -39,10 +44,26 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"show: {path} is not a nccldoctor report.json: {exc}") from None
     except ValueError as exc:  # JSONDecodeError, or bytes that are not text at all
         raise UsageError(f"show: {path} is not a nccldoctor report.json: it is not JSON ({exc})") from None
+    try:
+        text, code = _render(report, path, args)
+    except SHAPE_ERRORS as exc:  # it is rendered in memory first: this is the only line shown
+        raise UsageError(
+            f"show: {path} is not a report.json this version can read: {type(exc).__name__}: {exc}"
+        ) from None
+    with contextlib.suppress(BrokenPipeError):
+        sys.stdout.write(text)
+    return code
+
+
+def _render(report: Report, path: Path, args: argparse.Namespace) -> tuple[str, int]:
+    """What show prints, and its exit code; nothing is printed until all of it rendered."""
+    from nccldoctor.reports.terminal import TerminalSink, make_console
+
     if getattr(args, "exclude", False):  # callers that build the Namespace themselves may omit it
         from nccldoctor.gate.exclude import exclude_of
 
-        print(exclude_of(report)["slurm"])
-        return 0
-    TerminalSink(quiet=args.quiet).emit(report, path)
-    return report.exit_code
+        return f"{exclude_of(report)['slurm']}\n", 0
+    console = make_console()
+    with console.capture() as captured:
+        TerminalSink(quiet=args.quiet, console=console).emit(report, path)
+    return captured.get(), report.exit_code

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,11 @@ CHUNK = 4 << 20
 MAX_LINE = 8192
 CONTEXT = 512
 GZIP_MAGIC = b"\x1f\x8b"
+# A run of digits longer than any rank, pid, port or count: the signatures' (\d+) fields go to
+# int(), which refuses more than 4300 digits (ValueError). Real logs never hold such a run;
+# junk and corrupted files do, so it is cut, with a mark, before any pattern sees it.
+MAX_DIGITS = 40
+_DIGIT_RUN = re.compile(rf"\d{{{MAX_DIGITS},}}")
 
 
 @dataclass
@@ -136,5 +142,10 @@ def _read_chunk(stream: BinaryIO, stats: FileStats) -> bytes:
 def _lines_in(chunk: bytes, name: str, first: int, anchors: tuple[bytes, ...]) -> Iterator[Line]:
     for index, start, end in candidate_spans(chunk, anchors):
         raw = chunk[start : min(end, start + MAX_LINE)]
-        before = chunk[max(0, start - CONTEXT) : start].decode("utf-8", "replace")
-        yield Line(name, first + index, raw.decode("utf-8", "replace").rstrip("\r"), before)
+        before = _decode(chunk[max(0, start - CONTEXT) : start])
+        yield Line(name, first + index, _decode(raw).rstrip("\r"), before)
+
+
+def _decode(raw: bytes) -> str:
+    text = raw.decode("utf-8", "replace")
+    return _DIGIT_RUN.sub(lambda m: m[0][:MAX_DIGITS] + "\u2026", text) if len(text) > MAX_DIGITS else text

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nccldoctor.errors import UsageError
+from nccldoctor.errors import SHAPE_ERRORS, UsageError
 from nccldoctor.gate.exclude import SECTION as EXCLUDE_SECTION
 from nccldoctor.gate.exclude import exclusions
 from nccldoctor.gate.expectations import Expectations, load
@@ -94,5 +94,8 @@ def judge_baseline(report: Report, options: GateOptions) -> None:
         comparison = compare(load_report(options.baseline, "--baseline"), report, bar)
     except UsageError as exc:
         comparison = Comparison(False, [str(exc)], [], bar)
+    except SHAPE_ERRORS as exc:  # a report.json of the right keys, a section of the wrong shape
+        reason = f"--baseline {path} is not a report this version can compare: {type(exc).__name__}: {exc}"
+        comparison = Comparison(False, [reason], [], bar)
     report.findings.extend(findings(comparison, path))
     report.sections["baseline"] = comparison.section(path)

@@ -15,7 +15,8 @@ from itertools import groupby
 
 _LAST_NUMBER = re.compile(r"^(.*?)(\d+)(\D*)$")
 _BRACKETED = re.compile(r"^([^\[\]]*)\[([^\[\]]+)\]([^\[\]]*)$")
-_RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
+_RANGE = re.compile(r"^([0-9]+)(?:-([0-9]+))?$")
+MAX_RANGE = 64 * 1024  # hosts in one range: more is a typo, not a cluster
 
 
 def _split(host: str) -> tuple[str, str, str] | None:
@@ -91,6 +92,8 @@ def _expand_range(text: str, item: str) -> list[str]:
     low, high = match[1], match[2] or match[1]
     if int(high) < int(low):
         raise ValueError(f"range {text!r} in {item!r} runs backwards")
+    if int(high) - int(low) >= MAX_RANGE:  # a typo must not build 10^11 names in memory
+        raise ValueError(f"range {text!r} in {item!r} holds more than {MAX_RANGE} hosts")
     return [f"{n:0{len(low)}d}" for n in range(int(low), int(high) + 1)]
 
 

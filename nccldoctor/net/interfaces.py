@@ -9,10 +9,12 @@ NCCL (src/misc/socket.cc, ncclFindInterfaces), for its bootstrap and socket tran
   anything but `docker*` and `lo*`; else `docker*`; else `lo*`. Note that `virbr0` or `veth*`
   pass the third rule: a classic way to pick a bridge that does not reach other nodes.
 
-Gloo (torch's ProcessGroupGloo device creation): GLOO_SOCKET_IFNAME (a comma list of exact
-names) if set; otherwise the address the hostname resolves to if it is one of this node's own
-addresses, and loopback when it is not or the hostname does not resolve ("Unable to resolve
-hostname to a (local) address. Using the loopback address as fallback."). A hostname that
+Gloo (torch's ProcessGroupGloo::Options::create_default): GLOO_SOCKET_IFNAME, when set to more
+than one character, a comma list of exact names, none stripped, every one of which must exist
+(a device is made for each; one missing fails the process group); otherwise the address the
+hostname resolves to if it is one of this node's own addresses, and loopback when it is not or
+the hostname does not resolve ("Unable to resolve hostname to a (local) address. Using the
+loopback address as fallback."). A hostname that
 resolves to 127.0.1.1, as Debian's /etc/hosts does, is local too: Gloo then binds loopback.
 Either way a multi-node job cannot connect.
 """
@@ -62,18 +64,24 @@ class IfnameSpec:
     exact: bool = False
 
     def matches(self, name: str) -> bool:
-        hit = any(name == n if self.exact else name.startswith(n) for n in self.names)
+        # matchIfList: a list with no names matches every interface ("," selects all, "^," none).
+        hit = not self.names or any(name == n if self.exact else name.startswith(n) for n in self.names)
         return hit != self.exclude
 
 
+MAX_IFS = 16  # socket.cc: NCCL reads at most this many items of the list
+
+
 def parse_nccl_ifname(value: str) -> IfnameSpec:
+    """As NCCL's parseStringList reads it: items split at `,`, each name ending at its first `:`
+    (a port, which plays no part in choosing an interface), empty names skipped, and nothing
+    stripped: `eth0, eth1` lists " eth1", which no interface is called."""
     exclude = value.startswith("^")
     value = value[1:] if exclude else value
     exact = value.startswith("=")
     value = value[1:] if exact else value
-    # NCCL's list items may carry ":port"; the port plays no part in choosing an interface.
-    names = tuple(item.split(":", 1)[0].strip() for item in value.split(",") if item.strip())
-    return IfnameSpec(names=names, exclude=exclude, exact=exact)
+    names = [item.split(":", 1)[0] for item in value.split(",")]
+    return IfnameSpec(names=tuple(n for n in names if n)[:MAX_IFS], exclude=exclude, exact=exact)
 
 
 def _family_ok(net: ipaddress.IPv4Interface | ipaddress.IPv6Interface, family: str | None) -> bool:
@@ -93,6 +101,7 @@ class Choice:
     ifaces: list[Iface]
     rule: str  # e.g. "NCCL_SOCKET_IFNAME=^docker", "default: ib*", "hostname -> 10.0.0.1"
     notes: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # names the rule requires that are not here
 
     @property
     def names(self) -> list[str]:
@@ -106,7 +115,8 @@ def nccl_choice(ifaces: list[Iface], env: dict[str, str]) -> Choice:
     )
     value = env.get("NCCL_SOCKET_IFNAME", "")
     if len(value) > 1:
-        return Choice(_select(ifaces, parse_nccl_ifname(value), family), f"NCCL_SOCKET_IFNAME={value}")
+        spec = parse_nccl_ifname(value)
+        return Choice(_select(ifaces, spec, family), f"NCCL_SOCKET_IFNAME={shown(value)}")
     notes = ["NCCL_SOCKET_IFNAME of one character is ignored by NCCL"] if value else []
     for rule, spec in _nccl_default_rules(env.get("NCCL_COMM_ID")):
         chosen = _select(ifaces, spec, family) if spec else rule_matches_subnet(ifaces, env["NCCL_COMM_ID"])
@@ -115,11 +125,17 @@ def nccl_choice(ifaces: list[Iface], env: dict[str, str]) -> Choice:
     return Choice([], "default: no usable interface", notes)
 
 
+def shown(value: str) -> str:
+    """A variable's value as a message quotes it: as it is, or escaped when it holds a newline or
+    another control character (a YAML `|` block leaves one at the end; NCCL keeps it)."""
+    return value if value.isprintable() else repr(value)
+
+
 def _nccl_default_rules(comm_id: str | None) -> Iterator[tuple[str, IfnameSpec | None]]:
     """NCCL's fallbacks in its order; None: the NCCL_COMM_ID subnet rule (not a name pattern)."""
     yield "default: ib*", IfnameSpec(("ib",))
     if comm_id and len(comm_id) > 1:
-        yield f"default: same subnet as NCCL_COMM_ID={comm_id}", None
+        yield f"default: same subnet as NCCL_COMM_ID={shown(comm_id)}", None
     yield "default: not docker*, lo*", IfnameSpec(("docker", "lo"), exclude=True)
     yield "default: docker*", IfnameSpec(("docker",))
     yield "default: lo*", IfnameSpec(("lo",))
@@ -141,10 +157,22 @@ def rule_matches_subnet(ifaces: list[Iface], host_port: str) -> list[Iface]:
 def gloo_choice(ifaces: list[Iface], env: dict[str, str], hostname_address: str | None) -> Choice:
     """The interfaces Gloo will use: GLOO_SOCKET_IFNAME, else the hostname's address (or loopback)."""
     value = env.get("GLOO_SOCKET_IFNAME", "")
-    if value:
-        wanted = [n.strip() for n in value.split(",") if n.strip()]
+    if len(value) > 1:
+        # c10d::split (std::getline): "a,,b" holds an empty name, a trailing comma does not.
+        wanted = list(dict.fromkeys(value.removesuffix(",").split(",")))
         by_name = {i.name: i for i in ifaces}
-        return Choice([by_name[n] for n in wanted if n in by_name], f"GLOO_SOCKET_IFNAME={value}")
+        return Choice(
+            [by_name[n] for n in wanted if n in by_name],
+            f"GLOO_SOCKET_IFNAME={shown(value)}",
+            missing=[n for n in wanted if n not in by_name],
+        )
+    notes = ["GLOO_SOCKET_IFNAME of one character is ignored by torch"] if value else []
+    choice = _gloo_by_hostname(ifaces, hostname_address)
+    choice.notes += notes
+    return choice
+
+
+def _gloo_by_hostname(ifaces: list[Iface], hostname_address: str | None) -> Choice:
     loopback = [i for i in ifaces if i.name.startswith("lo")]
     if hostname_address is None:
         return Choice(loopback, "hostname does not resolve: Gloo falls back to loopback")

@@ -14,7 +14,15 @@ from collections import Counter
 from typing import Any
 
 from nccldoctor.findings import Finding, Severity, make_finding
-from nccldoctor.net.interfaces import SOCKET_VARIABLE, Choice, Iface, gloo_choice, nccl_choice, real_nics
+from nccldoctor.net.interfaces import (
+    SOCKET_VARIABLE,
+    Choice,
+    Iface,
+    gloo_choice,
+    nccl_choice,
+    real_nics,
+    shown,
+)
 from nccldoctor.net.inventory import NodeNet
 
 
@@ -63,7 +71,7 @@ def judge_choice(
         "chosen": choice.names,
         "interfaces": [i.name for i in node.ifaces],
     }
-    if not choice.ifaces:
+    if not choice.ifaces or choice.missing:  # Gloo needs every name it is given
         return [_missing(node, backend, choice, export, evidence)]
     found = [
         _down(node, backend, choice, export, evidence),
@@ -120,13 +128,16 @@ def _named(node: NodeNet) -> tuple[str, dict[str, list[int]]]:
 
 def _missing(node: NodeNet, backend: str, choice: Choice, export: str, evidence: dict[str, Any]) -> Finding:
     present = ", ".join(i.name for i in node.ifaces)
+    matches = "matches no interface"
+    if choice.missing and choice.ifaces:  # some names exist; Gloo fails on the first that does not
+        matches = f"names {', '.join(shown(n) or repr(n) for n in choice.missing)}, which is not an interface"
     if node.node_rank is None:
-        message = f"{backend}: {choice.rule} matches no interface on {node.hostname}; it has {present}"
+        message = f"{backend}: {choice.rule} {matches} on {node.hostname}; it has {present}"
         fix = f"{export}  (an interface that exists here)"
         return make_finding("iface_missing", message, evidence=evidence, fix=fix)
     return make_finding(
         "iface_missing",
-        f"node {node.node_rank} ({node.hostname}): {choice.rule} matches no interface; it has {present}",
+        f"node {node.node_rank} ({node.hostname}): {choice.rule} {matches}; it has {present}",
         evidence=evidence,
         fix=f"{export}  (an interface that exists on node {node.node_rank})",
         nodes=[node.node_rank],

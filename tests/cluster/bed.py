@@ -235,6 +235,31 @@ class Cluster:
             "DROP",
         )
 
+    def partition(self, node: int) -> None:
+        """Cut `node` off the others mid-run: drop every packet in and out of its NICs (its
+        loopback still works), as a switch port or a cable that fails."""
+        netns = self.members[node].netns
+        for chain, side in (("INPUT", "-i"), ("OUTPUT", "-o")):
+            _sh("ip", "netns", "exec", netns, "iptables", "-I", chain, "!", side, "lo", "-j", "DROP")
+
+    def processes(self) -> list[psutil.Process]:
+        """Every process this cluster's runs started, on any node, still there (zombies too)."""
+        found = []
+        for proc in psutil.process_iter():
+            with contextlib.suppress(psutil.Error, OSError):
+                if proc.environ().get(RUN_MARKER) == self.run_id:
+                    found.append(proc)
+        return found
+
+    def torchrun_process(self, node: int) -> psutil.Process:
+        """The torchrun (elastic agent) of `node`, to signal it as Ctrl-C or Slurm would."""
+        for proc in self.processes():
+            with contextlib.suppress(psutil.Error):
+                cmdline = proc.cmdline()
+                if "torch.distributed.run" in cmdline and f"--node-rank={node}" in cmdline:
+                    return proc
+        raise LookupError(f"no torchrun of node {node} in cluster run {self.run_id}")
+
     def cpu_quota(self, node: int, cores: float, period_us: int = 100_000) -> None:
         """Processes started on `node` from now on get `cores` CPUs' worth of time (e.g. 0.2) in
         every `period_us`; a burst shorter than the quota runs at full speed, so work measured in

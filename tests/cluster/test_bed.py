@@ -161,8 +161,14 @@ def test_a_rank_killed_or_frozen_on_node_1_is_named_with_its_node_within_the_sil
         # rank 3 was still importing torch and was named as never joining).
         launch.wait_for_output(0, "] all_reduce", timeout=90)
         time.sleep(1)  # well into the probes
-        cluster.rank_process(3).send_signal(signum)
+        frozen = cluster.rank_process(3)
+        frozen.send_signal(signum)
         signalled = time.time()
+        report = tmp_path / "report.json"
+        while not report.exists() and time.time() - signalled < 120:
+            time.sleep(0.5)
+        if signum == signal.SIGSTOP:  # torchrun on node 1 would wait 30 s before it kills it
+            frozen.kill()
         run = launch.wait(timeout=150)
     (finding,) = run.findings(code)
     assert finding["ranks"] == [3] and finding["nodes"] == [1], run.report["findings"]
