@@ -61,6 +61,7 @@ from nccldoctor.runtime import (
 )
 from nccldoctor.signals import EarlySignals
 from nccldoctor.speed import speed_section
+from nccldoctor.storeio import get_present
 from nccldoctor.supervisor import Cause, RankState, Supervisor, cause_of
 from nccldoctor.sweepspec import backend_mismatch
 
@@ -332,10 +333,12 @@ class Bench:
         from a dead one. Called by the supervisor as the run ends; ranks are numbered node by node."""
         first = self.launch.node_rank * self.launch.local_world_size
         peers = [r for r in range(first, first + self.launch.local_world_size) if r != self.launch.rank]
-        published = [r for r in peers if self.supervisor.store.check([f"info/{r}"])]
+        raws = get_present(self.supervisor.store, [f"info/{r}" for r in peers])
         states = {}
-        for rank in published:
-            info = RankInfo(**json.loads(self.supervisor.store.get(f"info/{rank}")))
+        for rank, raw in zip(peers, raws, strict=True):
+            if raw is None:
+                continue
+            info = RankInfo(**json.loads(raw))
             if info.hostname == hostname():
                 states[rank] = process_state(info.pid)
         return states
@@ -366,10 +369,8 @@ def process_state(pid: int) -> str:
 
 def _available_rank_infos(store: dist.Store, world_size: int) -> list[RankInfo]:
     """The RankInfo of every rank that published one (a partial report needs no more)."""
-    present = [r for r in range(world_size) if store.check([f"info/{r}"])]
-    if len(present) == world_size:
-        return read_rank_infos(store, world_size, 1.0)
-    return [RankInfo(**json.loads(store.get(f"info/{r}"))) for r in present]
+    raws = get_present(store, [f"info/{r}" for r in range(world_size)])  # batched, not per rank
+    return [RankInfo(**json.loads(raw)) for raw in raws if raw is not None]
 
 
 def _say(launch_rank: int, message: str) -> None:

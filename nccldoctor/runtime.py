@@ -23,6 +23,7 @@ import torch.distributed as dist
 
 from nccldoctor.errors import UsageError
 from nccldoctor.findings import Finding, make_finding
+from nccldoctor.storeio import get_many
 
 
 class StoreUnreachable(Exception):
@@ -399,10 +400,11 @@ def wait_for(store: dist.Store, keys: list[str], timeout_s: float) -> None:
 
 
 def read_rank_infos(store: dist.Store, world_size: int, timeout_s: float) -> list[RankInfo]:
-    """Every rank's RankInfo in one round trip; waits (bounded) for ranks still joining."""
+    """Every rank's RankInfo, one round trip per chunk of ranks (storeio.CHUNK); waits (bounded)
+    for ranks still joining."""
     keys = [f"info/{r}" for r in range(world_size)]
     wait_for(store, keys, timeout_s)
-    return [RankInfo(**json.loads(raw)) for raw in store.multi_get(keys)]
+    return [RankInfo(**json.loads(raw)) for raw in get_many(store, keys)]
 
 
 def init_process_group(

@@ -38,11 +38,13 @@ from nccldoctor.errors import UsageError
 from nccldoctor.exitstatus import record as record_exit
 from nccldoctor.findings import EXIT_INCOMPLETE, EXIT_USAGE
 from nccldoctor.signals import HANDLED_SIGNALS, exit_on_signal
+from nccldoctor.storeio import get_many, read_counters
 
 HEARTBEAT_S = 0.5  # beat and poll period
 LIVENESS_WINDOW_S = 2.0  # a rank that has not beaten for this long and said nothing is gone
 DEFAULT_SILENCE_S = 15.0  # a watched peer silent this long ends the run (--silence)
 WRITER_WAIT_S = 20.0  # how long a non-writer waits for the partial report before exiting
+STATUS_INDEX = "status_ranks"  # "3,17," : the ranks that posted a status/{rank}
 
 # How an exception raised by a collective reads when the fault is another rank's or the
 # network's rather than this rank's own.
@@ -262,6 +264,7 @@ class Supervisor:
             "local": self._local_processes(),
         }
         self.store.set(f"status/{self.rank}", json.dumps(status))
+        self.store.append(STATUS_INDEX, f"{self.rank},")  # the writer reads only the ranks listed
         self.store.add("stopped", 1)
         origin = cause.origin or {"rank": self.rank, "kind": cause.kind, "message": cause.message}
         self.store.compare_set("abort", "", json.dumps(origin))
@@ -280,9 +283,9 @@ class Supervisor:
         while self.store.add("stopped", 0) < self.world_size and time.monotonic() < give_up:
             time.sleep(0.1)
         last, steps = self._counters("beat"), self._counters("step")
+        statuses = self._statuses()
         states = []
-        for rank in range(self.world_size):
-            status = self._status(rank)
+        for rank, status in enumerate(statuses):
             states.append(
                 RankState(
                     rank=rank,
@@ -295,12 +298,18 @@ class Supervisor:
         return states
 
     def _counters(self, name: str) -> list[int]:
-        # add(key, 0) reads a counter without blocking, creating it at 0 if a rank never wrote it.
-        return [self.store.add(f"{name}/{rank}", 0) for rank in range(self.world_size)]
+        # Batched (storeio): a counter a rank never wrote reads 0; not one round trip per rank.
+        return read_counters(self.store, [f"{name}/{rank}" for rank in range(self.world_size)])
 
-    def _status(self, rank: int) -> dict[str, Any] | None:
-        key = f"status/{rank}"
-        return json.loads(self.store.get(key)) if self.store.check([key]) else None
+    def _statuses(self) -> list[dict[str, Any] | None]:
+        """Every rank's posted status (None: it posted none), from the index of ranks that
+        posted: usually a few of thousands, so no key is looked for that is not there."""
+        index = self.store.get(STATUS_INDEX).decode() if self.store.check([STATUS_INDEX]) else ""
+        posted = sorted({int(r) for r in index.split(",") if r})
+        statuses: list[dict[str, Any] | None] = [None] * self.world_size
+        for rank, raw in zip(posted, get_many(self.store, [f"status/{r}" for r in posted]), strict=True):
+            statuses[rank] = json.loads(raw)
+        return statuses
 
     def _wait_key(self, key: str, timeout_s: float) -> bool:
         # Polls rather than store.wait(): a blocking wait holds the client's lock and would

@@ -35,6 +35,7 @@ from nccldoctor.nccl_tuning import TUNING_SUBSYSTEMS, read_child_log
 from nccldoctor.phase import PhaseContext
 from nccldoctor.rows import Row
 from nccldoctor.runtime import LaunchEnv, wait_for
+from nccldoctor.storeio import get_present
 from nccldoctor.worker import spec_env
 
 STATUS_GRACE_S = 15.0  # past the children's deadline, how long rank 0 waits for every status
@@ -169,11 +170,11 @@ class VariantRunner:
         with contextlib.suppress(RuntimeError, dist.DistError):  # a parent that never posted: named below
             wait_for(self.store, keys, left)
         failures, pids = {}, {}
-        for rank, name in enumerate(keys):
-            if not self.store.check([name]):
+        for rank, raw in enumerate(get_present(self.store, keys)):  # batched: not 2 trips a rank
+            if raw is None:
                 failures[rank] = "its parent posted no status"
                 continue
-            status = json.loads(self.store.get(name))
+            status = json.loads(raw)
             pids[rank] = status["pid"]
             if status["why"]:
                 failures[rank] = status["why"]

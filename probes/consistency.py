@@ -34,6 +34,7 @@ from nccldoctor.findings import Finding, Severity
 from nccldoctor.gpuhealth import count_gpus
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.runtime import Job, hostname, wait_for
+from nccldoctor.storeio import get_many
 
 CODE_BUDGET_S = 2.0  # per --code tree: a digest is bounded, and says when it stopped early
 PATH_BUDGET_S = 1.0  # per --check-path
@@ -128,7 +129,7 @@ class ConsistencyCheck:
         wait_for(self.store, keys, self.remaining_s())
         return {
             n: NodeFacts.from_json(json.loads(raw))
-            for n, raw in zip(nodes, self.store.multi_get(keys), strict=True)
+            for n, raw in zip(nodes, get_many(self.store, keys), strict=True)
         }
 
     def judge(self, facts: dict[int, NodeFacts], offsets: dict[int, clocks.ClockOffset]) -> list[Finding]:

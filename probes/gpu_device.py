@@ -16,6 +16,7 @@ from nccldoctor.findings import Finding
 from nccldoctor.gpuhealth import children_blocked, exclusive_ranks, read_compute_mode
 from nccldoctor.phase import PhaseContext
 from nccldoctor.runtime import device_uuid, wait_for
+from nccldoctor.storeio import get_many
 
 __all__ = ["device_uuid", "free_cuda_cache", "pci_bus_id", "sweep_blocked"]
 
@@ -54,7 +55,7 @@ def sweep_blocked(ctx: PhaseContext, sweep: str) -> Finding | None:
     ctx.store.set(f"{sweep}/compute_mode/{ctx.job.rank}", "" if mode is None else str(mode))
     keys = [f"{sweep}/compute_mode/{rank}" for rank in range(ctx.job.world_size)]
     wait_for(ctx.store, keys, ctx.remaining_s())
-    modes = {rank: int(raw) if raw else None for rank, raw in enumerate(ctx.store.multi_get(keys))}
+    modes = {rank: int(raw) if raw else None for rank, raw in enumerate(get_many(ctx.store, keys))}
     ranks = exclusive_ranks(modes)
     if not ranks:
         return None

@@ -25,6 +25,7 @@ from nccldoctor.nccl_capture import (
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.redact import redact_file
 from nccldoctor.runtime import wait_for
+from nccldoctor.storeio import get_many
 
 RAW_LOG = "nccl-rank0.log"  # rank 0's raw lines, copied beside the report for a human (redacted)
 LAZY_INIT_NOTE = (
@@ -78,7 +79,7 @@ class NcclLogPhase(Phase):
     def _judge(self, ctx: PhaseContext, capture: NcclCapture) -> PhaseResult:
         keys = [f"nccl/{r}" for r in range(ctx.job.world_size)]
         wait_for(ctx.store, keys, ctx.remaining_s())
-        published = {r: json.loads(raw) for r, raw in enumerate(ctx.store.multi_get(keys))}
+        published = {r: json.loads(raw) for r, raw in enumerate(get_many(ctx.store, keys))}
         node_of = {r: ctx.job.node_of(r) for r in published}
         network = ctx.published["network"]
         findings, section = judge_captures(published, node_of, network.nodes, network.predicted)

@@ -7,7 +7,8 @@ channel that cannot hang on a broken network. In two rounds:
    the master and socket variables; rank 0 predicts each node's interface, judges, and
    decides: stop, go, or bad usage (--ifaces naming an interface a node lacks).
 2. ports (multi-node, when round 1 says go): each node listens on sampled ephemeral ports
-   and --ports on its chosen address; every node connects to every other; rank 0 judges.
+   and --ports on its chosen address; every node connects to its peers (every other node
+   up to net.fanout.FULL_MESH_MAX, a bounded set beyond); rank 0 judges.
 
 Every wait is bounded by the run's deadline (the supervisor's remaining time). This module moves
 inventories and port lists through the store; what they mean is judged in nccldoctor.net.
@@ -28,6 +29,7 @@ import torch.distributed as dist
 from nccldoctor.config import BenchConfig, NetworkOptions
 from nccldoctor.errors import UsageError
 from nccldoctor.findings import Severity
+from nccldoctor.net.fanout import PortPlan, port_plan, seed_of
 from nccldoctor.net.inventory import NodeNet, collect_node_net, network_section
 from nccldoctor.net.judge import judge_interfaces, listen_address
 from nccldoctor.net.nic_sweep import plan_nic_sweep
@@ -45,6 +47,7 @@ from nccldoctor.net.routes import source_address
 from nccldoctor.net.sockets import connect_all, ephemeral_range
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.runtime import LaunchEnv, hostname, wait_for
+from nccldoctor.storeio import get_many
 
 
 @dataclass
@@ -124,10 +127,11 @@ class NetworkCheck:
         if decision["verdict"] == "go" and self.launch.nnodes > 1:
             start = time.monotonic()
             self.enter("port check")
+            plan = port_plan(self.launch.nnodes, decision["port_seed"])
             if self.launch.local_rank == 0:
-                self._check_ports({int(n): a for n, a in decision["targets"].items()})
+                self._check_ports({int(n): a for n, a in self._read("net/targets").items()}, plan)
             if self.launch.rank == 0:
-                self._decide_ports()
+                self._decide_ports(plan)
             decision["verdict"] = self._read("net/ports_decision")["verdict"]
             self.seconds["ports"] = time.monotonic() - start
         if self.section is not None:
@@ -146,25 +150,27 @@ class NetworkCheck:
         )
 
     # -- every node ------------------------------------------------------------------------------
-    def _check_ports(self, targets: dict[int, str]) -> None:
-        """Listen on our chosen address, connect to every other node's, keep listening until all
-        nodes are done connecting (a node that closes early would look blocked to a slow peer)."""
+    def _check_ports(self, targets: dict[int, str], plan: PortPlan) -> None:
+        """Listen on our chosen address, connect to the plan's peers (every other node up to
+        FULL_MESH_MAX), keep listening until the nodes that check us are done (a node that
+        closes early would look blocked to a slow peer)."""
         me = self.launch.node_rank
         rng = random.Random()
         listeners, listening = open_listeners(me, targets[me], ephemeral_range(), self.options.ports, rng)
         with listeners:
             self.store.set(f"net/listen/{me}", json.dumps(listening.to_json()))
-            everyone = self._read_all("net/listen")
-            peers = {n: Listening.from_json(v) for n, v in everyone.items()}
+            peers = {
+                n: Listening.from_json(v) for n, v in self._read_nodes("net/listen", plan.targets(me)).items()
+            }
             outcomes = connect_all(targets_of(me, peers), CONNECT_TIMEOUT_S, source=targets[me])
             address_node = {info.address: n for n, info in peers.items()}
             seen = Connected(
                 node_rank=me,
                 outcomes=[(address_node[a], p, o) for (a, p), o in sorted(outcomes.items())],
-                routes={str(n): source_address(a) for n, a in targets.items() if n != me},
+                routes={str(n): source_address(targets[n]) for n in plan.targets(me)},
             )
             self.store.set(f"net/connected/{me}", json.dumps(seen.to_json()))
-            self._read_all("net/connected")
+            self._wait([f"net/connected/{n}" for n in plan.sources(me)])  # waited for, not read
 
     # -- rank 0 ----------------------------------------------------------------------------------
     def _decide_interfaces(self) -> None:
@@ -175,26 +181,29 @@ class NetworkCheck:
         # os.environ: rank 0's, which its sweep children inherit (NCCL_IB_DISABLE, NCCL_NET)
         sweep = plan_nic_sweep(nodes, choices, self.options.ifaces, self.backend, os.environ)
         blocked = any(f.severity is Severity.FAIL for f in findings)
+        targets = {n.node_rank: listen_address(n, choices[n.node_rank]) for n in nodes}
+        # Apart from the decision, which every rank reads: only node leaders need N addresses.
+        self.store.set("net/targets", json.dumps(targets))
         decision: dict[str, Any] = {
             "verdict": "usage" if sweep.usage else "stop" if blocked else "go",
             "message": sweep.usage,
-            "targets": {n.node_rank: listen_address(n, choices[n.node_rank]) for n in nodes},
             "in_use": sweep.in_use,
             "sweep": sweep.names,
             "sweep_variable": sweep.variable,
             "sweep_note": sweep.note,
+            "port_seed": seed_of(os.environ.get("TORCHELASTIC_RUN_ID", ""), random.Random()),
         }
-        if self.launch.nnodes > 1 and not blocked and None in decision["targets"].values():
+        if self.launch.nnodes > 1 and not blocked and None in targets.values():
             decision["verdict"] = "stop"  # judge_interfaces has named the node without an address
         self.store.set("net/decision", json.dumps(decision))
 
-    def _decide_ports(self) -> None:
+    def _decide_ports(self, plan: PortPlan) -> None:
         listening = {n: Listening.from_json(v) for n, v in self._read_all("net/listen").items()}
         connected = {n: Connected.from_json(v) for n, v in self._read_all("net/connected").items()}
         findings = judge_ports(listening, connected, {n.node_rank: n.hostname for n in self.nodes})
         self.record(PhaseResult(findings=findings))
         if self.section is not None:
-            self.section["ports"] = port_summary(listening, connected)
+            self.section["ports"] = port_summary(listening, connected, plan)
         verdict = "stop" if any(blocks_backend(f) for f in findings) else "go"
         self.store.set("net/ports_decision", json.dumps({"verdict": verdict}))
 
@@ -207,7 +216,10 @@ class NetworkCheck:
         return json.loads(self.store.get(key))
 
     def _read_all(self, prefix: str) -> dict[int, dict[str, Any]]:
-        """One key per node, waited for together and fetched in one round trip."""
-        keys = [f"{prefix}/{n}" for n in range(self.launch.nnodes)]
+        """One key per node, waited for together and fetched in chunks (storeio)."""
+        return self._read_nodes(prefix, list(range(self.launch.nnodes)))
+
+    def _read_nodes(self, prefix: str, nodes: list[int]) -> dict[int, dict[str, Any]]:
+        keys = [f"{prefix}/{n}" for n in nodes]
         self._wait(keys)
-        return {n: json.loads(raw) for n, raw in enumerate(self.store.multi_get(keys))}
+        return {n: json.loads(raw) for n, raw in zip(nodes, get_many(self.store, keys), strict=True)}

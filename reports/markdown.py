@@ -9,8 +9,15 @@ import pandas as pd
 from nccldoctor.atomic import write_atomically
 from nccldoctor.report import Report
 from nccldoctor.reports.exclude_list import exclude_line
-from nccldoctor.reports.sections import section_tables
-from nccldoctor.reports.tables import busbw_footer, hostnames, probe_tables, where
+from nccldoctor.reports.sections import capped, section_tables
+from nccldoctor.reports.tables import (
+    busbw_footer,
+    digest_title,
+    findings_digest,
+    hostnames,
+    probe_tables,
+    where,
+)
 from nccldoctor.reports.terminal import headline
 
 FILENAME = "report.md"
@@ -43,10 +50,12 @@ def render(report: Report) -> str:
                 for n in job["nodes"]
             ]
         )
-        lines += ["## Nodes", "", markdown_table(nodes), ""]
+        title, nodes = capped("Nodes", nodes)
+        lines += [f"## {title}", "", markdown_table(nodes), ""]
     for title, frame in section_tables(report):
         lines += [f"## {title}", "", markdown_table(frame), ""]
-    lines += ["## Findings", ""]
+    shown, rest = findings_digest(report.findings)
+    lines += [f"## {digest_title(len(shown), len(report.findings))}", ""]
     if report.findings:
         names = hostnames(report)
         findings = pd.DataFrame(
@@ -58,10 +67,12 @@ def render(report: Report) -> str:
                     "message": f.message,
                     "fix": f.fix,
                 }
-                for f in report.findings
+                for f in shown
             ]
         )
         lines += [markdown_table(findings), ""]
+        if rest is not None:
+            lines += ["### More findings, by code", "", markdown_table(rest), ""]
     else:
         lines += ["None.", ""]
     line = exclude_line(report, quote="`")

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from nccldoctor.atomic import write_atomically
 from nccldoctor.gate.exclude import exclude_of, node_maps
+from nccldoctor.nodepairs import MATRIX_MAX, node_pair_links
 from nccldoctor.report import Report
 
 FILENAME = "nccldoctor.prom"
@@ -45,6 +46,10 @@ def add_collectives(registry: CollectorRegistry, report: Report) -> None:
         latency.labels(*key).set(row.time_us / 1e6)
 
 
+# A full 16-node matrix; beyond, the slowest links: a scrape should not grow as N^2 series.
+MAX_LINK_SERIES = MATRIX_MAX * (MATRIX_MAX - 1)
+
+
 def add_nodes(registry: CollectorRegistry, report: Report) -> None:
     """Per node: its slowest rank's compute score; per node pair: the measured link bandwidth."""
     stragglers = report.sections.get("stragglers") or {}
@@ -60,21 +65,20 @@ def add_nodes(registry: CollectorRegistry, report: Report) -> None:
         if rank.get("score") is not None:
             worst[rank["node"]] = min(worst.get(rank["node"], rank["score"]), rank["score"])
     for node, value in sorted(worst.items()):
-        score.labels(str(node), hosts.get(node, rank_host(stragglers, node))).set(value)
+        score.labels(str(node), hosts.get(node) or rank_host(stragglers, node)).set(value)
     pairs = stragglers.get("node_pairs") or {}
     link = _gauge(
         registry,
         "link_bytes_per_second",
-        "Point-to-point bandwidth from one node to another",
+        "Point-to-point bandwidth from one node to another (the slowest "
+        f"{MAX_LINK_SERIES} when more were measured)",
         ("src_node", "dst_node", "src_host", "dst_host"),
     )
-    nodes = pairs.get("nodes") or []
-    # By the matrix, not the node list: one node has `nodes` [0] and an empty `gbps`.
-    for i, row in enumerate(pairs.get("gbps") or []):
-        for j, gbps in enumerate(row):
-            src, dst = nodes[i], nodes[j]
-            if gbps is not None:
-                link.labels(str(src), str(dst), hosts.get(src, ""), hosts.get(dst, "")).set(gbps * GB)
+    links = node_pair_links(pairs)
+    if len(links) > MAX_LINK_SERIES:  # 1,024 nodes: ~24,000 directions, one series each
+        links = sorted(links, key=lambda link: link[2])[:MAX_LINK_SERIES]
+    for src, dst, gbps in links:
+        link.labels(str(src), str(dst), hosts.get(src, ""), hosts.get(dst, "")).set(gbps * GB)
 
 
 def rank_host(stragglers: dict, node: int) -> str:

@@ -125,3 +125,44 @@ def above_100(percent_value: float, why: str = NOISE) -> str:
 def percent(fraction: float | None, why: str = NOISE) -> str:
     """0.54 -> '54%', 1.54 -> '154% (above 100%: measurement noise)', None -> '-'."""
     return "-" if fraction is None else f"{fraction:.0%}{above_100(fraction * 100, why)}"
+
+
+FINDINGS_SHOWN = 20  # findings listed one by one; beyond, the rest are counted per code
+PER_CODE_SHOWN = 3  # one by one per code, so one noisy code cannot hide the others
+_SEVERITY_ORDER = {"fail": 0, "warn": 1, "info": 2}
+
+
+def findings_digest(findings: list[Finding]) -> tuple[list[Finding], pd.DataFrame | None]:
+    """The findings to list one by one (worst severity first, a few per code) and, when there
+    are more than FINDINGS_SHOWN, a table per code of what was left out: severity, code,
+    count, where (the first hosts, then "... and K more (see report.json)")."""
+    if len(findings) <= FINDINGS_SHOWN:
+        return findings, None
+    ordered = sorted(findings, key=lambda f: _SEVERITY_ORDER.get(f.severity.value, 3))
+    shown: list[Finding] = []
+    per_code: dict[str, int] = {}
+    for finding in ordered:
+        if len(shown) < FINDINGS_SHOWN and per_code.get(finding.code, 0) < PER_CODE_SHOWN:
+            shown.append(finding)
+            per_code[finding.code] = per_code.get(finding.code, 0) + 1
+    left = [f for f in ordered if not any(f is s for s in shown)]
+    return shown, _by_code(left)
+
+
+def _by_code(findings: list[Finding]) -> pd.DataFrame:
+    groups: dict[str, list[Finding]] = {}
+    for finding in findings:
+        groups.setdefault(finding.code, []).append(finding)
+    rows = []
+    for code, group in groups.items():
+        nodes = sorted({n for f in group for n in f.nodes})
+        listed = ", ".join(map(str, nodes[:8])) + (f" … and {len(nodes) - 8} more" if len(nodes) > 8 else "")
+        rows.append([group[0].severity.value, code, len(group), f"nodes {listed}" if nodes else "job"])
+    return pd.DataFrame(rows, columns=["severity", "code", "more findings", "where"])
+
+
+def digest_title(shown: int, total: int) -> str:
+    if shown == total:
+        return "Findings"
+    more = total - shown
+    return f"Findings ({shown} of {total}, worst first; … and {more} more by code below, see report.json)"

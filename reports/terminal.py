@@ -15,6 +15,8 @@ from nccldoctor.reports.exclude_list import exclude_line
 from nccldoctor.reports.sections import section_tables
 from nccldoctor.reports.tables import (
     busbw_footer,
+    digest_title,
+    findings_digest,
     hostnames,
     probe_tables,
     short_header,
@@ -53,12 +55,15 @@ class TerminalSink:
 
     def _sections(self, report: Report) -> None:
         for title, frame in section_tables(report):
-            table = Table(title=title, title_justify="left")
-            for column in frame.columns:
-                table.add_column(column, overflow="fold")
-            for row in frame.itertuples(index=False):
-                table.add_row(*map(str, row))
-            self.console.print(table)
+            self._print_frame(title, frame)
+
+    def _print_frame(self, title: str, frame) -> None:
+        table = Table(title=title, title_justify="left")
+        for column in frame.columns:
+            table.add_column(column, overflow="fold")
+        for row in frame.itertuples(index=False):
+            table.add_row(*map(str, row))
+        self.console.print(table)
 
     def _probe_table(self, probe: str, frame, footer: str) -> None:
         table = Table(
@@ -77,14 +82,18 @@ class TerminalSink:
         if not report.findings:
             self.console.print("No findings.")
             return
-        table = Table(title="Findings", title_justify="left", show_lines=True)
+        shown, rest = findings_digest(report.findings)
+        title = digest_title(len(shown), len(report.findings))
+        table = Table(title=title, title_justify="left", show_lines=True)
         for column in ("severity", "code", "where", "message", "fix"):
             table.add_column(column, overflow="fold")
         names = hostnames(report)
-        for f in report.findings:
+        for f in shown:
             style = _SEVERITY_STYLE[f.severity.value]
             table.add_row(f"[{style}]{f.severity.value}[/]", f.code, where(f, names), f.message, f.fix)
         self.console.print(table)
+        if rest is not None:
+            self._print_frame("More findings, by code", rest)
 
     def _verdict(self, report: Report, out_dir: Path | None) -> None:
         style = _VERDICT_STYLE[report.verdict]

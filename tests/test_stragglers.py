@@ -3,7 +3,8 @@
 import pytest
 
 from nccldoctor.findings import Severity
-from nccldoctor.probes.health import _faster, _matrix
+from nccldoctor.nodepairs import matrix_seconds, node_pairs_section
+from nccldoctor.probes.health import _faster
 from nccldoctor.probes.health.compute import ComputePlan, RankCompute
 from nccldoctor.probes.health.stragglers import (
     ScoreThresholds,
@@ -154,9 +155,9 @@ def test_a_second_look_keeps_each_kernels_better_time():
 
 
 def test_the_matrix_is_directional_gbps_without_the_diagonal():
-    matrix = _matrix([[0.0, 0.002], [0.004, 0.0]], [0, 1], 4_000_000)
+    matrix = node_pairs_section(matrix_seconds([[0.0, 0.002], [0.004, 0.0]]), [0, 1], 4_000_000)
     assert matrix["gbps"] == [[None, 2.0], [1.0, None]]
-    assert _matrix([[0.0]], [0], 4_000_000)["gbps"] == []
+    assert node_pairs_section(matrix_seconds([[0.0]]), [0], 4_000_000)["gbps"] == []
 
 
 def test_on_a_cpu_the_shared_memory_bus_copy_is_shown_not_scored():

@@ -33,6 +33,7 @@ import torch.distributed as dist
 from nccldoctor.consistency.majority import node_text
 from nccldoctor.findings import Finding, Severity, make_finding
 from nccldoctor.runtime import LaunchEnv, wait_for
+from nccldoctor.storeio import get_many
 from nccldoctor.units import three_digits
 
 ROUNDS = 8  # a few exchanges of two store messages each: tight enough, cheap at any node count
@@ -158,7 +159,7 @@ def read_offsets(
     if keys:
         wait_for(store, keys, remaining_s())
         offsets |= {
-            n: ClockOffset.from_json(raw) for n, raw in zip(measured, store.multi_get(keys), strict=True)
+            n: ClockOffset.from_json(raw) for n, raw in zip(measured, get_many(store, keys), strict=True)
         }
     return dict(sorted(offsets.items()))
 

@@ -26,6 +26,7 @@ from nccldoctor.findings import Finding, Severity, make_finding
 from nccldoctor.gate.expectations import Expectations, Rule
 from nccldoctor.net.infiniband import IbPort
 from nccldoctor.net.interfaces import Iface, real_nics
+from nccldoctor.nodepairs import node_pair_links
 from nccldoctor.report import Report
 from nccldoctor.rows import Row
 from nccldoctor.units import format_size, parse_size, three_digits
@@ -165,13 +166,9 @@ RING_KINDS = {
 
 
 def _pair_links(section: dict[str, Any]) -> list[dict[str, Any]]:
-    pairs = section.get("node_pairs") or {}
-    nodes, matrix = pairs.get("nodes", []), pairs.get("gbps", [])
     return [
-        {"src_node": a, "dst_node": b, "gbps": matrix[i][j]}
-        for i, a in enumerate(nodes)
-        for j, b in enumerate(nodes)
-        if i != j and matrix[i][j] is not None
+        {"src_node": a, "dst_node": b, "gbps": gbps}
+        for a, b, gbps in node_pair_links(section.get("node_pairs"))
     ]
 
 

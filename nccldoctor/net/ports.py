@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from nccldoctor.findings import Finding, make_finding
+from nccldoctor.net.fanout import PortPlan
 from nccldoctor.net.sockets import OPEN, REFUSED, TIMEOUT, Listeners, compress_ports, sample_ports
 
 PORT_SAMPLES = 16  # per node, one from each 1/16 of its ephemeral range
@@ -106,6 +107,7 @@ def _raise_fd_limit(needed: int) -> None:
 
 
 def targets_of(me: int, listening: dict[int, Listening]) -> list[tuple[str, int]]:
+    """Every port of every node in `listening` (the peers the plan gives `me`) but its own."""
     return [
         (info.address, port)
         for node, info in listening.items()
@@ -117,18 +119,19 @@ def targets_of(me: int, listening: dict[int, Listening]) -> list[tuple[str, int]
 def judge_ports(
     listening: dict[int, Listening], connected: dict[int, Connected], hostnames: dict[int, str]
 ) -> list[Finding]:
-    """One `port_blocked` per destination node whose ports some other node could not reach."""
-    findings = []
-    for dest, info in sorted(listening.items()):
-        failed = {
-            (src, port): outcome
-            for src, seen in connected.items()
-            for to, port, outcome in seen.outcomes
-            if to == dest and outcome != OPEN
-        }
-        if failed:
-            findings.append(_blocked_finding(info, failed, listening, hostnames))
-    return findings
+    """One `port_blocked` per destination node whose ports some other node could not reach.
+
+    One pass over every outcome (N*k*16 of them at scale), grouped by destination."""
+    failed: dict[int, dict[tuple[int, int], str]] = {}
+    for src, seen in connected.items():
+        for to, port, outcome in seen.outcomes:
+            if outcome != OPEN:
+                failed.setdefault(to, {})[(src, port)] = outcome
+    return [
+        _blocked_finding(listening[dest], failures, listening, hostnames)
+        for dest, failures in sorted(failed.items())
+        if dest in listening
+    ]
 
 
 def blocks_backend(finding: Finding) -> bool:
@@ -213,8 +216,13 @@ def _fix(dest: int, info: Listening, ephemeral: list[int], extra: list[int], sou
     return f"on node {dest}: " + " && ".join(rules) + " (or the same in firewalld / the security group)"
 
 
-def port_summary(listening: dict[int, Listening], connected: dict[int, Connected]) -> dict[str, Any]:
-    """The report's `network.ports` entry: per (from, to) pair, outcome counts."""
+def port_summary(
+    listening: dict[int, Listening], connected: dict[int, Connected], plan: PortPlan | None = None
+) -> dict[str, Any]:
+    """The report's `network.ports` entry: per (from, to) pair, outcome counts.
+
+    A full mesh lists every pair (at most 240); a bounded plan (N*k pairs) lists the pairs
+    where some port failed, with `pairs_checked` and `pairs_open` counting the rest."""
     pairs = []
     for src, seen in sorted(connected.items()):
         by_dest: dict[int, Counter] = {}
@@ -224,8 +232,18 @@ def port_summary(listening: dict[int, Listening], connected: dict[int, Connected
             pairs.append(
                 {"from_node": src, "to_node": to, "route_source": seen.routes.get(str(to)), **counts}
             )
-    return {
+    summary: dict[str, Any] = {
         "listening": {str(n): info.to_json() for n, info in sorted(listening.items())},
         "pairs": pairs,
         "connect_timeout_s": CONNECT_TIMEOUT_S,
     }
+    if plan is not None:
+        summary["plan"] = plan.summary()
+        if plan.kind == "bounded":
+            failing = [p for p in pairs if set(p) - {"from_node", "to_node", "route_source", OPEN}]
+            summary |= {
+                "pairs": failing,
+                "pairs_checked": len(pairs),
+                "pairs_open": len(pairs) - len(failing),
+            }
+    return summary

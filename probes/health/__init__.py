@@ -33,12 +33,12 @@ import psutil
 import torch
 import torch.distributed as dist
 
-from nccldoctor.bandwidth import algbw_gbps
 from nccldoctor.config import BenchConfig, HealthOptions
 from nccldoctor.cpupressure import CpuPressure, CpuPressureWatch
 from nccldoctor.findings import Finding
 from nccldoctor.gpuhealth import GpuInventory, health_rows, judge_gpus, watch_gpus
 from nccldoctor.hostload import Crowding, HostSample, host_rows, judge_hosts, sample_host
+from nccldoctor.nodepairs import matrix_seconds, node_pairs_section
 from nccldoctor.numa import SYSFS, CopyPlacement, copy_placement, this_process_cpus
 from nccldoctor.phase import Phase, PhaseContext, PhaseResult
 from nccldoctor.probes.gpu_device import device_uuid, pci_bus_id
@@ -65,6 +65,7 @@ from nccldoctor.probes.health.stragglers import (
     slow_ranks,
 )
 from nccldoctor.runtime import Job, read_rank_infos, wait_for
+from nccldoctor.storeio import get_many
 
 # Up to this many measurements while a rank still looks slow, each kernel keeping its best time.
 # On a CPU with more ranks than cores a healthy rank lost enough scheduler races to score 0.87
@@ -215,7 +216,7 @@ class HealthCheck:
             "copies": copies_note(computes),
             "link_bytes": size,
             "ring": [dataclasses.asdict(link) for link in links if link.kind.startswith("ring")],
-            "node_pairs": _matrix(pair_seconds, nodes, size),
+            "node_pairs": node_pairs_section(matrix_seconds(pair_seconds), nodes, size),
             "judging": judging_inputs(computes, crowded, pressure),
         }
         return findings + health_findings, {"stragglers": stragglers, "health": health}
@@ -284,7 +285,7 @@ class HealthCheck:
         """What each node's leader published: host sample, GPUs, CPU crowding, errors."""
         keys = [f"health/{node}" for node in nodes]
         wait_for(self.store, keys, self.remaining_s())
-        return dict(zip(nodes, (json.loads(raw) for raw in self.store.multi_get(keys)), strict=True))
+        return dict(zip(nodes, (json.loads(raw) for raw in get_many(self.store, keys)), strict=True))
 
     def _judge_nodes(
         self,
@@ -310,7 +311,7 @@ class HealthCheck:
         keys = [f"{GPU_KEY}/{rank}" for rank in range(len(node_of))]
         wait_for(self.store, keys, self.remaining_s())
         job_gpus: dict[int, set[str]] = {}
-        for node, raw in zip(node_of, self.store.multi_get(keys), strict=True):
+        for node, raw in zip(node_of, get_many(self.store, keys), strict=True):
             if raw:
                 job_gpus.setdefault(node, set()).add(raw.decode())
         return job_gpus
@@ -359,12 +360,3 @@ def _placed(compute: RankCompute, placement: CopyPlacement) -> RankCompute:
     return dataclasses.replace(
         compute, gpu_numa_node=placement.gpu_numa_node, copy_numa_bound=placement.bound
     )
-
-
-def _matrix(seconds: list[list[float]], nodes: list[int], size_bytes: int) -> dict[str, Any]:
-    """The node-pair bandwidth matrix for the report: gbps[a][b] is node a -> node b."""
-    gbps = [
-        [algbw_gbps(size_bytes, t * 1e6) if t > 0 and a != b else None for b, t in enumerate(row)]
-        for a, row in enumerate(seconds)
-    ]
-    return {"nodes": nodes, "size_bytes": size_bytes, "gbps": gbps if len(nodes) > 1 else []}

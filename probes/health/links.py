@@ -30,8 +30,8 @@ import torch.distributed as dist
 
 from nccldoctor.bandwidth import algbw_gbps
 from nccldoctor.findings import Finding, Severity, make_finding
+from nccldoctor.nodepairs import node_pair_rounds
 from nccldoctor.probes.health.compute import gather_floats
-from nccldoctor.schedule import round_robin
 from nccldoctor.timing import synchronize
 
 # Large enough that the transfer, not the ranks' skew leaving the barrier (a fraction of a
@@ -98,14 +98,15 @@ def measure_ring(device: torch.device) -> list[float]:
 def measure_node_pairs(
     device: torch.device, leaders: list[int], only: set[tuple[int, int]] | None = None
 ) -> list[list[float]]:
-    """Collective: seconds[a][b] for node a -> node b between node leaders (0 where unmeasured).
+    """Collective: seconds[a][b] for node a -> node b between node leaders (0 where unmeasured):
+    every pair up to nodepairs.MATRIX_MAX nodes, a bounded sample of rounds beyond.
 
     `only`: measure just these node pairs (a < b), in their own rounds (a second look at
     links that seemed slow)."""
     rank, nnodes = dist.get_rank(), len(leaders)
     send, recv = _buffers(device)
     seconds = torch.zeros(nnodes, nnodes, dtype=torch.float64, device=device)
-    for pairs in round_robin(nnodes):
+    for pairs in node_pair_rounds(nnodes):
         dist.barrier()  # a round starts when the previous one has finished everywhere
         for a, b in pairs:
             if only is not None and (a, b) not in only:

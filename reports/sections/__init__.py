@@ -23,6 +23,7 @@ import pandas as pd
 from nccldoctor.report import Report
 
 Table = tuple[str, pd.DataFrame | None]  # (title, frame); None: nothing to show
+MAX_ROWS = 20  # rows per table on the terminal and in report.md; report.json keeps them all
 ViewFn = Callable[[Report], list[Table]]
 
 
@@ -57,3 +58,12 @@ def section_tables(report: Report) -> list[tuple[str, pd.DataFrame]]:
     """The tables of every section the report has, titled, in reading order."""
     tables = [table for v in views() if v.section in report.sections for table in v.draw(report)]
     return [(title, frame) for title, frame in tables if frame is not None]
+
+
+def capped(title: str, frame: pd.DataFrame | None, max_rows: int = MAX_ROWS) -> Table:
+    """A table with a row per node or per GPU (1,024 hosts, 8,192 GPUs in a large job) cut to
+    its first `max_rows` rows (the view puts the worst first), its title saying how many more."""
+    if frame is None or len(frame) <= max_rows:
+        return title, frame
+    more = len(frame) - max_rows
+    return f"{title}: first {max_rows} … and {more:,} more (see report.json)", frame.head(max_rows)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from nccldoctor.nodepairs import node_pair_links
 from nccldoctor.report import Report
-from nccldoctor.reports.sections import Table, view
+from nccldoctor.reports.sections import Table, capped, view
 from nccldoctor.reports.tables import number
 from nccldoctor.units import format_size
 
@@ -65,17 +66,15 @@ def node_pair_table(report: Report) -> tuple[str, pd.DataFrame] | None:
     """GB/s between node leaders: the matrix (row sends, column receives), or the slowest pairs."""
     pairs = (report.sections.get("stragglers") or {}).get("node_pairs") or {}
     gbps, nodes = pairs.get("gbps"), pairs.get("nodes", [])
-    if not gbps:
+    if not gbps and not pairs.get("pairs"):
         return None
     size = format_size(pairs["size_bytes"])
-    if len(nodes) <= MATRIX_NODES:
+    if gbps and len(nodes) <= MATRIX_NODES:
         lines = [[f"node {a}", *(number(v, ".3f") for v in row)] for a, row in zip(nodes, gbps, strict=True)]
         frame = pd.DataFrame(lines, columns=["from \\ to", *(f"node {b}" for b in nodes)])
         return f"Node pairs (GB/s, {size} each way, row sends to column)", frame
-    measured = [
-        (v, a, b) for i, a in enumerate(nodes) for j, b in enumerate(nodes) if (v := gbps[i][j]) is not None
-    ]
-    lines = [[f"node {a} -> node {b}", f"{v:.3f}"] for v, a, b in sorted(measured)[:ROWS_SHOWN]]
+    measured = sorted((v, a, b) for a, b, v in node_pair_links(pairs))
+    lines = [[f"node {a} -> node {b}", f"{v:.3f}"] for v, a, b in measured[:ROWS_SHOWN]]
     title = f"Node pairs (slowest {ROWS_SHOWN} of {len(measured)} directions, {size} each way)"
     return title, pd.DataFrame(lines, columns=["link", "GB/s"])
 
@@ -98,7 +97,7 @@ def host_table(report: Report) -> pd.DataFrame | None:
             f"{r['swap_mib_per_s']:g}",
             r["status"],
         ]
-        for r in rows
+        for r in sorted(rows, key=lambda r: r["status"] == "ok")  # the busy hosts first
     ]
     columns = ["node", "CPUs", "load 1m", "job cores", "other cores", "busiest other (PID name cores)"]
     return pd.DataFrame(lines, columns=[*columns, "mem avail %", "mem PSI", "swap MiB/s", "status"])
@@ -135,6 +134,6 @@ def draw_stragglers(report: Report) -> list[Table]:
 @view("health", order=70)
 def draw_health(report: Report) -> list[Table]:
     return [
-        ("Hosts (CPU outside the job over a 1 s window, memory, swap)", host_table(report)),
-        ("GPUs (NVML)", gpu_table(report)),
+        capped("Hosts (CPU outside the job over a 1 s window, memory, swap)", host_table(report)),
+        capped("GPUs (NVML)", gpu_table(report)),
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from nccldoctor.report import Report
-from nccldoctor.reports.sections import Table, view
+from nccldoctor.reports.sections import Table, capped, view
 
 
 def network_table(report: Report) -> pd.DataFrame | None:
@@ -74,6 +74,6 @@ def ports_table(report: Report) -> pd.DataFrame | None:
 def draw(report: Report) -> list[Table]:
     backend = report.sections["network"].get("backend", "")
     return [
-        (f"Interfaces ({backend})", network_table(report)),
-        ("Ports (sampled ephemeral range and --ports, between nodes)", ports_table(report)),
+        capped(f"Interfaces ({backend})", network_table(report)),
+        capped("Ports (sampled ephemeral range and --ports, between nodes)", ports_table(report)),
     ]
