@@ -199,8 +199,13 @@ def scrub(data: Any) -> Any:
     return data if cleaned == text else cleaned
 
 
+# A report's own field names that only look secret: `key` is a rule's key in the expectations
+# evidence ("probes.all_reduce.min_busbw_gbps"), a dictionary key, never a key's value.
+STRUCTURAL_NAMES = frozenset({"key", "keys"})
+
+
 def _scrub_entry(key: Any, value: Any) -> Any:
-    if isinstance(key, str) and isinstance(value, str):
+    if isinstance(key, str) and isinstance(value, str) and key.lower() not in STRUCTURAL_NAMES:
         return mask_value(key, value)
     return scrub(value)
 

@@ -217,3 +217,10 @@ def test_scrub_keeps_a_dataclass_with_its_fields_scrubbed():
 
     seen = scrub({"x": Seen("TORCH_HOME", ("https://u:p@h/x", "plain"))})["x"]
     assert seen == Seen("TORCH_HOME", ("https://***@h/x", "plain"))
+
+
+def test_a_field_named_key_keeps_its_value_and_a_secret_name_still_masks():
+    # the expectations evidence cites its rule by key; a real credential's name still masks
+    rule = {"rule": {"file": "expect.toml", "key": "probes.all_reduce.min_busbw_gbps", "line": 7}}
+    assert scrub(rule) == rule
+    assert scrub({"api_key": "abc123", "keys": ["a", "b"]}) == {"api_key": MASK, "keys": ["a", "b"]}

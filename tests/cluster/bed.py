@@ -48,6 +48,19 @@ MASTER_PORT = 29400
 RUN_MARKER = "NCCLDOCTOR_CLUSTER_RUN"  # set in every process a cluster starts, to find them again
 
 
+# `ip netns exec` mounts a fresh sysfs over /sys, which hides the cgroup filesystems below
+# /sys/fs/cgroup: a node process could not read its own cgroup's CPU throttling, as every real
+# node can (nccldoctor.cpupressure). Each node mounts the CPU controller's view back, in its own
+# mount namespace (the same hierarchy as the host's, so a node's quota shows in its cpu.stat).
+# Best effort: a node whose view cannot be mounted still runs (it reads no throttling, as before).
+_CGROUP_VIEW = (
+    "{ mount -t tmpfs nccldoctor-cgroup /sys/fs/cgroup && mkdir -p /sys/fs/cgroup/cpu && "
+    "mount -t cgroup -o cpu cpu /sys/fs/cgroup/cpu; } 2>/dev/null; "
+    if (CGROUP_ROOT / "cpu").is_dir()
+    else "mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null; "
+)
+
+
 def _sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, check=check)
 
@@ -335,7 +348,7 @@ class Cluster:
         for source, target in binds or []:
             source, target = shlex.quote(source), shlex.quote(target)
             local += f"mkdir -p {target} && mount --bind {source} {target} && "
-        script = f"{local}hostname {member.hostname} && {neighbour}exec {inner}"
+        script = f"{local}{_CGROUP_VIEW}hostname {member.hostname} && {neighbour}exec {inner}"
         cmd = [
             "ip",
             "netns",

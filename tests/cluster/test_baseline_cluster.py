@@ -25,7 +25,14 @@ def test_a_run_on_the_slow_nic_fails_against_the_fast_baseline_and_a_fast_rerun_
     assert evidence["value"] < 200e6 / 8 / 1e9 * 1.05 < evidence["baseline_value"]  # within 200 Mbit/s
     assert evidence["slowdown"] > 1 + evidence["noise"]
     assert slow.report["baseline"]["comparable"] and slow.report["baseline"]["path"] == str(tmp_path / "base")
+    # the bed itself: Gloo pinned to the shaped NIC is measurably slower than on the fast one
+    assert largest_all_reduce_gbps(slow.report) < 0.35 * largest_all_reduce_gbps(base.report)
 
     again = cluster.torchrun(2, gate, tmp_path / "again")
     assert again.returncodes == {0: 0, 1: 0}, again.logs[0][-3000:]
     assert again.findings("regression") == [] and again.report["baseline"]["comparable"]
+
+
+def largest_all_reduce_gbps(report: dict) -> float:
+    rows = [r for r in report["results"] if r["probe"] == "all_reduce"]
+    return max(rows, key=lambda r: r["size_bytes"])["busbw_gbps"]

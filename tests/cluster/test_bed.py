@@ -39,7 +39,7 @@ def largest_all_reduce_gbit(report: dict) -> float:
     return max(rows, key=lambda r: r["size_bytes"])["busbw_gbps"] * 8
 
 
-@pytest.mark.parametrize("mbit", [1000, 200])
+@pytest.mark.parametrize("mbit", [200])
 def test_bench_busbw_on_a_shaped_link_matches_the_shape(mbit, tmp_path):
     with Cluster(nodes=2) as cluster:
         cluster.shape("fast0", mbit)
@@ -47,17 +47,6 @@ def test_bench_busbw_on_a_shaped_link_matches_the_shape(mbit, tmp_path):
     assert run.returncodes == {0: 0, 1: 0}, run.logs[0][-3000:]
     ratio = largest_all_reduce_gbit(run.report) * 1000 / mbit
     assert 0.85 <= ratio <= 1.05, f"busbw is {ratio:.3f} of the {mbit} Mbit/s link"
-
-
-def test_pinning_gloo_to_the_slower_nic_is_measurably_slower(tmp_path):
-    with Cluster(nodes=2) as cluster:
-        cluster.shape("fast0", 1000)
-        cluster.shape("slow0", 200)
-        fast = cluster.torchrun(1, BIG, tmp_path / "fast", env={"GLOO_SOCKET_IFNAME": "fast0"})
-        slow = cluster.torchrun(1, BIG, tmp_path / "slow", env={"GLOO_SOCKET_IFNAME": "slow0"})
-    assert fast.returncodes == slow.returncodes == {0: 0, 1: 0}, slow.logs[0][-3000:]
-    fast_gbit, slow_gbit = largest_all_reduce_gbit(fast.report), largest_all_reduce_gbit(slow.report)
-    assert slow_gbit < 0.35 * fast_gbit, (fast_gbit, slow_gbit)  # shaped 200 vs 1000 Mbit/s
 
 
 CONNECT = """
