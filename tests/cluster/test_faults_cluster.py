@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.heavy]  # run by benchmarks/faults.py
 FAST = ["-b", "256K", "-e", "1M", "-n", "3", "-w", "1", "--probes", "all_reduce", "--health", "off"]
 FAST += ["--no-ddp", "--ifaces", "off"]
 
