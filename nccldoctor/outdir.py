@@ -20,7 +20,10 @@ if TYPE_CHECKING:
     from nccldoctor.report import Report, Sink
 
 DEFAULT_OUT_ROOT = Path("nccldoctor-out")
-REPORT_FILES = ("report.json", "results.csv", "report.md", "exclude.txt", "junit.xml", "nccldoctor.prom")
+REPORT_FILES = (
+    *("report.json", "results.csv", "report.md", "report.html"),
+    *("exclude.txt", "junit.xml", "nccldoctor.prom"),
+)
 
 
 def prepare_out_dir(out: Path | None, label: str = "") -> Path:

@@ -18,6 +18,7 @@ from nccldoctor.outdir import write_report
 from nccldoctor.report import Report, Sink
 from nccldoctor.reports.csv_report import CsvSink
 from nccldoctor.reports.exclude_list import ExcludeListSink
+from nccldoctor.reports.html import HtmlSink
 from nccldoctor.reports.json_report import JsonSink
 from nccldoctor.reports.junit import JUnitSink
 from nccldoctor.reports.markdown import MarkdownSink
@@ -29,6 +30,7 @@ SINKS: dict[str, type[Sink]] = {
     "json": JsonSink,
     "csv": CsvSink,
     "markdown": MarkdownSink,
+    "html": HtmlSink,
     "exclude": ExcludeListSink,
     "junit": JUnitSink,
     "prometheus": PrometheusSink,

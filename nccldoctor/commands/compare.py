@@ -30,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     form.add_argument("--markdown", action="store_true", help="print Markdown instead of terminal tables")
     form.add_argument("--json", action="store_true", help="print the comparison as JSON")
     parser.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="also write the comparison as a self-contained HTML page to FILE",
+    )
+    parser.add_argument(
         "--regression-fail",
         type=percent,
         default=20.0,
@@ -84,6 +90,8 @@ def _compared(args: argparse.Namespace, old: Report, new: Report) -> tuple[str, 
     )
     report = redact_report(report)  # as every sink's report (reports.emit_all): no credentials
     section = report.sections["baseline"]
+    if args.html is not None:
+        _write_html(report, args)
     if args.json:
         return json.dumps(as_json(args, section, report), indent=2) + "\n", report.exit_code
     if args.markdown:
@@ -108,3 +116,14 @@ def as_json(args: argparse.Namespace, section: dict[str, Any], report: Any) -> d
         "verdict": report.verdict,
         "exit_code": report.exit_code,
     }
+
+
+def _write_html(report: Report, args: argparse.Namespace) -> None:
+    from nccldoctor.atomic import write_atomically
+    from nccldoctor.errors import UsageError
+    from nccldoctor.reports.html import render
+
+    try:
+        write_atomically(args.html, render(report, f"nccldoctor compare {args.old} {args.new}"))
+    except OSError as exc:
+        raise UsageError(f"compare --html: cannot write {args.html}: {exc.strerror or exc}") from None

@@ -4,6 +4,8 @@ torchrun exits 1 whenever any rank exits non-zero, so this is how a script gets 
 own code (0 pass, 1 fail, 3 incomplete) back from a report folder. With --exclude it prints
 only the Slurm hostlist of the hosts to keep out of the next job (an empty line when none) and
 exits 0 once the report was read, so `$(nccldoctor show DIR --exclude)` is safe in a script.
+With --html it rebuilds report.html beside the report.json from it (a report of an older
+version, or one copied without its page), prints the page's path and exits 0 once written.
 """
 
 from __future__ import annotations
@@ -25,7 +27,13 @@ HELP = "render a saved report and exit with its exit code"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("report", metavar="DIR|report.json", help="a report folder or its report.json")
     parser.add_argument("--quiet", action="store_true", help="findings and verdict only")
-    parser.add_argument(
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument(
+        "--html",
+        action="store_true",
+        help="write report.html beside the report.json, rebuilt from it; print its path; exit 0",
+    )
+    only.add_argument(
         "--exclude",
         action="store_true",
         help="print only the hosts to exclude, as a Slurm hostlist (gpu[003,017-018]); exit 0",
@@ -64,8 +72,25 @@ def _render(report: Report, path: Path, args: argparse.Namespace) -> tuple[str, 
         from nccldoctor.gate.exclude import exclude_of
 
         return f"{exclude_of(report)['slurm']}\n", 0
+    if getattr(args, "html", False):
+        return f"{_write_html(redact_report(report), path)}\n", 0
     console = make_console()
     with console.capture() as captured:
         # masked as every written report is (outdir.write_report): a report from an older version
         TerminalSink(quiet=args.quiet, console=console).emit(redact_report(report), path)
     return captured.get(), report.exit_code
+
+
+def _write_html(report: Report, path: Path) -> Path:
+    """report.html rebuilt beside the report.json at `path` (a folder or the file); its path."""
+    from nccldoctor.atomic import write_atomically
+    from nccldoctor.reports.html import FILENAME, render
+    from nccldoctor.reports.json_report import FILENAME as JSON_FILENAME
+
+    source = path / JSON_FILENAME if path.is_dir() else path
+    page = source.parent / FILENAME
+    try:
+        write_atomically(page, render(report, str(source)))
+    except OSError as exc:
+        raise UsageError(f"show --html: cannot write {page}: {exc.strerror or exc}") from None
+    return page

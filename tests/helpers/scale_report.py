@@ -27,6 +27,15 @@ from nccldoctor.rows import Row
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "reports" / "two_nodes.json"
 SLOW_NODE = 517
 BLOCKED_NODE = 1000
+
+
+def slow_node(nnodes: int) -> int:
+    """SLOW_NODE in a job of `nnodes` (a smaller synthetic job has its slow node too)."""
+    return SLOW_NODE % nnodes
+
+
+def blocked_node(nnodes: int) -> int:
+    return BLOCKED_NODE % nnodes
 BUSY_SHARE = 0.25  # nodes with host contention: a few hundred of 1,024
 PROBES = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "alltoall", "sendrecv")
 
@@ -64,14 +73,14 @@ def synthetic_report(nnodes: int = 1024, per_node: int = 8, seed: int = 0) -> Re
     return Report(
         job=job,
         environment=sample["environment"],
-        results=_rows(world, rng),
+        results=_rows(world, per_node, rng),
         findings=port_findings + straggler_findings + busy_findings,
         sections=sections,
         created=sample["created"],
     )
 
 
-def _rows(world: int, rng: random.Random) -> list[Row]:
+def _rows(world: int, per_node: int, rng: random.Random) -> list[Row]:
     """6 probes x 12 sizes (8 B to 32 MiB by 4x) x out-of-place and in-place."""
     rows = []
     for probe in PROBES:
@@ -95,7 +104,7 @@ def _rows(world: int, rng: random.Random) -> list[Row]:
                         wrong=0,
                         min_time_us=time_us * 0.95,
                         max_time_us=time_us * 1.4,
-                        slowest_rank=SLOW_NODE * 8,
+                        slowest_rank=slow_node(world // per_node) * per_node,
                         wrong_ranks=[],
                         wrong_sources=[],
                         iters=10,
@@ -131,7 +140,7 @@ def _network(sample: dict[str, Any], nnodes: int) -> tuple[dict[str, Any], list]
         src: Connected(
             src,
             [
-                (dst, p, TIMEOUT if dst == BLOCKED_NODE else OPEN)
+                (dst, p, TIMEOUT if dst == blocked_node(nnodes) else OPEN)
                 for dst in plan.targets(src)
                 for p in range(40000, 40016)
             ],
@@ -150,10 +159,11 @@ def _network(sample: dict[str, Any], nnodes: int) -> tuple[dict[str, Any], list]
 
 def _stragglers(sample: dict[str, Any], nnodes: int, per_node: int, rng: random.Random):
     template = sample["ranks"][0]
+    slow = slow_node(nnodes)
     ranks = []
     for rank in range(nnodes * per_node):
         node = rank // per_node
-        score = rng.uniform(0.3, 0.4) if node == SLOW_NODE else rng.uniform(0.93, 1.05)
+        score = rng.uniform(0.3, 0.4) if node == slow else rng.uniform(0.93, 1.05)
         ranks.append(
             {**copy.deepcopy(template), "rank": rank, "node": node, "host": host(node), "score": score}
         )
@@ -178,20 +188,20 @@ def _stragglers(sample: dict[str, Any], nnodes: int, per_node: int, rng: random.
         "ring": ring,
         "node_pairs": node_pairs_section(seconds, list(range(nnodes)), sample["link_bytes"]),
     }
-    slow_ranks = list(range(SLOW_NODE * per_node, (SLOW_NODE + 1) * per_node))
+    slow_ranks = list(range(slow * per_node, (slow + 1) * per_node))
     findings = [
         make_finding(
             "straggler_node",
-            f"node {SLOW_NODE} ({host(SLOW_NODE)}): all {per_node} ranks score 0.3-0.4",
-            nodes=[SLOW_NODE],
+            f"node {slow} ({host(slow)}): all {per_node} ranks score 0.3-0.4",
+            nodes=[slow],
             ranks=slow_ranks,
             severity=Severity.FAIL,
             evidence={"scores": {str(r): 0.35 for r in slow_ranks}},
         ),
         make_finding(
             "slow_link",
-            f"every slow node-pair link touches node {SLOW_NODE} ({host(SLOW_NODE)})",
-            nodes=[SLOW_NODE],
+            f"every slow node-pair link touches node {slow} ({host(slow)})",
+            nodes=[slow],
         ),
     ]
     return section, findings
@@ -203,7 +213,7 @@ def _pair_seconds(nnodes: int, rng: random.Random) -> dict[tuple[int, int], floa
     for pairs in node_pair_rounds(nnodes):
         for a, b in pairs:
             for src, dst in ((a, b), (b, a)):
-                slow = SLOW_NODE in (src, dst)
+                slow = slow_node(nnodes) in (src, dst)
                 seconds[(src, dst)] = rng.uniform(0.004, 0.005) * (10 if slow else 1)
     return seconds
 
