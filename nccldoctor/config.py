@@ -655,6 +655,13 @@ class RunOptions:
     quiet: bool = option(
         "--quiet", default=False, action="store_true", help="print only findings and the verdict"
     )
+    html: bool = option(  # the figures cost rank 0 a few seconds at the end (benchmarks/html_report.py)
+        "--no-html",
+        default=True,
+        action="store_false",
+        dest="html",
+        help="do not write report.html (its figures take rank 0 a few seconds)",
+    )
 
     def __post_init__(self) -> None:
         # Bounded: every wait is derived from it, and timedelta(seconds=inf) or a thread's wait
@@ -814,7 +821,9 @@ def config_section(config: BenchConfig) -> dict[str, Any]:
 
 
 # Flags that may differ between ranks: only rank 0 writes, prints and reads the gate's files.
-PER_RANK_FLAGS = frozenset({"out", "quiet", "expect", "baseline", "regression_fail", "regression_noise"})
+PER_RANK_FLAGS = frozenset(
+    {"out", "quiet", "html", "expect", "baseline", "regression_fail", "regression_noise"}
+)
 
 
 def shared_flags(config: BenchConfig) -> dict:

@@ -64,8 +64,8 @@ NODES_OPEN = 16  # beyond, the node table is folded
 
 class HtmlSink:
     @classmethod
-    def from_options(cls, options: object) -> HtmlSink:
-        return cls()
+    def from_options(cls, options: object) -> HtmlSink | None:
+        return cls() if getattr(options, "html", True) else None  # --no-html
 
     def emit(self, report: Report, out_dir: Path) -> None:
         write_atomically(out_dir / FILENAME, render(report, f"{out_dir / 'report.json'}"))
@@ -213,7 +213,7 @@ def _job(report: Report) -> str:
         frame = pd.DataFrame(
             [
                 {
-                    "node": n["node_rank"],
+                    "node": "-" if n.get("node_rank") is None else n["node_rank"],
                     "hostname": n["hostname"],
                     "ranks": _ranks_text(n.get("ranks") or []),
                 }

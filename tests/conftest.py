@@ -17,7 +17,8 @@ from hypothesis import settings
 HELPERS = Path(__file__).parent / "helpers"
 FAULTY_BENCH = HELPERS / "faulty_bench.py"
 # Small and quick: correctness and diagnosis do not need big buffers.
-QUICK = ["-e", "64K", "-n", "3", "-w", "1", "--no-ddp"]  # DDP has tests of its own
+# DDP and report.html have tests of their own (report.html's figures cost rank 0 seconds a run)
+QUICK = ["-e", "64K", "-n", "3", "-w", "1", "--no-ddp", "--no-html"]
 
 
 @dataclass

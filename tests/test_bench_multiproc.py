@@ -44,6 +44,9 @@ def test_healthy_run_measures_every_probe_and_passes(nproc, out_dir):
         {"node_rank": 0, "hostname": job["nodes"][0]["hostname"], "ranks": list(range(nproc))}
     ]
     assert (out_dir / "results.csv").exists() and (out_dir / "report.md").exists()
+    page = (out_dir / "report.html").read_text()  # the page of a real run: every probe's curves
+    assert all(f'id="fig-curve-{probe}"' in page for probe in ALL_PROBES)
+    assert 'id="fig-ddp"' in page and 'class="not-drawn"' not in page
     assert f"verdict: {report['verdict'].upper()}" in run.stdout and "all_reduce" in run.stdout
 
 

@@ -146,7 +146,7 @@ REPORT_KEYS = {
     *("sweep", "max_combos", "sweep_repeats", "ddp", "ddp_only", "ddp_model", "ddp_batch", "ddp_accum"),
     *("ddp_bucket_mb", "ddp_steps", "ckpt_dir", "backend", "timeout", "out", "strict", "quiet", "sizes"),
     *("check_package", "code", "check_path", "clock_warn", "clock_fail", "silence"),
-    *("quick", "expect", "baseline", "regression_fail", "regression_noise"),
+    *("quick", "expect", "baseline", "regression_fail", "regression_noise", "html"),
 }
 
 
@@ -193,7 +193,7 @@ def test_groups_default_alone_and_validate_their_own_fields():
 # -- --help: each placeholder is the word its help text uses ------------------------------------
 
 # Capitals in help texts that are names, not placeholders for the value.
-ACRONYMS = {"GB", "NIC", "GPU", "CPU", "DDP", "NCCL", "CUDA", "TOML"}
+ACRONYMS = {"GB", "NIC", "GPU", "CPU", "DDP", "NCCL", "CUDA", "TOML", "HTML"}
 
 
 def value_options(parser):

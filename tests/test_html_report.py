@@ -19,7 +19,7 @@ from nccldoctor.gate import review
 from nccldoctor.outdir import REPORT_FILES
 from nccldoctor.report import Report
 from nccldoctor.reports import SINKS
-from nccldoctor.reports.figures import RESULTS, draw_section
+from nccldoctor.reports.figures import FIGURE_SECTIONS, RESULTS, draw_section, drawers
 from nccldoctor.reports.figures.canvas import FAIL
 from nccldoctor.reports.html import FILENAME, HtmlSink, export_lines, render
 from nccldoctor.reports.json_report import load
@@ -264,8 +264,42 @@ def test_compare_html_writes_the_comparison_page(tmp_path):
     assert run.returncode == 1  # the slow NIC's run regressed
     page = out.read_text()
     assert "FAIL</div>" in page and "regression" in page and "Against the baseline" in page
+    assert 'id="fig-baseline"' in page and "fail</text>" in page  # the regressed values, drawn
 
 
 def test_severity_pills_follow_the_findings(pages):
     page = pages["contended"]
     assert f'<span class="pill {Severity.WARN.value}">warn' in page
+
+
+LOADS_MATPLOTLIB = """
+import sys
+from nccldoctor.report import Report
+from nccldoctor.reports.html import render
+from nccldoctor.reports.json_report import load
+report = load(sys.argv[1]) if len(sys.argv) > 1 else Report(job={}, environment={}, results=[], findings=[])
+render(report, "x")
+print("matplotlib" in sys.modules)
+"""
+
+
+def test_figure_sections_are_the_drawers_sections_and_tables_only_pages_skip_matplotlib():
+    assert {d.section for d in drawers()} == FIGURE_SECTIONS
+
+    def loads(*report: str) -> str:
+        run = subprocess.run(
+            [sys.executable, "-c", LOADS_MATPLOTLIB, *report], capture_output=True, text=True, timeout=120
+        )
+        return run.stdout.strip() or run.stderr
+
+    assert loads() == "False"  # a page with no figure (preflight, explain): no matplotlib import
+    assert loads(str(CRASHED)) == "True"  # the control: a page with figures does load it
+
+
+def test_explain_writes_a_page_of_its_tables_and_no_figure(tmp_path):
+    log = Path(__file__).parent / "fixtures" / "explain" / "own" / "collective_timeout.log"
+    run = nccldoctor("explain", str(log), "--out", str(tmp_path), "--quiet")
+    assert run.returncode == 1, run.stderr
+    page = (tmp_path / FILENAME).read_text()
+    assert "collective_timeout</code>" in page and "<h2>Log diagnosis</h2>" in page
+    assert "<svg" not in page and "<td>None</td>" not in page  # explain's nodes have no node rank

@@ -19,7 +19,7 @@ from nccldoctor import exitstatus
 
 pytestmark = pytest.mark.multiproc
 
-FAST = ["--probes", "all_reduce", "--no-ddp", "--health", "off"]
+FAST = ["--probes", "all_reduce", "--no-ddp", "--health", "off", "--no-html"]
 
 
 def assert_one_clean_error(run: Run, out: Path, reason: str, status_dir: Path) -> None:

@@ -18,9 +18,11 @@ from functools import cache
 
 from nccldoctor.errors import SHAPE_ERRORS
 from nccldoctor.report import Report
-from nccldoctor.reports.figures.canvas import style, to_svg
 
 RESULTS = "results"  # the pseudo-section of the measured rows (report.json's results[])
+# The sections that have figures. matplotlib loads only for a report that has one of them:
+# a preflight or explain page, tables only, costs milliseconds, not matplotlib's import.
+FIGURE_SECTIONS = frozenset({RESULTS, "stragglers", "ddp", "nic_sweep", "settings_sweep", "baseline"})
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,10 @@ def has_section(report: Report, section: str) -> bool:
 
 def draw_section(report: Report, section: str) -> list[Drawn]:
     """Every figure of one section, in order; a drawer that fails becomes a NotDrawn line."""
+    if section not in FIGURE_SECTIONS:
+        return []
+    from nccldoctor.reports.figures.canvas import style
+
     drawn: list[Drawn] = []
     for drawer in drawers():
         if drawer.section != section:
@@ -94,4 +100,6 @@ def sections_drawn() -> list[str]:
 
 
 def plot(key: str, title: str, fig: object, caption: str = "") -> Plot:
+    from nccldoctor.reports.figures.canvas import to_svg
+
     return Plot(key=key, title=title, svg=to_svg(fig, key), caption=caption)

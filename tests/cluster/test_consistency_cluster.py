@@ -9,7 +9,7 @@ import pytest
 
 pytestmark = pytest.mark.cluster
 QUICK = ["-e", "8", "-n", "1", "-w", "0", "--probes", "all_reduce", "--ifaces", "off", "--timeout", "120"]
-QUICK += ["--no-ddp", "--health", "off"]
+QUICK += ["--no-ddp", "--health", "off", "--no-html"]
 CODES = ("version_mismatch", "code_mismatch", "path_missing", "path_differs", "env_mismatch", "clock_skew")
 CODES += ("rank_layout_uneven", "gpu_count_mismatch")
 

@@ -4,7 +4,8 @@ citing the rule's key and line, and every node's torchrun exits 1 (one torchrun 
 import pytest
 
 pytestmark = pytest.mark.cluster
-QUICK = ["-e", "4M", "-n", "3", "-w", "1", "--probes", "all_reduce", "--no-ddp", "--health", "off"]
+QUICK = ["-e", "4M", "-n", "3", "-w", "1"]
+QUICK += ["--probes", "all_reduce", "--no-ddp", "--health", "off", "--no-html"]
 QUICK += ["--ifaces", "off", "--timeout", "120"]
 # 200 Mbit/s is 0.025 GB/s on the wire: all_reduce cannot reach 0.1 GB/s busbw through it, and
 # the same 2 x 2 cluster unshaped reached 0.5-0.7 GB/s at 4M-8M, so only the shaping misses it.

@@ -11,7 +11,7 @@ import pytest
 
 pytestmark = [pytest.mark.cluster, pytest.mark.heavy]  # run by benchmarks/faults.py
 FAST = ["-b", "256K", "-e", "1M", "-n", "3", "-w", "1", "--probes", "all_reduce", "--health", "off"]
-FAST += ["--no-ddp", "--ifaces", "off"]
+FAST += ["--no-ddp", "--ifaces", "off", "--no-html"]
 
 
 def leftovers(cluster) -> list[str]:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.cluster
-QUICK = ["-e", "64K", "-n", "3", "-w", "1", "--timeout", "60", "--no-ddp"]
+QUICK = ["-e", "64K", "-n", "3", "-w", "1", "--timeout", "60", "--no-ddp", "--no-html"]
 
 
 def test_socket_variable_naming_no_interface_is_iface_missing_promptly(make_cluster, tmp_path):

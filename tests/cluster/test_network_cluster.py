@@ -3,7 +3,8 @@
 import pytest
 
 pytestmark = pytest.mark.cluster
-QUICK = ["-e", "64K", "-n", "3", "-w", "1", "--probes", "all_reduce", "--timeout", "60", "--no-ddp"]
+QUICK = ["-e", "64K", "-n", "3", "-w", "1"]
+QUICK += ["--probes", "all_reduce", "--timeout", "60", "--no-ddp", "--no-html"]
 
 
 def test_hostnames_on_a_slow_nic_warn_and_name_the_fast_one(make_cluster, tmp_path):

@@ -8,10 +8,12 @@ from junitparser import Failure, JUnitXml
 from prometheus_client.parser import text_string_to_metric_families
 
 from nccldoctor.gate.hostlist import expand
+from nccldoctor.reports.figures.canvas import FAIL
 
 pytestmark = pytest.mark.cluster
 QUICK = ["-e", "64K", "-n", "3", "-w", "1", "--probes", "all_reduce", "--ifaces", "off", "--timeout", "120"]
 QUICK += ["--no-ddp"]  # DDP has tests of its own
+NO_HTML = [*QUICK, "--no-html"]  # the first test checks report.html; the others need not pay for it
 HEALTH_CODES = ("straggler_rank", "straggler_node", "slow_link", "host_contention")
 # Four spinning processes: the ranks keep the 2 shared cores busy too, so two alone got only
 # about half a core together in one CI run, right at the 0.5-core limit.
@@ -73,11 +75,17 @@ def assert_gate_outputs_name_only(run, finding, node, others):
     assert codes[(finding["code"], "fail")] == 1
     assert any(s.labels["probe"] == "all_reduce" for s in metrics["nccldoctor_busbw_bytes_per_second"])
 
+    # report.html: the finding's card, the host to exclude, and the node's rank in red in the scores
+    page = (out / "report.html").read_text()
+    assert f"{finding['code']}</code>" in page and f"{hosts[node]}</pre>" in page
+    scores = page.split('id="fig-scores">')[1].split("</figure>")[0]
+    assert FAIL in scores and 'class="not-drawn"' not in page
+
 
 def test_a_node_link_shaped_ten_times_slower_is_named_by_slow_link(make_cluster, tmp_path):
     cluster = make_cluster(nodes=3, nics=("fast0",))
     cluster.shape("fast0", mbit=200, nodes=[1])
-    run = cluster.torchrun(1, QUICK, tmp_path, timeout=240)
+    run = cluster.torchrun(1, NO_HTML, tmp_path, timeout=240)
     (finding,) = run.findings("slow_link")
     assert finding["nodes"] == [1], finding
     slow = finding["evidence"]["slow_links"]
@@ -91,7 +99,7 @@ def test_a_node_link_shaped_ten_times_slower_is_named_by_slow_link(make_cluster,
 def test_a_cpu_burner_inside_one_node_is_host_contention_on_that_node(make_cluster, tmp_path):
     cluster = make_cluster(nodes=3, nics=("fast0",))
     # In node 2's PID space, next to its torchrun: only node 2's tools can see it.
-    run = cluster.torchrun(1, QUICK, tmp_path, timeout=240, beside={2: [sys.executable, "-c", BURNER]})
+    run = cluster.torchrun(1, NO_HTML, tmp_path, timeout=240, beside={2: [sys.executable, "-c", BURNER]})
     hosts = (run.report.get("health") or {}).get("hosts")
     busy = [f for f in run.findings("host_contention") if "cpu" in f["evidence"]["reasons"]]
     assert len(busy) == 1, hosts  # on failure, show what was sampled
@@ -111,7 +119,7 @@ def test_a_cpu_burner_inside_one_node_is_host_contention_on_that_node(make_clust
 @pytest.mark.parametrize("attempt", [1, 2])
 def test_a_healthy_three_node_run_names_no_straggler_link_or_busy_host(make_cluster, tmp_path, attempt):
     cluster = make_cluster(nodes=3, nics=("fast0",))
-    run = cluster.torchrun(1, QUICK, tmp_path)
+    run = cluster.torchrun(1, NO_HTML, tmp_path)
     assert run.returncodes == {0: 0, 1: 0, 2: 0}, run.logs[0][-3000:]
     assert [f["code"] for f in run.report["findings"] if f["code"] in HEALTH_CODES] == []
     assert len(run.report["stragglers"]["ranks"]) == 3
