@@ -6,7 +6,7 @@ from conftest import torchrun
 from nccldoctor.units import format_bytes
 
 pytestmark = pytest.mark.multiproc
-DDP_ONLY = ["--ddp-only", "--timeout", "120"]
+DDP_ONLY = ["--ddp-only", "--timeout", "120", "--no-html"]  # report.html has tests of its own
 
 
 @pytest.mark.parametrize("nproc", [2, 4])

@@ -98,19 +98,15 @@ def test_healthy_page_renders_offline_with_the_verdict_and_a_plot(tmp_path):
 
 
 def test_failed_page_shows_red_verdict_and_the_straggler_in_red(tmp_path):
-    from helpers.scale_report import synthetic_report
-
-    from nccldoctor.config import GateOptions
-    from nccldoctor.gate import review
-
+    # A real run: 3 emulated nodes, node 2 at a quarter of a core (tests/cluster/make_html_fixtures.py)
     page = tmp_path / "report.html"
-    page.write_text(render(review(synthetic_report(64, 8), GateOptions()), "64 nodes"))
-    console = screenshot(page, tmp_path / "page.png", height=9000)
+    page.write_text(render(load(FIXTURES / "straggler_cluster.json"), "straggler_cluster.json"))
+    console = screenshot(page, tmp_path / "page.png", height=7000)
     assert console == []
     image = Image.open(tmp_path / "page.png")
     assert pixels_near(image, FAIL_RED, (0, 0, 400, 160)) > 5_000  # the FAIL badge
-    # The straggler score bars of the slow node's ranks, red, far down the page.
-    assert pixels_near(image, FAIL_RED, (0, 3000, 1280, 9000)) > 2_000
+    # Below the findings and the job: the throttled rank's red score and step bars.
+    assert pixels_near(image, FAIL_RED, (0, 1100, 1280, 7000)) > 5_000
 
 
 def test_the_console_check_sees_a_blocked_request(tmp_path):

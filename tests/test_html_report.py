@@ -29,6 +29,8 @@ HEALTHY = FIXTURES / "two_nodes.json"  # 2 emulated nodes x 2 ranks, every phase
 SWEEP = FIXTURES / "settings_sweep.json"  # torchrun --standalone, --sweep GLOO_SOCKET_IFNAME=lo, 3 rounds
 CRASHED = FIXTURES / "rank_crashed.json"  # rank 1 died in all_gather: incomplete, verdict error
 CONTENDED = FIXTURES / "single_node.json"  # host_contention on node 0
+# 3 emulated nodes, node 2 at a quarter of a core: straggler_node (tests/cluster/make_html_fixtures.py)
+STRAGGLER = FIXTURES / "straggler_cluster.json"
 PAGE_MAX_BYTES = 600_000  # a 64-node page: 375 KB measured (benchmarks/html_report.py)
 # Anything a browser would fetch: src= / href= / url() / @import pointing off the page.
 EXTERNAL = re.compile(
@@ -49,6 +51,7 @@ def reports() -> dict[str, Report]:
         "sweep": load(SWEEP),
         "crashed": load(CRASHED),
         "contended": load(CONTENDED),
+        "straggler": load(STRAGGLER),
         "64 nodes": big_report(),
     }
 
@@ -82,6 +85,7 @@ EXPECTED_FIGURES = {
     "sweep": {"curve-all_reduce", "curve-all_gather", "sweep-all_reduce", "sweep-all_gather"},
     "crashed": {"curve-all_reduce"},
     "contended": {"curve-all_reduce", "scores", "step-split", "ring", "ddp"},
+    "straggler": {"curve-all_reduce", "scores", "step-split", "node-pairs", "ring", "ddp", "nic-sweep"},
     "64 nodes": {"curve-all_reduce", "scores", "step-split", "node-pairs", "ring", "ddp"},
 }
 
@@ -158,8 +162,8 @@ def test_rows_a_finding_points_at_are_highlighted(pages):
 
 
 def test_straggler_bars_are_red_for_the_ranks_a_fail_finding_names(drawn):
-    scores = drawn["64 nodes"]["scores"]
-    assert FAIL in scores  # the slow node's ranks
+    for name in ("straggler", "64 nodes"):  # a real run's throttled node; the synthetic slow node
+        assert FAIL in drawn[name]["scores"].replace(f"stroke: {FAIL}", "")
     healthy = drawn["healthy"]["scores"]
     assert FAIL not in healthy.replace(f"stroke: {FAIL}", "")  # only the fail threshold's line is red
 

@@ -55,7 +55,8 @@ def test_a_bench_run_writes_and_prints_no_planted_secret(out_dir, monkeypatch):
     run = torchrun(2, args, out_dir, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     files = every_file(out_dir)
-    sinks = {"report.json", "results.csv", "report.md", "exclude.txt", "junit.xml", "nccldoctor.prom"}
+    sinks = {"report.json", "results.csv", "report.md", "report.html", "exclude.txt", "junit.xml"}
+    sinks.add("nccldoctor.prom")
     assert sinks <= set(files), sorted(files)
     assert leaks({**files, "stdout": run.stdout, "stderr": run.stderr}) == []
     report = run.report

@@ -36,6 +36,8 @@ def slow_node(nnodes: int) -> int:
 
 def blocked_node(nnodes: int) -> int:
     return BLOCKED_NODE % nnodes
+
+
 BUSY_SHARE = 0.25  # nodes with host contention: a few hundred of 1,024
 PROBES = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "alltoall", "sendrecv")
 
