@@ -5,7 +5,7 @@ import pytest
 
 pytestmark = pytest.mark.cluster
 FAST = ["--probes", "all_reduce,all_gather", "--no-ddp", "--health", "off", "-e", "4M", "--ifaces", "off"]
-FAST += ["--timeout", "120", "--no-html"]
+FAST += ["--timeout", "120", "--no-html", "-n", "10", "-w", "2"]  # --quick's iterations: a gate's
 
 
 def test_a_run_on_the_slow_nic_fails_against_the_fast_baseline_and_a_fast_rerun_passes(

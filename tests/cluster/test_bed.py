@@ -13,6 +13,7 @@ from cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 BIG = ["--probes", "all_reduce", "-b", "16M", "-e", "16M", "-n", "5", "-w", "1", "--no-ddp"]
+BIG += ["--health", "off", "--ifaces", "off", "--no-html"]  # the link's busbw, nothing else
 
 
 def test_nodes_have_their_own_hostname_hosts_pids_nics_and_decoy(make_cluster):

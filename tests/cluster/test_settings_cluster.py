@@ -11,6 +11,7 @@ def test_sweeping_the_gloo_interface_recommends_the_fast_one_with_its_export_lin
     cluster.shape("slow0", mbit=100)
     args = ["-b", "256K", "-e", "1M", "-n", "3", "-w", "1", "--probes", "all_reduce", "--health", "off"]
     args += ["--no-ddp", "--ifaces", "off", "--sweep", "GLOO_SOCKET_IFNAME=fast0,slow0", "--timeout", "150"]
+    args += ["--no-html"]
     run = cluster.torchrun(1, args, tmp_path, timeout=200)
     assert run.returncodes == {0: 0, 1: 0}, run.logs[0][-3000:]
     (finding,) = run.findings("tuning_recommendation")
