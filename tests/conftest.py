@@ -17,8 +17,9 @@ from hypothesis import settings
 HELPERS = Path(__file__).parent / "helpers"
 FAULTY_BENCH = HELPERS / "faulty_bench.py"
 # Small and quick: correctness and diagnosis do not need big buffers.
-# DDP and report.html have tests of their own (report.html's figures cost rank 0 seconds a run)
-QUICK = ["-e", "64K", "-n", "3", "-w", "1", "--no-ddp", "--no-html"]
+# DDP, the health phase and report.html have tests of their own, and each costs a run seconds:
+# a test that looks at one of them turns it back on (`--health on`, no `--no-html`).
+QUICK = ["-e", "64K", "-n", "3", "-w", "1", "--no-ddp", "--health", "off", "--no-html"]
 
 
 @dataclass

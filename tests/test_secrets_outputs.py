@@ -52,6 +52,7 @@ def test_a_bench_run_writes_and_prints_no_planted_secret(out_dir, monkeypatch):
     for name, value in PLANTED_ENV.items():
         monkeypatch.setenv(name, value)
     args = ["-e", "64K", "-n", "3", "-w", "1", "--no-ddp", "--probes", "all_reduce", "--sweep", SWEEP]
+    args += ["--sweep-repeats", "2"]  # the fewest rounds: the masking is the same in each
     run = torchrun(2, args, out_dir, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     files = every_file(out_dir)

@@ -11,6 +11,9 @@ def test_hostnames_on_a_slow_nic_warn_and_name_the_fast_one(make_cluster, tmp_pa
     cluster = make_cluster(nodes=2, nics=("fast0", "slow0"), hosts_nic="slow0")
     cluster.shape("slow0", mbit=100)
     args = ["-e", "1M", "-n", "5", "-w", "1", "--probes", "all_reduce", "--no-ddp"]
+    # --health off: the subject is the interface. Both emulated nodes share this host's 2 cores,
+    # and one CI run scored node 1 at 0.70 (straggler_node) with nothing wrong.
+    args += ["--health", "off", "--no-html"]
     run = cluster.torchrun(1, args, tmp_path)
     assert run.returncodes == {0: 0, 1: 0}, run.logs[0][-3000:]
     (finding,) = run.findings("iface_slower_than_best")
