@@ -2,8 +2,15 @@
 
 import pytest
 
-from nccldoctor.findings import Severity
-from nccldoctor.probes.health.links import judge_links, pair_links, reference_gbps, ring_links, slow_links
+from nccldoctor.findings import Severity, make_finding
+from nccldoctor.probes.health.links import (
+    judge_links,
+    links_of_slow_nodes,
+    pair_links,
+    reference_gbps,
+    ring_links,
+    slow_links,
+)
 
 MB4 = 4_000_000
 
@@ -82,3 +89,18 @@ def test_a_slow_intra_node_ring_link_names_its_node():
 def test_three_ring_links_across_three_nodes_are_not_judged_against_the_fastest():
     links = ring_links([MB4 / 1.6e9, MB4 / 1.2e9, MB4 / 0.7e9], [0, 1, 2], MB4)
     assert reference_gbps(links) == {} and judge_links(links, {}) == []
+
+
+def test_on_cpus_a_slow_link_of_a_straggler_node_is_its_consequence_not_a_cable():
+    straggler = make_finding("straggler_node", "node 1 is slow", nodes=[1], severity=Severity.FAIL)
+    at_node_1 = make_finding("slow_link", "every slow link touches node 1", nodes=[1], severity=Severity.FAIL)
+    elsewhere = make_finding(
+        "slow_link", "node 0 -> node 2 ran at 0.1 GB/s", nodes=[0, 2], severity=Severity.FAIL
+    )
+    judged = links_of_slow_nodes([straggler, at_node_1, elsewhere], "cpu")
+    assert judged[0] is straggler and judged[2] is elsewhere  # another node's link: still a cable
+    note = judged[1]
+    assert (note.code, note.severity, note.nodes) == ("slow_link", Severity.INFO, [1])
+    assert "straggler_node too" in note.message and note.fix.startswith("fix the straggler first")
+    # On GPUs the NIC moves the data: a slow GPU says nothing about its links.
+    assert links_of_slow_nodes([straggler, at_node_1], "cuda") == [straggler, at_node_1]

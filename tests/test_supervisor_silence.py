@@ -79,6 +79,9 @@ def test_the_process_states_a_node_peer_reports():
 
     child = subprocess.Popen(["sleep", "30"])
     try:
+        deadline = time.monotonic() + 10  # just started, it may still be loading from disk (D)
+        while process_state(child.pid) == "disk-sleep" and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert process_state(child.pid) in ("sleeping", "running")
         child.send_signal(supervisor_module.signal.SIGSTOP)
         deadline = time.monotonic() + 10  # a loaded machine delivers the signal late, not never

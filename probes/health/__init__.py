@@ -46,6 +46,7 @@ from nccldoctor.probes.health.compute import PLACEMENT_FIELDS, RankCompute, gath
 from nccldoctor.probes.health.links import (
     LINK_BYTES,
     judge_links,
+    links_of_slow_nodes,
     measure_node_pairs,
     measure_ring,
     pair_links,
@@ -206,7 +207,7 @@ class HealthCheck:
         excused = contention_excuses(slow_ranks(verdicts, self.thresholds, computes), pressure)
         findings = judge_stragglers(verdicts, computes, self.thresholds, hostnames, crowded, excused)
         health_findings, health = self._judge_nodes(published, node_of, pressure, excused)
-        findings += judge_links(links, hostnames)
+        findings = links_of_slow_nodes(findings + judge_links(links, hostnames), self.device.type)
         ring_in = [link.gbps for link in links if link.kind.startswith("ring")] or None
         stragglers = {
             "seconds": round(time.monotonic() - started, 3),

@@ -20,6 +20,7 @@ common factor); otherwise the pairs are named.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 import time
@@ -192,6 +193,34 @@ def judge_links(
     if len(shared) == 1 and (len(slow) > 1 or slow[0][0].src_node == slow[0][0].dst_node):
         return [_node_finding(shared.pop(), slow, reference, severity, hostnames)]
     return [_link_finding(link, ratio, reference[link.kind], fail, hostnames) for link, ratio in slow]
+
+
+def links_of_slow_nodes(findings: list[Finding], device_type: str) -> list[Finding]:
+    """On CPUs (Gloo), a node that computes slowly also moves its data slowly: Gloo copies and
+    reduces on the CPU. A `slow_link` that names only nodes `straggler_node` names is then that
+    straggler's consequence, not a cable: it becomes a note pointing at the straggler, so the user
+    is not sent to check a NIC, and nobody is drained twice. On GPUs the NIC and the copy engines
+    move the data, so a slow GPU says nothing about its links and both findings stand."""
+    if device_type != "cpu":
+        return findings
+    slow_nodes = {node for f in findings if f.code == "straggler_node" for node in f.nodes}
+    return [_as_consequence(f) if _only_slow_nodes(f, slow_nodes) else f for f in findings]
+
+
+def _only_slow_nodes(finding: Finding, slow_nodes: set[int]) -> bool:
+    return finding.code == "slow_link" and bool(finding.nodes) and set(finding.nodes) <= slow_nodes
+
+
+def _as_consequence(finding: Finding) -> Finding:
+    named = ", ".join(map(str, finding.nodes))
+    return dataclasses.replace(
+        finding,
+        severity=Severity.INFO,
+        message=f"{finding.message}; node {named} is a straggler_node too, and on CPUs (Gloo) a slow "
+        "node moves data slowly: likely its consequence",
+        fix="fix the straggler first (see straggler_node); if its links stay slow once it computes at "
+        "full speed, check its NIC and link (ethtool, the cable, the switch port)",
+    )
 
 
 def _evidence(slow: list[tuple[Link, float]], reference: dict[str, float]) -> dict:

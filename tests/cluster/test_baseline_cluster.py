@@ -3,7 +3,9 @@ fails and names all_reduce; the same healthy run again against the same baseline
 
 import pytest
 
-pytestmark = pytest.mark.cluster
+# heavy: out of CI's 20 minutes (report.html's browser test came in); the judgement itself is
+# tested on real cluster runs' reports (tests/test_baseline.py, tests/test_compare.py).
+pytestmark = [pytest.mark.cluster, pytest.mark.heavy]
 FAST = ["--probes", "all_reduce,all_gather", "--no-ddp", "--health", "off", "-e", "4M", "--ifaces", "off"]
 FAST += ["--timeout", "120", "--no-html", "-n", "10", "-w", "2"]  # --quick's iterations: a gate's
 

@@ -59,7 +59,7 @@ def test_an_interface_that_cannot_carry_the_job_fails_its_variant_not_the_run(ma
     drop = ["iptables", "-A", "INPUT", "-i", "slow0", "-p", "tcp", "-m", "conntrack", "--ctstate", "NEW"]
     # Node 0 drops new connections on slow0 (of 2 Gloo ranks, rank 1 connects to rank 0).
     assert cluster.run_on(0, [*drop, "-j", "DROP"]).returncode == 0
-    args = ["-e", "64K", "-n", "3", "-w", "1", "--probes", "all_reduce", "--timeout", "45", "--no-ddp"]
+    args = ["-e", "64K", "-n", "3", "-w", "1", "--probes", "all_reduce", "--timeout", "30", "--no-ddp"]
     args += ["--health", "off", "--no-html"]
     run = cluster.torchrun(1, args, tmp_path, timeout=120)
     assert run.returncodes == {0: 0, 1: 0}, run.logs[0][-3000:]

@@ -2,7 +2,10 @@
 
 import pytest
 
-pytestmark = pytest.mark.cluster
+# heavy: out of CI's 20 minutes (report.html's browser test came in); the sweep's runs, failures
+# and verdicts are tested under torchrun --standalone (tests/test_settings_multiproc.py) and on
+# their own (tests/test_settings_sweep.py).
+pytestmark = [pytest.mark.cluster, pytest.mark.heavy]
 
 
 def test_sweeping_the_gloo_interface_recommends_the_fast_one_with_its_export_line(make_cluster, tmp_path):
