@@ -20,7 +20,8 @@ import pandas as pd
 
 from nccldoctor import __version__
 from nccldoctor.atomic import write_atomically
-from nccldoctor.errors import SHAPE_ERRORS
+from nccldoctor.errors import SHAPE_ERRORS, UsageError
+from nccldoctor.explain.engine import rank_ranges
 from nccldoctor.findings import Finding, Severity
 from nccldoctor.gate.exclude import exclude_of
 from nccldoctor.report import Report
@@ -30,6 +31,7 @@ from nccldoctor.reports.tables import (
     busbw_footer,
     digest_title,
     findings_digest,
+    flagged,
     hostnames,
     probe_tables,
     where,
@@ -69,6 +71,15 @@ class HtmlSink:
 
     def emit(self, report: Report, out_dir: Path) -> None:
         write_atomically(out_dir / FILENAME, render(report, f"{out_dir / 'report.json'}"))
+
+
+def write_page(report: Report, path: Path, source: str, command: str) -> None:
+    """The page of `report` at `path` (`show --html`, `compare --html`); a path that cannot be
+    written is one line naming `command`, exit 2."""
+    try:
+        write_atomically(path, render(report, source))
+    except OSError as exc:
+        raise UsageError(f"{command}: cannot write {path}: {exc.strerror or exc}") from None
 
 
 def e(value: object) -> str:
@@ -215,7 +226,7 @@ def _job(report: Report) -> str:
                 {
                     "node": "-" if n.get("node_rank") is None else n["node_rank"],
                     "hostname": n["hostname"],
-                    "ranks": _ranks_text(n.get("ranks") or []),
+                    "ranks": rank_ranges(n.get("ranks") or []),
                 }
                 for n in nodes
             ]
@@ -229,12 +240,6 @@ def _job(report: Report) -> str:
             else f"<h3>{e(title)}</h3>{table}"
         )
     return f'<section id="job"><h2>Job</h2><dl class="facts">{listed}</dl>{table}</section>'
-
-
-def _ranks_text(ranks: list[int]) -> str:
-    if len(ranks) > 2 and ranks == list(range(ranks[0], ranks[-1] + 1)):
-        return f"{ranks[0]}-{ranks[-1]}"
-    return " ".join(map(str, ranks))
 
 
 # -- sections -------------------------------------------------------------------------------
@@ -298,18 +303,9 @@ def _probe_tables(report: Report) -> str:
 # -- tables ---------------------------------------------------------------------------------
 
 
-def _flags(report: Report) -> tuple[dict[int, str], dict[int, str]]:
+def _flags(report: Report) -> tuple[dict[int, Severity], dict[int, Severity]]:
     """(node -> worst severity, rank -> worst severity) of the warn and fail findings."""
-    nodes: dict[int, str] = {}
-    ranks: dict[int, str] = {}
-    for finding in report.findings:
-        if finding.severity is Severity.INFO:
-            continue
-        for target, keys in ((nodes, finding.nodes), (ranks, finding.ranks)):
-            for key in keys:
-                if target.get(key) != Severity.FAIL.value:
-                    target[key] = finding.severity.value
-    return nodes, ranks
+    return flagged(report.findings, "nodes"), flagged(report.findings, "ranks")
 
 
 def _leading_int(cell: object) -> int | None:
@@ -318,18 +314,20 @@ def _leading_int(cell: object) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _row_flag(row: Iterable[object], columns: list[str], nodes: dict[int, str], ranks: dict[int, str]) -> str:
+def _row_flag(
+    row: Iterable[object], columns: list[str], nodes: dict[int, Severity], ranks: dict[int, Severity]
+) -> str:
     cells = dict(zip(columns, row, strict=False))
-    for column, flagged in (("rank", ranks), ("node", nodes)):
+    for column, named in (("rank", ranks), ("node", nodes)):
         if column in cells:
-            severity = flagged.get(_leading_int(cells[column]))  # type: ignore[arg-type]
+            severity = named.get(_leading_int(cells[column]))  # type: ignore[arg-type]
             if severity:
-                return f' class="flag-{severity}"'
+                return f' class="flag-{severity.value}"'
     return ""
 
 
 def table_html(
-    frame: pd.DataFrame, nodes: dict[int, str] | None = None, ranks: dict[int, str] | None = None
+    frame: pd.DataFrame, nodes: dict[int, Severity] | None = None, ranks: dict[int, Severity] | None = None
 ) -> str:
     """A table, the rows of nodes or ranks a warn or fail finding names marked in its colour."""
     columns = [str(c) for c in frame.columns]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from nccldoctor.bandwidth import BUS_FACTORS
-from nccldoctor.findings import Finding
+from nccldoctor.findings import Finding, Severity
 from nccldoctor.report import Report
 from nccldoctor.rows import Row, rows_frame
 from nccldoctor.units import format_size
@@ -97,6 +97,19 @@ def where(finding: Finding, hostnames: dict[int, str] | None = None) -> str:
     if finding.ranks:
         parts.append(("rank " if len(finding.ranks) == 1 else "ranks ") + ",".join(map(str, finding.ranks)))
     return " / ".join(parts) or "job"
+
+
+def flagged(findings: list[Finding], field: str) -> dict[int, Severity]:
+    """Node (field "nodes") or rank ("ranks") -> the worst severity of the warn and fail findings
+    naming it: what the HTML page tints."""
+    worst: dict[int, Severity] = {}
+    for finding in findings:
+        if finding.severity is Severity.INFO:
+            continue
+        for key in getattr(finding, field):
+            if worst.get(key) is not Severity.FAIL:
+                worst[key] = finding.severity
+    return worst
 
 
 def hostnames(report: Report) -> dict[int, str]:

@@ -119,11 +119,6 @@ def as_json(args: argparse.Namespace, section: dict[str, Any], report: Any) -> d
 
 
 def _write_html(report: Report, args: argparse.Namespace) -> None:
-    from nccldoctor.atomic import write_atomically
-    from nccldoctor.errors import UsageError
-    from nccldoctor.reports.html import render
+    from nccldoctor.reports.html import write_page
 
-    try:
-        write_atomically(args.html, render(report, f"nccldoctor compare {args.old} {args.new}"))
-    except OSError as exc:
-        raise UsageError(f"compare --html: cannot write {args.html}: {exc.strerror or exc}") from None
+    write_page(report, args.html, f"nccldoctor compare {args.old} {args.new}", "compare --html")

@@ -83,14 +83,10 @@ def _render(report: Report, path: Path, args: argparse.Namespace) -> tuple[str, 
 
 def _write_html(report: Report, path: Path) -> Path:
     """report.html rebuilt beside the report.json at `path` (a folder or the file); its path."""
-    from nccldoctor.atomic import write_atomically
-    from nccldoctor.reports.html import FILENAME, render
+    from nccldoctor.reports.html import FILENAME, write_page
     from nccldoctor.reports.json_report import FILENAME as JSON_FILENAME
 
     source = path / JSON_FILENAME if path.is_dir() else path
     page = source.parent / FILENAME
-    try:
-        write_atomically(page, render(report, str(source)))
-    except OSError as exc:
-        raise UsageError(f"show --html: cannot write {page}: {exc.strerror or exc}") from None
+    write_page(report, page, str(source), "show --html")
     return page

@@ -64,14 +64,18 @@ class Group:
 
 def ranks_text(ranks: list[int]) -> str:
     """'rank 3' or 'ranks 0-6,8-31': runs of consecutive ranks as ranges (32 ranks in one line)."""
+    return ("rank " if len(set(ranks)) == 1 else "ranks ") + rank_ranges(ranks)
+
+
+def rank_ranges(ranks: list[int]) -> str:
+    """'0-6,8-31': runs of three or more consecutive ranks as ranges, the others listed."""
     runs: list[list[int]] = []
     for r in sorted(set(ranks)):
         if runs and r == runs[-1][-1] + 1:
             runs[-1].append(r)
         else:
             runs.append([r])
-    text = ",".join(f"{run[0]}-{run[-1]}" if len(run) > 2 else ",".join(map(str, run)) for run in runs)
-    return ("rank " if len(set(ranks)) == 1 else "ranks ") + text
+    return ",".join(f"{run[0]}-{run[-1]}" if len(run) > 2 else ",".join(map(str, run)) for run in runs)
 
 
 def time_key(event: Event) -> tuple[float, int]:

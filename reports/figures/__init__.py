@@ -10,14 +10,12 @@ own figures: the page shows one line saying which and why, and everything else.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 
 from nccldoctor.errors import SHAPE_ERRORS
 from nccldoctor.report import Report
+from nccldoctor.reports.registry import Entry, Registry
 
 RESULTS = "results"  # the pseudo-section of the measured rows (report.json's results[])
 # The sections that have figures. matplotlib loads only for a report that has one of them:
@@ -43,31 +41,14 @@ Drawn = Plot | NotDrawn
 DrawFn = Callable[[Report], list[Plot]]
 
 
-@dataclass(frozen=True)
-class Drawer:
-    section: str
-    order: int
-    draw: DrawFn
+Drawer = Entry[DrawFn]
+# `@figure("section", order=N)` registers `draw(report) -> [Plot, ...]` for reports that have
+# that section.
+figure: Registry[DrawFn] = Registry(__name__, __path__)
 
 
-_DRAWERS: list[Drawer] = []
-
-
-def figure(section: str, order: int) -> Callable[[DrawFn], DrawFn]:
-    """Register `draw(report) -> [Plot, ...]` for reports that have `section`."""
-
-    def register(draw: DrawFn) -> DrawFn:
-        _DRAWERS.append(Drawer(section, order, draw))
-        return draw
-
-    return register
-
-
-@cache
 def drawers() -> list[Drawer]:
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-    return sorted(_DRAWERS, key=lambda d: (d.order, d.section))
+    return figure.entries()
 
 
 def has_section(report: Report, section: str) -> bool:

@@ -6,30 +6,19 @@ from __future__ import annotations
 from matplotlib.axes import Axes
 from matplotlib.patches import Patch
 
-from nccldoctor.findings import Finding, Severity
+from nccldoctor.findings import Severity
 from nccldoctor.report import Report
 from nccldoctor.reports.figures import Plot, figure, plot
 from nccldoctor.reports.figures.canvas import FAIL, MUTED, OK, WARN, headroom, new_figure, width_for
+from nccldoctor.reports.tables import flagged
 
 LABELLED_MAX = 32  # ranks drawn one bar each; beyond, the slowest few and a histogram of all
 SLOWEST_SHOWN = 24  # bars beside the histogram
 
 
-def flagged_ranks(findings: list[Finding]) -> dict[int, Severity]:
-    """The ranks warn or fail findings name, with the worst severity naming each."""
-    worst: dict[int, Severity] = {}
-    for finding in findings:
-        if finding.severity is Severity.INFO:
-            continue
-        for rank in finding.ranks:
-            if worst.get(rank) is not Severity.FAIL:
-                worst[rank] = finding.severity
-    return worst
-
-
-def _colors(ranks: list[dict], flagged: dict[int, Severity]) -> list[str]:
+def _colors(ranks: list[dict], named: dict[int, Severity]) -> list[str]:
     by_severity = {Severity.FAIL: FAIL, Severity.WARN: WARN}
-    return [by_severity.get(flagged.get(r["rank"]), OK) for r in ranks]
+    return [by_severity.get(named.get(r["rank"]), OK) for r in ranks]
 
 
 def _rank_axis(ax: Axes, ranks: list[dict]) -> None:
@@ -50,7 +39,7 @@ def draw_scores(report: Report) -> list[Plot]:
     ranks = sorted(section.get("ranks") or [], key=lambda r: r["score"])
     if not ranks:
         return []
-    flagged = flagged_ranks(report.findings)
+    named = flagged(report.findings, "ranks")
     thresholds = section.get("thresholds") or {}
     # A large job: the slowest ranks one by one, and all of them in a histogram.
     shown = ranks if len(ranks) <= LABELLED_MAX else ranks[:SLOWEST_SHOWN]
@@ -60,7 +49,7 @@ def draw_scores(report: Report) -> list[Plot]:
         fig, (bars, spread) = new_figure(3.0, bottom=0.75, ncols=2, width_ratios=[3, 2])
         _score_histogram(spread, ranks, thresholds)
     scores = [r["score"] for r in shown]
-    bars.bar(range(len(shown)), scores, color=_colors(shown, flagged), width=0.8)
+    bars.bar(range(len(shown)), scores, color=_colors(shown, named), width=0.8)
     for name, color in (("warn", WARN), ("fail", FAIL)):
         if thresholds.get(name) is not None:
             label = f"{name} below {thresholds[name]:g}"
@@ -77,7 +66,7 @@ def draw_scores(report: Report) -> list[Plot]:
         "Red or amber: a rank a finding names; dashed: the thresholds the run judged with."
     )
     plots = [plot("scores", "Straggler scores", fig, caption)]
-    split = _step_split(ranks, flagged)
+    split = _step_split(ranks, named)
     return [*plots, split] if split else plots
 
 
@@ -93,7 +82,7 @@ def _score_histogram(ax: Axes, ranks: list[dict], thresholds: dict) -> None:
     ax.set_title(f"All {len(ranks):,} ranks' scores")
 
 
-def _step_split(ranks: list[dict], flagged: dict[int, Severity]) -> Plot | None:
+def _step_split(ranks: list[dict], named: dict[int, Severity]) -> Plot | None:
     """One synchronised step per rank: its own compute, then the wait for the slowest."""
     if not any(r.get("step_compute_ms") is not None for r in ranks):
         return None
@@ -102,7 +91,7 @@ def _step_split(ranks: list[dict], flagged: dict[int, Severity]) -> Plot | None:
     compute = [r["step_compute_ms"] or 0.0 for r in shown]
     wait = [r["step_wait_ms"] or 0.0 for r in shown]
     at = range(len(shown))
-    ax.bar(at, compute, color=_colors(shown, flagged), width=0.8)
+    ax.bar(at, compute, color=_colors(shown, named), width=0.8)
     ax.bar(at, wait, bottom=compute, color=MUTED, width=0.8)
     # Legend entries of their own: the first bar may be a flagged rank's red.
     legend = [Patch(color=OK, label="compute"), Patch(color=MUTED, label="waiting for the others")]

@@ -12,46 +12,25 @@ not import torch (`nccldoctor show` and preflight stay fast); they read only the
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cache
 
 import pandas as pd
 
 from nccldoctor.report import Report
+from nccldoctor.reports.registry import Entry, Registry
 
 Table = tuple[str, pd.DataFrame | None]  # (title, frame); None: nothing to show
 MAX_ROWS = 20  # rows per table on the terminal and in report.md; report.json keeps them all
 ViewFn = Callable[[Report], list[Table]]
+View = Entry[ViewFn]
+
+# `@view("section", order=N)` registers `draw(report) -> [(title, frame), ...]` for reports that
+# have that section.
+view: Registry[ViewFn] = Registry(__name__, __path__)
 
 
-@dataclass(frozen=True)
-class View:
-    section: str  # the report.json key it draws
-    order: int  # reading order among the sections (lower first)
-    draw: ViewFn
-
-
-_VIEWS: list[View] = []
-
-
-def view(section: str, order: int) -> Callable[[ViewFn], ViewFn]:
-    """Register `draw(report) -> [(title, frame), ...]` for reports that have `section`."""
-
-    def register(draw: ViewFn) -> ViewFn:
-        _VIEWS.append(View(section, order, draw))
-        return draw
-
-    return register
-
-
-@cache
 def views() -> list[View]:
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-    return sorted(_VIEWS, key=lambda v: (v.order, v.section))
+    return view.entries()
 
 
 def section_tables(report: Report) -> list[tuple[str, pd.DataFrame]]:
